@@ -1,0 +1,1 @@
+"""Chat adapters (Slack, Discord): thin layers over the room service."""

@@ -1,0 +1,155 @@
+"""Every aiortc and aioice internal the relay touches, and nothing else.
+
+aiortc is built to decode what it receives and encode what it sends. The relay forwards RTP packets
+instead, so it needs a few private entry points. They live here, behind small functions, so that an
+aiortc upgrade breaks ``tests/test_aiortc_hooks.py`` (the contract tests), not a call. The pinned
+version is in ``pyproject.toml``.
+
+Hooks:
+
+- :func:`tap_receiver`: see each decrypted RTP packet of a receiver before aiortc's jitter buffer, and
+  stop the receiver's decoder thread so no decoder is ever created;
+- :func:`attach_forwarding_sender`: give a sender a track that never yields, so aiortc's own send loop
+  sleeps (no encoder) while the relay writes packets itself, with the sender's SSRC and header
+  extension ids, into the sender's history so NACKs are answered;
+- :func:`request_keyframe`: send a PLI to a publisher;
+- :func:`set_host_addresses`: choose the addresses aioice gathers host candidates on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aioice.ice
+from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
+from aiortc.clock import current_ntp_time
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
+
+__all__ = [
+    "HISTORY_SIZE",
+    "IdleTrack",
+    "SenderState",
+    "attach_forwarding_sender",
+    "current_ntp_time",
+    "request_keyframe",
+    "set_host_addresses",
+    "tap_receiver",
+]
+
+from aiortc.rtcrtpsender import RTP_HISTORY_SIZE as HISTORY_SIZE
+
+PacketHandler = Callable[[RtpPacket], Awaitable[None]]
+
+_original_get_host_addresses = aioice.ice.get_host_addresses
+
+
+def set_host_addresses(addresses: list[str]) -> None:
+    """Gather host candidates on exactly these addresses (empty list: aioice's own choice, which
+    skips loopback). Process-wide: aioice reads it as a module global for every connection."""
+    if not addresses:
+        aioice.ice.get_host_addresses = _original_get_host_addresses
+        return
+    chosen = list(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
+    """Call ``on_packet`` with every RTP packet the receiver gets, then let aiortc keep its receive
+    statistics, NACK generation and bandwidth estimate (RTCP to the publisher) as usual. The
+    receiver's decoder thread is stopped as soon as aiortc starts it, so nothing is ever decoded."""
+    handle_rtp = receiver._handle_rtp_packet
+    receive = receiver.receive
+
+    async def tapped_handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if receiver._enabled:
+            await on_packet(packet)
+        await handle_rtp(packet, arrival_time_ms)
+
+    async def receive_without_decoder(parameters: Any) -> None:
+        await receive(parameters)
+        receiver._RTCRtpReceiver__stop_decoder()
+
+    receiver._handle_rtp_packet = tapped_handle_rtp
+    receiver.receive = receive_without_decoder
+
+
+def decoder_running(receiver: RTCRtpReceiver) -> bool:
+    """Whether aiortc's decoder thread runs for this receiver (never, for a tapped one)."""
+    return receiver._RTCRtpReceiver__decoder_thread is not None
+
+
+async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Ask the publisher for a keyframe (RTCP PLI)."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+class IdleTrack(MediaStreamTrack):  # type: ignore[misc]
+    """A track whose ``recv`` waits until the track stops. aiortc's send loop polls every 20 ms
+    when a sender has no track at all; with this one it just waits, and never builds an encoder."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._stopped = asyncio.get_running_loop().create_future()
+
+    async def recv(self) -> Any:
+        await self._stopped
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        if not self._stopped.done():
+            self._stopped.set_result(None)
+        super().stop()
+
+
+class SenderState:
+    """The relay's handle on one aiortc sender it writes packets through."""
+
+    __slots__ = ("sender",)
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self.sender = sender
+
+    @property
+    def ssrc(self) -> int:
+        return int(self.sender._ssrc)
+
+    def ready(self) -> bool:
+        """Negotiated and started: its mid and header extension ids are known."""
+        return bool(self.sender._RTCRtpSender__started) and self.sender.transport.state == "connected"
+
+    @property
+    def mid(self) -> str | None:
+        mid: str | None = self.sender._RTCRtpSender__mid
+        return mid
+
+    def extensions_map(self) -> Any:
+        return self.sender._RTCRtpSender__rtp_header_extensions_map
+
+    async def send(self, packet: RtpPacket, data: bytes) -> None:
+        """Send serialized ``data`` of ``packet``; keep the packet for retransmission and the
+        counters aiortc puts in its sender reports."""
+        sender = self.sender
+        sender._RTCRtpSender__rtp_history[packet.sequence_number % HISTORY_SIZE] = packet
+        await sender.transport._send_rtp(data)
+        sender._RTCRtpSender__ntp_timestamp = current_ntp_time()
+        sender._RTCRtpSender__rtp_timestamp = packet.timestamp
+        sender._RTCRtpSender__octet_count += len(packet.payload)
+        sender._RTCRtpSender__packet_count += 1
+
+
+def attach_forwarding_sender(
+    sender: RTCRtpSender, kind: str, on_keyframe_request: Callable[[], None]
+) -> SenderState:
+    """Prepare a sender for forwarded packets: an idle track, and keyframe requests (PLI/FIR from
+    the subscriber) routed to ``on_keyframe_request`` instead of an encoder that does not exist."""
+    sender.replaceTrack(IdleTrack(kind))
+    sender._send_keyframe = on_keyframe_request
+    return SenderState(sender)

@@ -1,0 +1,71 @@
+"""The ``meetnow`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from .settings import Settings
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        print(f"meetnow: invalid settings:\n{error}", file=sys.stderr)
+        return 2
+    from .server import create_app  # imported late: aiortc is slow to import
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # aiortc and aioice log peer addresses and SDP details at INFO and below.
+    for noisy in ("aiortc", "aioice", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    app = create_app(settings)
+
+    def announce(_: object) -> None:
+        print(f"meetnow is running: open {settings.base_url()}/", flush=True)
+
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=announce,
+            access_log=None,
+            shutdown_timeout=5,
+        )
+    except OSError as error:
+        print(f"meetnow: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="meetnow", description="Self-hosted Meet Now for chat teams.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the web server, signaling and relay")
+    serve.add_argument("--host", help="listen address (MEETNOW_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (MEETNOW_PORT, default 8080)")
+    serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    serve.set_defaults(run=_serve)
+    args = parser.parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""A meetnow participant in Python (aiortc), speaking the public protocol.
+
+Used by the tests and by ``meetnow loadtest``: it joins a room like a browser does, publishes the
+tracks it is given, answers every offer, and counts what it receives from each other participant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import av
+import numpy
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+
+__all__ = ["ParticipantClient", "PatternVideoTrack", "ReceivedStream", "ToneAudioTrack"]
+
+
+class PatternVideoTrack(MediaStreamTrack):  # type: ignore[misc]
+    """A moving test pattern, so the video encoder has real work and decoded frames can be checked."""
+
+    kind = "video"
+
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 30) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self._count = 0
+        self._start: float | None = None
+        base = numpy.zeros((height, width, 3), dtype=numpy.uint8)
+        base[:, :, 0] = numpy.linspace(0, 255, width, dtype=numpy.uint8)[None, :]
+        base[:, :, 1] = numpy.linspace(0, 255, height, dtype=numpy.uint8)[:, None]
+        self._base = base
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._count / self.fps
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        image = numpy.roll(self._base, self._count * 4, axis=1)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = self._count * (90000 // self.fps)
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._count += 1
+        return frame
+
+
+class ToneAudioTrack(MediaStreamTrack):  # type: ignore[misc]
+    """A 440 Hz tone in 20 ms frames of 48 kHz mono."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._count = 0
+        self._start: float | None = None
+        samples = numpy.arange(960)
+        self._period = (numpy.sin(2 * numpy.pi * 440 * samples / 48000) * 8000).astype(numpy.int16)
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._count * 0.02
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        frame = av.AudioFrame.from_ndarray(self._period.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 48000
+        frame.pts = self._count * 960
+        frame.time_base = fractions.Fraction(1, 48000)
+        self._count += 1
+        return frame
+
+
+@dataclass
+class ReceivedStream:
+    """What arrived from one other participant's track."""
+
+    participant: str
+    kind: str
+    frames: int = 0
+    """Decoded frames."""
+    first_frame_at: float | None = None
+    """``time.monotonic()`` of the first decoded frame."""
+    last_frame_at: float | None = None
+    width: int = 0
+    """Width of the last decoded video frame."""
+    height: int = 0
+
+
+@dataclass
+class ParticipantClient:
+    """One participant: a websocket and a peer connection."""
+
+    base_url: str
+    """``http://host:port`` of the server."""
+    room_id: str
+    name: str = "tester"
+    audio: MediaStreamTrack | None = None
+    video: MediaStreamTrack | None = None
+    session: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    origin: str | None = None
+    """Origin header to send; None sends none (like any non-browser client)."""
+
+    participant_id: str | None = None
+    joined: dict[str, Any] | None = None
+    """The server's ``joined`` message."""
+    participants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Everyone else in the room, as the server described them."""
+    streams: dict[tuple[str, str], ReceivedStream] = field(default_factory=dict)
+    """Received streams by (participant id, kind)."""
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    """``error`` messages received."""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    """Every message received, in order."""
+    join_started_at: float = 0.0
+    offers_answered: int = 0
+
+    def __post_init__(self) -> None:
+        self._http: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._pc: RTCPeerConnection | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._consumers: dict[int, asyncio.Task[None]] = {}
+        self._mids: dict[str, tuple[str, str]] = {}
+        self._joined_event = asyncio.Event()
+        self._closed_event = asyncio.Event()
+        self.close_code: int | None = None
+
+    async def connect(self) -> None:
+        """Open the websocket without joining."""
+        self._http = aiohttp.ClientSession()
+        headers = {"Origin": self.origin} if self.origin else {}
+        ws_url = self.base_url.replace("http", "ws", 1) + f"/ws/{self.room_id}"
+        self._ws = await self._http.ws_connect(ws_url, headers=headers, max_msg_size=0)
+        self._tasks.append(asyncio.ensure_future(self._read()))
+
+    async def join(self, timeout: float = 10.0) -> None:
+        """Connect, send ``join`` and wait for ``joined``."""
+        self.join_started_at = time.monotonic()
+        if self._ws is None:
+            await self.connect()
+        await self.send(
+            {
+                "type": "join",
+                "version": 1,
+                "name": self.name,
+                "session": self.session,
+                "audio": self.audio is not None,
+                "video": self.video is not None,
+            }
+        )
+        await asyncio.wait_for(self._joined_event.wait(), timeout)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(json.dumps(message))
+
+    async def send_raw(self, text: str) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(text)
+
+    async def next_message(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Wait for the next message of this type received after the call."""
+        start = len(self.messages)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.messages[start:]:
+                if message.get("type") == type_:
+                    return message
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"no {type_!r} message within {timeout} s")
+
+    async def wait_closed(self, timeout: float = 5.0) -> int | None:
+        await asyncio.wait_for(self._closed_event.wait(), timeout)
+        return self.close_code
+
+    def video_from(self, participant_id: str) -> ReceivedStream | None:
+        return self.streams.get((participant_id, "video"))
+
+    def audio_from(self, participant_id: str) -> ReceivedStream | None:
+        return self.streams.get((participant_id, "audio"))
+
+    @property
+    def pc(self) -> RTCPeerConnection | None:
+        return self._pc
+
+    async def close(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(Exception):
+                await self.send({"type": "leave"})
+            await self._ws.close()
+        for task in [*self._tasks, *self._consumers.values()]:
+            task.cancel()
+        for task in [*self._tasks, *self._consumers.values()]:
+            with contextlib.suppress(BaseException):
+                await task
+        if self._pc is not None:
+            await self._pc.close()
+        if self._http is not None:
+            await self._http.close()
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for raw in self._ws:
+                if raw.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                message = json.loads(raw.data)
+                self.messages.append(message)
+                await self._handle(message)
+        finally:
+            self.close_code = self._ws.close_code
+            self._closed_event.set()
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "joined":
+            self.joined = message
+            self.participant_id = message["participant_id"]
+            self.participants = {p["id"]: p for p in message["participants"]}
+            ice = [RTCIceServer(**s) for s in message["ice_servers"]]
+            self._pc = RTCPeerConnection(
+                RTCConfiguration(iceServers=ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+            )
+            self._joined_event.set()
+        elif kind == "offer":
+            await self._answer(message)
+        elif kind in ("participant_joined", "participant_updated"):
+            self.participants[message["participant"]["id"]] = message["participant"]
+        elif kind == "participant_left":
+            self.participants.pop(message["participant_id"], None)
+        elif kind == "error":
+            self.errors.append(message)
+
+    async def _answer(self, offer: dict[str, Any]) -> None:
+        pc = self._pc
+        assert pc is not None
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        tracks: dict[str, dict[str, str]] = offer["tracks"]
+        for transceiver in pc.getTransceivers():
+            info = tracks.get(transceiver.mid or "")
+            if info is None:
+                transceiver.direction = "inactive"
+                self._mids.pop(transceiver.mid or "", None)
+            elif info["participant"] == self.participant_id:
+                track = self.audio if info["kind"] == "audio" else self.video
+                if track is None:
+                    transceiver.direction = "inactive"
+                else:
+                    transceiver.direction = "sendonly"
+                    if transceiver.sender.track is None:
+                        transceiver.sender.replaceTrack(track)
+            else:
+                transceiver.direction = "recvonly"
+                assert transceiver.mid is not None
+                self._mids[transceiver.mid] = (info["participant"], info["kind"])
+                self._consume(transceiver)
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        await self.send({"type": "answer", "revision": offer["revision"], "sdp": pc.localDescription.sdp})
+        self.offers_answered += 1
+
+    def _consume(self, transceiver: RTCRtpTransceiver) -> None:
+        key = id(transceiver)
+        if key in self._consumers:
+            return
+        self._consumers[key] = asyncio.ensure_future(self._count_frames(transceiver))
+
+    async def _count_frames(self, transceiver: RTCRtpTransceiver) -> None:
+        track = transceiver.receiver.track
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            owner = self._mids.get(transceiver.mid or "")
+            if owner is None:
+                continue
+            stream = self.streams.get(owner)
+            if stream is None:
+                stream = self.streams[owner] = ReceivedStream(participant=owner[0], kind=owner[1])
+            now = time.monotonic()
+            if stream.first_frame_at is None:
+                stream.first_frame_at = now
+            stream.last_frame_at = now
+            stream.frames += 1
+            if isinstance(frame, av.VideoFrame):
+                stream.width, stream.height = frame.width, frame.height

@@ -1,0 +1,192 @@
+"""Packet-level media forwarding: one publisher's RTP to many subscribers, never decoded.
+
+A :class:`Publication` is one track a participant sends (audio or video). An :class:`Outbound` is one
+m-line of a subscriber's peer connection; it is bound to at most one publication at a time and
+reused when that publication ends. Each forwarded packet keeps its payload byte for byte; only the
+header changes: SSRC, sequence number and timestamp (shifted by a per-binding offset, so losses stay
+visible and NACKs stay meaningful) and the MID extension.
+
+A subscriber starts on a keyframe: until one arrives its video packets are dropped and the publisher
+is asked for a keyframe again every ``KEYFRAME_RETRY_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.rtp import RtpPacket
+
+from .aiortc_hooks import SenderState, attach_forwarding_sender, request_keyframe, tap_receiver
+
+__all__ = ["KEYFRAME_RETRY_SECONDS", "Outbound", "Publication", "is_vp8_keyframe_start"]
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["audio", "video"]
+
+KEYFRAME_RETRY_SECONDS = 0.3
+"""Least time between two keyframe requests to one publisher (subscribers' PLIs are merged)."""
+
+
+def is_vp8_keyframe_start(payload: bytes) -> bool:
+    """Whether an RTP payload is the first packet of a VP8 keyframe (RFC 7741 sections 4.2-4.3)."""
+    if len(payload) < 2:
+        return False
+    first = payload[0]
+    if not first & 0x10 or first & 0x0F:  # S bit set and partition index 0: start of a frame
+        return False
+    index = 1
+    if first & 0x80:  # X: extension byte follows
+        ext = payload[1]
+        index = 2
+        if ext & 0x80:  # I: picture id, 7 or 15 bits
+            if len(payload) <= index:
+                return False
+            index += 2 if payload[index] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            index += 1
+        if ext & 0x30:  # T or K: TID/KEYIDX byte
+            index += 1
+    return len(payload) > index and not payload[index] & 0x01  # P bit clear: keyframe
+
+
+class Publication:
+    """One published track, fanned out to every bound :class:`Outbound`."""
+
+    def __init__(
+        self,
+        participant_id: str,
+        kind: Kind,
+        receiver: RTCRtpReceiver,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.participant_id = participant_id
+        """Who publishes it."""
+        self.kind: Kind = kind
+        """``audio`` or ``video``."""
+        self.outbounds: list[Outbound] = []
+        """Subscribers' m-lines it is forwarded to."""
+        self.packets_received = 0
+        """RTP packets received from the publisher (for tests and stats)."""
+        self._receiver = receiver
+        self._clock = clock
+        self._media_ssrc: int | None = None
+        self._last_keyframe_request = -1e9
+        self._closed = False
+        tap_receiver(receiver, self._on_packet)
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, at most once per ``KEYFRAME_RETRY_SECONDS``."""
+        if self.kind != "video" or self._media_ssrc is None or self._closed:
+            return
+        now = self._clock()
+        if now - self._last_keyframe_request < KEYFRAME_RETRY_SECONDS:
+            return
+        self._last_keyframe_request = now
+        task = asyncio.ensure_future(request_keyframe(self._receiver, self._media_ssrc))
+        task.add_done_callback(_log_task_error)
+
+    def close(self) -> None:
+        self._closed = True
+        for outbound in list(self.outbounds):
+            outbound.unbind()
+
+    async def _on_packet(self, packet: RtpPacket) -> None:
+        self.packets_received += 1
+        self._media_ssrc = packet.ssrc
+        if self._closed:
+            return
+        keyframe = self.kind == "video" and is_vp8_keyframe_start(packet.payload)
+        for outbound in self.outbounds:
+            await outbound.forward(packet, keyframe)
+
+
+class Outbound:
+    """One m-line a subscriber receives on; forwards the packets of the publication bound to it."""
+
+    def __init__(self, kind: Kind, sender: RTCRtpSender) -> None:
+        self.kind: Kind = kind
+        """``audio`` or ``video``; only publications of the same kind bind to it."""
+        self.publication: Publication | None = None
+        """What it forwards now; None while idle (its m-line is then ``inactive``)."""
+        self.packets_sent = 0
+        """Packets forwarded so far (for tests and stats)."""
+        self._sender = attach_forwarding_sender(sender, kind, self._on_keyframe_request)
+        self._started = False
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._next_seq = random.randint(0, 0xFFFF)  # noqa: S311 - RTP initial values need no CSPRNG
+        self._next_ts = random.randint(0, 0xFFFFFFFF)  # noqa: S311
+        self._last_ts_out = self._next_ts
+        self._last_seq_in = 0
+
+    @property
+    def sender(self) -> SenderState:
+        return self._sender
+
+    def bind(self, publication: Publication) -> None:
+        """Start forwarding ``publication`` (from its next keyframe, for video)."""
+        self.unbind()
+        self.publication = publication
+        self._started = False
+        publication.outbounds.append(self)
+        publication.request_keyframe()
+
+    def unbind(self) -> None:
+        """Stop forwarding; the outbound can be bound again later."""
+        if self.publication is not None:
+            self.publication.outbounds.remove(self)
+            self.publication = None
+        if self._started:
+            # Continue this m-line's sequence and timestamps where they stopped: the
+            # subscriber's jitter buffer sees one stream, not a jump backwards.
+            self._next_seq = (self._seq_offset + self._last_seq_in + 1) & 0xFFFF
+            self._next_ts = (self._last_ts_out + 3000) & 0xFFFFFFFF
+        self._started = False
+
+    async def forward(self, packet: RtpPacket, keyframe: bool) -> None:
+        if not self._started:
+            if not self._sender.ready():
+                return
+            if self.kind == "video" and not keyframe:
+                assert self.publication is not None
+                self.publication.request_keyframe()
+                return
+            self._seq_offset = (self._next_seq - packet.sequence_number) & 0xFFFF
+            self._ts_offset = (self._next_ts - packet.timestamp) & 0xFFFFFFFF
+            self._started = True
+        self._last_seq_in = packet.sequence_number
+        out = RtpPacket(
+            payload_type=packet.payload_type,
+            marker=packet.marker,
+            sequence_number=(packet.sequence_number + self._seq_offset) & 0xFFFF,
+            timestamp=(packet.timestamp + self._ts_offset) & 0xFFFFFFFF,
+            ssrc=self._sender.ssrc,
+            payload=packet.payload,
+        )
+        out.padding_size = packet.padding_size
+        extensions = out.extensions
+        extensions.mid = self._sender.mid
+        extensions.abs_send_time = packet.extensions.abs_send_time
+        extensions.audio_level = packet.extensions.audio_level
+        self._last_ts_out = out.timestamp
+        try:
+            await self._sender.send(out, out.serialize(self._sender.extensions_map()))
+        except ConnectionError:
+            return
+        self.packets_sent += 1
+
+    def _on_keyframe_request(self) -> None:
+        if self.publication is not None:
+            self.publication.request_keyframe()
+
+
+def _log_task_error(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.debug("keyframe request failed: %r", error)

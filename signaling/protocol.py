@@ -1,0 +1,289 @@
+"""The signaling protocol: every websocket message, as pydantic models.
+
+One JSON object per websocket text message, discriminated by ``type``. ``docs/protocol.md`` is the
+written form of this module; keep them in step. The server is always the SDP offerer, the browser
+always the answerer, so there is never any glare.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "AnswerMessage",
+    "ClientMessage",
+    "ErrorCode",
+    "ErrorMessage",
+    "IceServerInfo",
+    "JoinMessage",
+    "JoinedMessage",
+    "LeaveMessage",
+    "MediaState",
+    "MediaStateMessage",
+    "OfferMessage",
+    "ParticipantInfo",
+    "ParticipantJoinedMessage",
+    "ParticipantLeftMessage",
+    "ParticipantUpdatedMessage",
+    "PingMessage",
+    "PongMessage",
+    "ProtocolError",
+    "RoomClosedMessage",
+    "RoomInfo",
+    "ServerMessage",
+    "TrackInfo",
+    "parse_client_message",
+]
+
+PROTOCOL_VERSION = 1
+"""Bumped on any change a deployed client could not understand."""
+
+MAX_SDP_LENGTH = 200_000
+"""An SDP answer for a full room (about 100 m-lines) stays well under this."""
+
+
+class ErrorCode(StrEnum):
+    """The ``code`` of an ``error`` message. Clients switch on it; the ``message`` is for people."""
+
+    MALFORMED = "malformed"
+    """The text was not a JSON object."""
+    UNKNOWN_TYPE = "unknown_type"
+    """``type`` is missing or names no message of this protocol."""
+    INVALID_MESSAGE = "invalid_message"
+    """A known message with missing, extra or out-of-range fields."""
+    UNSUPPORTED_VERSION = "unsupported_version"
+    """``join`` asked for a protocol version this server does not speak."""
+    OUT_OF_ORDER = "out_of_order"
+    """A valid message at the wrong time (``answer`` before ``join``, a second ``join``...)."""
+    ROOM_NOT_FOUND = "room_not_found"
+    """The room does not exist, has expired or has ended."""
+    ROOM_FULL = "room_full"
+    """The room has reached its participant cap."""
+    NEGOTIATION_FAILED = "negotiation_failed"
+    """The SDP answer could not be applied; the client should rejoin."""
+    SERVER_ERROR = "server_error"
+    """Something failed on our side; nobody else is affected."""
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- client -> server
+
+
+class JoinMessage(_Message):
+    """First message on a connection: enter the room under a display name."""
+
+    type: Literal["join"] = "join"
+    version: int = PROTOCOL_VERSION
+    """Protocol version the client speaks."""
+    name: str = Field(min_length=1, max_length=256)
+    """Display name; trimmed, then capped by the server's ``name_max_length``."""
+    session: str = Field(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    """Random id the page keeps across reconnects: a join with the same session replaces the old
+    connection at once, so a reconnect never leaves a ghost tile."""
+    audio: bool = True
+    """Whether the client has a microphone track to publish."""
+    video: bool = True
+    """Whether the client has a camera track to publish."""
+
+
+class AnswerMessage(_Message):
+    """The SDP answer to the server's latest ``offer``."""
+
+    type: Literal["answer"] = "answer"
+    revision: int = Field(ge=1)
+    """The ``revision`` of the offer this answers."""
+    sdp: str = Field(min_length=1, max_length=MAX_SDP_LENGTH)
+
+
+class MediaStateMessage(_Message):
+    """The client muted or unmuted its microphone or camera."""
+
+    type: Literal["media_state"] = "media_state"
+    audio: bool
+    video: bool
+
+
+class PingMessage(_Message):
+    """Application-level keepalive; answered by ``pong``."""
+
+    type: Literal["ping"] = "ping"
+
+
+class LeaveMessage(_Message):
+    """The participant leaves; the server closes the connection."""
+
+    type: Literal["leave"] = "leave"
+
+
+ClientMessage = Annotated[
+    JoinMessage | AnswerMessage | MediaStateMessage | PingMessage | LeaveMessage,
+    Field(discriminator="type"),
+]
+_client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+_CLIENT_TYPES = frozenset({"join", "answer", "media_state", "ping", "leave"})
+
+
+# ---------------------------------------------------------------- server -> client
+
+
+class MediaState(_Message):
+    """Whether a participant's microphone and camera are on."""
+
+    audio: bool
+    video: bool
+
+
+class ParticipantInfo(_Message):
+    """What everyone in a room knows about a participant."""
+
+    id: str
+    """Opaque id, unique within the room."""
+    name: str
+    """Display name: untrusted text, to be shown with ``textContent`` only."""
+    media: MediaState
+
+
+class RoomInfo(_Message):
+    """The room as the client needs it."""
+
+    id: str
+    topic: str | None
+    url: str
+    """The shareable link."""
+    max_participants: int
+
+
+class IceServerInfo(_Message):
+    """An ``RTCIceServer`` for the browser's peer connection."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class TrackInfo(_Message):
+    """What one m-line of an offer carries."""
+
+    participant: str
+    """The participant whose media this is; the client's own id for the tracks it publishes."""
+    kind: Literal["audio", "video"]
+
+
+class JoinedMessage(_Message):
+    """Answer to ``join``: you are in. An ``offer`` follows."""
+
+    type: Literal["joined"] = "joined"
+    version: int = PROTOCOL_VERSION
+    participant_id: str
+    room: RoomInfo
+    participants: list[ParticipantInfo]
+    """Everyone else already in the room."""
+    ice_servers: list[IceServerInfo]
+
+
+class OfferMessage(_Message):
+    """An SDP offer to answer with ``answer``. ``tracks`` maps each active m-line (by mid) to whose
+    media it carries; m-lines not listed are idle. The m-lines whose participant is the client itself
+    are the ones it publishes on (direction ``sendonly`` in its answer)."""
+
+    type: Literal["offer"] = "offer"
+    revision: int
+    sdp: str
+    tracks: dict[str, TrackInfo]
+
+
+class ParticipantJoinedMessage(_Message):
+    type: Literal["participant_joined"] = "participant_joined"
+    participant: ParticipantInfo
+
+
+class ParticipantUpdatedMessage(_Message):
+    type: Literal["participant_updated"] = "participant_updated"
+    participant: ParticipantInfo
+
+
+class ParticipantLeftMessage(_Message):
+    type: Literal["participant_left"] = "participant_left"
+    participant_id: str
+
+
+class PongMessage(_Message):
+    type: Literal["pong"] = "pong"
+
+
+class ErrorMessage(_Message):
+    """Something the client sent was refused. ``fatal`` errors are followed by the server closing
+    the connection; others leave the connection and the call as they were."""
+
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    fatal: bool = False
+
+
+class RoomClosedMessage(_Message):
+    """The room ended; the connection closes after this."""
+
+    type: Literal["room_closed"] = "room_closed"
+    reason: Literal["expired", "ended", "server_shutdown"]
+
+
+ServerMessage = (
+    JoinedMessage
+    | OfferMessage
+    | ParticipantJoinedMessage
+    | ParticipantUpdatedMessage
+    | ParticipantLeftMessage
+    | PongMessage
+    | ErrorMessage
+    | RoomClosedMessage
+)
+
+
+class ProtocolError(Exception):
+    """A client message that cannot be accepted, with the error to send back."""
+
+    def __init__(self, code: ErrorCode, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+
+    def to_message(self) -> ErrorMessage:
+        return ErrorMessage(code=self.code, message=self.message, fatal=self.fatal)
+
+
+def parse_client_message(text: str | bytes) -> ClientMessage:
+    """Parse one websocket message from a client, or raise :class:`ProtocolError` saying why not."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(ErrorCode.MALFORMED, "Message is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(ErrorCode.MALFORMED, "Message must be a JSON object.")
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind not in _CLIENT_TYPES:
+        shown = kind if isinstance(kind, str) and len(kind) <= 32 else None
+        detail = f"Unknown message type {shown!r}." if shown else "Missing or invalid 'type'."
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, detail)
+    try:
+        return _client_adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"][1:]) or kind
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE, f"Invalid '{kind}' message: {where}: {first['msg']}."
+        ) from None
+
+
+def dump_server_message(message: ServerMessage) -> str:
+    """Serialize a server message as sent on the wire."""
+    return message.model_dump_json()

@@ -1,0 +1,261 @@
+"""The web server: pages, the rooms API, the signaling websocket, and the relay, in one aiohttp app.
+
+``create_app`` is the factory; ``meetnow serve`` runs it. Everything the handlers share lives on one
+:class:`MeetnowServer`, stored under the typed key :data:`SERVER`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from .aiortc_hooks import set_host_addresses
+from .connection import ClientConnection, RoomHub
+from .errors import TooManyRooms
+from .relay import Relay, RelayConfig
+from .rooms import Participant, Room, RoomLimits, RoomService, iso_utc
+from .settings import Settings
+
+__all__ = ["SERVER", "MeetnowServer", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(), geolocation=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+MAX_API_BODY_BYTES = 16 * 1024
+
+
+def web_client_dir() -> Path:
+    return Path(str(resources.files("web_client")))
+
+
+class MeetnowServer:
+    """Shared state of the web server."""
+
+    def __init__(self, settings: Settings, rooms: RoomService) -> None:
+        self.settings = settings
+        """The configuration it was started with."""
+        self.rooms = rooms
+        """The room service."""
+        self.relay = Relay(
+            RelayConfig(
+                ice_servers=tuple(settings.ice_servers), public_address=settings.ice_public_address
+            )
+        )
+        """All peer connections of this process."""
+        self.hub = RoomHub()
+        """Open websockets by room."""
+        self.static_dir = web_client_dir()
+        self._pages: dict[str, bytes] = {}
+        rooms.add_listener(self)
+
+    def room_url(self, room_id: str) -> str:
+        return f"{self.settings.base_url()}/r/{room_id}"
+
+    def page(self, name: str) -> bytes:
+        if name not in self._pages:
+            self._pages[name] = (self.static_dir / name).read_bytes()
+        return self._pages[name]
+
+    def allowed_origins(self, request: web.Request) -> set[str]:
+        origins = {_origin(self.settings.base_url()), f"{request.scheme}://{request.host}"}
+        origins.update(_origin(o) for o in self.settings.allowed_origins)
+        return origins
+
+    async def evict(self, room_id: str, participant_id: str) -> None:
+        connection = self.hub.get(room_id, participant_id)
+        if connection is not None:
+            await connection.evict()
+
+    # RoomEvents: the service tells us; the websocket side needs nothing here yet, since rooms
+    # only close once empty. Chat adapters will listen to the same events.
+    def participant_joined(self, room: Room, participant: Participant) -> None:
+        pass
+
+    def participant_left(self, room: Room, participant: Participant) -> None:
+        pass
+
+    def room_closed(self, room: Room, reason: str) -> None:
+        for connection in self.hub.connections(room.id):
+            asyncio.ensure_future(connection.room_closed(reason))
+
+
+SERVER = web.AppKey("server", MeetnowServer)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def not_found(server: MeetnowServer) -> web.Response:
+    """The one 404 for every unknown, malformed, expired or closed room (and any unknown path)."""
+    return web.Response(
+        status=404,
+        body=server.page("404.html"),
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPNotFound:
+        response = not_found(request.app[SERVER])
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def landing_page(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[SERVER].page("index.html"), content_type="text/html", charset="utf-8"
+    )
+
+
+async def room_page(request: web.Request) -> web.Response:
+    """The room page. Read-only: chat apps fetch links for previews, so loading joins nothing."""
+    server = request.app[SERVER]
+    if server.rooms.get_room(request.match_info["room_id"]) is None:
+        return not_found(server)
+    return web.Response(
+        body=server.page("room.html"),
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"},
+    )
+
+
+async def create_room(request: web.Request) -> web.Response:
+    server = request.app[SERVER]
+    topic: str | None = None
+    if request.can_read_body:
+        try:
+            body = json.loads(await request.text() or "{}")
+        except ValueError:
+            return _api_error(400, "invalid_json", "The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return _api_error(400, "invalid_body", "The request body must be a JSON object.")
+        raw = body.get("topic")
+        if raw is not None and not isinstance(raw, str):
+            return _api_error(400, "invalid_topic", "'topic' must be a string.")
+        topic = raw
+    try:
+        room = server.rooms.create_room(topic)
+    except TooManyRooms as error:
+        return _api_error(503, "too_many_rooms", str(error))
+    return web.json_response(
+        {"id": room.id, "url": server.room_url(room.id), "expires_at": iso_utc(room.expires_at)},
+        status=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _api_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    server = request.app[SERVER]
+    room = server.rooms.get_room(request.match_info["room_id"])
+    if room is None:
+        return not_found(server)
+    origin = request.headers.get("Origin")
+    # Browsers always send Origin; a foreign one means another site is trying to use our socket.
+    if origin is not None and origin.lower() not in server.allowed_origins(request):
+        return web.Response(status=403, text="Forbidden origin.\n")
+    ws = web.WebSocketResponse(
+        heartbeat=server.settings.ws_heartbeat_seconds,
+        max_msg_size=server.settings.ws_max_message_bytes,
+    )
+    await ws.prepare(request)
+    await ClientConnection(server, room, ws).run()
+    return ws
+
+
+async def _sweeper(server: MeetnowServer, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        server.rooms.sweep()
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    server = app[SERVER]
+    set_host_addresses(server.settings.ice_host_addresses)
+    interval = max(0.5, min(30.0, server.settings.room_empty_grace_seconds / 2))
+    task = asyncio.ensure_future(_sweeper(server, interval))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    server = app[SERVER]
+    for room in server.rooms.rooms():
+        for connection in server.hub.connections(room.id):
+            await connection.room_closed("server_shutdown")
+    await server.relay.close()
+
+
+def room_limits(settings: Settings) -> RoomLimits:
+    return RoomLimits(
+        max_participants=settings.room_max_participants,
+        unused_ttl_seconds=settings.room_unused_ttl_seconds,
+        empty_grace_seconds=settings.room_empty_grace_seconds,
+        max_rooms=settings.max_rooms,
+        topic_max_length=settings.topic_max_length,
+        name_max_length=settings.name_max_length,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    rooms: RoomService | None = None,
+) -> web.Application:
+    """Build the meetnow web application."""
+    settings = settings or Settings()
+    rooms = rooms or RoomService(room_limits(settings), clock=clock)
+    server = MeetnowServer(settings, rooms)
+    app = web.Application(middlewares=[security_headers], client_max_size=MAX_API_BODY_BYTES)
+    app[SERVER] = server
+    app.router.add_get("/", landing_page)
+    app.router.add_post("/api/rooms", create_room)
+    app.router.add_get("/r/{room_id}", room_page)
+    app.router.add_get("/ws/{room_id}", websocket)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_static("/static/", server.static_dir, show_index=False, follow_symlinks=False)
+    app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_on_shutdown)
+    return app

@@ -1,0 +1,96 @@
+"""Every setting of meetnow, in one place: environment variables prefixed ``MEETNOW_`` or ``.env``."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["IceServer", "Settings"]
+
+
+class IceServer(BaseModel):
+    """One STUN or TURN server, in the shape of the browser's ``RTCIceServer``."""
+
+    urls: list[str]
+    """``stun:host:port`` or ``turn:host:port?transport=udp`` URLs."""
+    username: str | None = None
+    """TURN user name, if the server needs one."""
+    credential: str | None = None
+    """TURN password, if the server needs one."""
+
+
+class Settings(BaseSettings):
+    """meetnow's configuration. Each field is read from ``MEETNOW_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEETNOW_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    host: str = "127.0.0.1"
+    """Address the web server listens on."""
+    port: int = Field(default=8080, ge=0, le=65535)
+    """Port the web server listens on (0 picks a free one)."""
+    public_url: str | None = None
+    """Base of every link we hand out, e.g. ``https://meet.example.org``. Default: ``http://host:port``."""
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    """Extra origins allowed to open the signaling websocket (the public URL's origin always is)."""
+
+    ice_servers: list[IceServer] = []
+    """STUN/TURN servers for the relay and the browsers, as JSON. Empty: host candidates only, and
+    never a public STUN server (aiortc would pick one by itself if it were given none)."""
+    ice_host_addresses: Annotated[list[str], NoDecode] = []
+    """Local addresses the relay gathers ICE candidates on, comma-separated. Empty: every interface
+    but loopback. Add ``127.0.0.1`` for calls on one machine."""
+    ice_public_address: str | None = None
+    """Address announced instead of the host addresses, for a relay behind a 1:1 NAT."""
+
+    room_max_participants: int = Field(default=50, ge=2, le=500)
+    """Participants allowed in one room at once."""
+    room_unused_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    """A room nobody ever joined expires after this long."""
+    room_empty_grace_seconds: float = Field(default=60, ge=0)
+    """A room everyone has left closes after this long (time to reload a page or reconnect)."""
+    max_rooms: int = Field(default=10_000, ge=1)
+    """Rooms open at once on this server."""
+    topic_max_length: int = Field(default=200, ge=1, le=1000)
+    """Longest room topic accepted."""
+    name_max_length: int = Field(default=64, ge=1, le=256)
+    """Longest display name accepted."""
+
+    ws_max_message_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Largest websocket message accepted; a bigger one closes the connection (1009)."""
+    ws_heartbeat_seconds: float = Field(default=20.0, gt=0)
+    """Websocket ping interval; a peer that misses a pong is dropped."""
+
+    @field_validator("allowed_origins", "ice_host_addresses", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("ice_host_addresses")
+    @classmethod
+    def _check_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            ipaddress.ip_address(address)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    def base_url(self) -> str:
+        """The base of every link: ``public_url`` or this server's own address."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
