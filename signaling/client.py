@@ -173,9 +173,12 @@ class ParticipantClient:
         assert self._ws is not None
         await self._ws.send_str(text)
 
-    async def next_message(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
-        """Wait for the next message of this type received after the call."""
-        start = len(self.messages)
+    async def next_message(
+        self, type_: str, timeout: float = 5.0, *, since: int | None = None
+    ) -> dict[str, Any]:
+        """Wait for a message of this type received after index ``since`` of :attr:`messages`
+        (default: after the call)."""
+        start = len(self.messages) if since is None else since
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for message in self.messages[start:]:

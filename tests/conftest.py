@@ -1,0 +1,165 @@
+"""Shared fixtures: a real meetnow server on a loopback port, with a controllable clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from signaling.server import SERVER, MeetnowServer, create_app
+from signaling.settings import Settings
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    """A meetnow app listening on loopback."""
+
+    base_url: str
+    app: web.Application
+    clock: FakeClock | None
+
+    @property
+    def meetnow(self) -> MeetnowServer:
+        return self.app[SERVER]
+
+    def new_room(self, topic: str | None = None) -> str:
+        return self.meetnow.rooms.create_room(topic).id
+
+
+async def start_server(settings: Settings, clock: FakeClock | None = None) -> tuple[RunningServer, web.AppRunner]:
+    app = create_app(settings, clock=clock) if clock else create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    return RunningServer(f"http://{settings.host}:{settings.port}", app, clock), runner
+
+
+def test_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "ice_host_addresses": ["127.0.0.1"],
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RunningServer]:
+    running, runner = await start_server(test_settings())
+    yield running
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def clocked_server() -> AsyncIterator[RunningServer]:
+    clock = FakeClock()
+    running, runner = await start_server(test_settings(room_empty_grace_seconds=30), clock)
+    yield running
+    await runner.cleanup()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@dataclass
+class ServerProcess:
+    """``meetnow serve`` in its own process (through tests/support/audited_server.py)."""
+
+    base_url: str
+    process: subprocess.Popen[str]
+    audit_file: Path
+    output: list[str] = field(default_factory=list)
+    """Lines the server printed after it started."""
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far, from /proc."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    async def create_room(self, topic: str | None = None) -> str:
+        async with aiohttp.ClientSession() as http:
+            body = {"topic": topic} if topic else {}
+            async with http.post(f"{self.base_url}/api/rooms", json=body) as response:
+                assert response.status == 201
+                room_id: str = (await response.json())["id"]
+                return room_id
+
+    def stop(self) -> dict[str, float]:
+        """Stop the server (SIGINT, as Ctrl-C) and return its codec counts and CPU time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=15)
+        result: dict[str, float] = json.loads(self.audit_file.read_text())
+        return result
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    port = free_port()
+    audit_file = tmp_path / "audit.json"
+    env = {
+        **os.environ,
+        "MEETNOW_ICE_HOST_ADDRESSES": "127.0.0.1",
+        "MEETNOW_AUDIT_FILE": str(audit_file),
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.audited_server", "--port", str(port)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert "meetnow is running" in line, line
+    running = ServerProcess(f"http://127.0.0.1:{port}", process, audit_file)
+    # Keep reading its output so a chatty server never blocks on a full pipe.
+    threading.Thread(target=running.output.extend, args=(process.stdout,), daemon=True).start()
+    yield running
+    if process.poll() is None:
+        process.kill()
+        process.wait()

@@ -1,0 +1,90 @@
+// meetnow landing page: "Meet now" creates a room and opens its link.
+
+/**
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @param {{new (): T, prototype: T}} type
+ * @returns {T}
+ */
+function byId(id, type) {
+  const element = document.getElementById(id);
+  if (!(element instanceof type)) throw new Error(`meetnow: #${id} is missing from the page`);
+  return element;
+}
+
+const form = byId("create-form", HTMLFormElement);
+const topicInput = byId("topic-input", HTMLInputElement);
+const button = byId("create-button", HTMLButtonElement);
+const errorText = byId("create-error", HTMLElement);
+
+/**
+ * A human sentence for a failed POST /api/rooms.
+ * @param {Response} response
+ * @returns {Promise<string>}
+ */
+async function failureText(response) {
+  /** @type {unknown} */
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // not JSON
+  }
+  if (body && typeof body === "object") {
+    const record = /** @type {Record<string, unknown>} */ (body);
+    for (const key of ["message", "error", "detail"]) {
+      const value = record[key];
+      if (typeof value === "string" && value.trim()) return value.trim();
+    }
+  }
+  if (response.status === 429) return "Too many meetings were started from here. Please wait a moment and try again.";
+  if (response.status === 503) return "The server cannot start more meetings right now. Please try again later.";
+  return `Could not start a meeting (error ${response.status}). Please try again.`;
+}
+
+/** @param {string} url */
+function isUsableUrl(url) {
+  try {
+    const parsed = new URL(url, location.href);
+    return parsed.protocol === "http:" || parsed.protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
+async function createRoom() {
+  errorText.textContent = "";
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    const topic = topicInput.value.trim();
+    const response = await fetch("/api/rooms", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(topic ? { topic } : {}),
+      credentials: "same-origin",
+    });
+    if (!response.ok) {
+      errorText.textContent = await failureText(response);
+      return;
+    }
+    /** @type {unknown} */
+    const room = await response.json();
+    const url = room && typeof room === "object" ? /** @type {{url?: unknown}} */ (room).url : undefined;
+    if (typeof url !== "string" || !isUsableUrl(url)) {
+      errorText.textContent = "The server answered with no meeting link. Please try again.";
+      return;
+    }
+    location.assign(url);
+  } catch {
+    errorText.textContent = "Could not reach the server. Check your connection and try again.";
+  } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  void createRoom();
+});
