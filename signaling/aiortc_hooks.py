@@ -133,11 +133,15 @@ class SenderState:
     def extensions_map(self) -> Any:
         return self.sender._RTCRtpSender__rtp_header_extensions_map
 
+    def remember(self, packet: RtpPacket) -> None:
+        """Keep a packet where aiortc looks for it when the subscriber NACKs it."""
+        self.sender._RTCRtpSender__rtp_history[packet.sequence_number % HISTORY_SIZE] = packet
+
     async def send(self, packet: RtpPacket, data: bytes) -> None:
         """Send serialized ``data`` of ``packet``; keep the packet for retransmission and the
         counters aiortc puts in its sender reports."""
         sender = self.sender
-        sender._RTCRtpSender__rtp_history[packet.sequence_number % HISTORY_SIZE] = packet
+        self.remember(packet)
         await sender.transport._send_rtp(data)
         sender._RTCRtpSender__ntp_timestamp = current_ntp_time()
         sender._RTCRtpSender__rtp_timestamp = packet.timestamp

@@ -212,7 +212,7 @@ function offerSoundButton() {
       label: "Turn on sound",
       onClick: () => {
         clearNotice("sound");
-        for (const video of ui.grid.querySelectorAll("video")) playVideo(video);
+        ui.grid.querySelectorAll("video").forEach(playVideo);
       },
     },
   });

@@ -1,0 +1,151 @@
+"""Contract tests for every aiortc internal the relay uses (signaling/aiortc_hooks.py).
+
+An aiortc upgrade that renames or changes one of them fails here, with the name of the hook, rather
+than as a silent call with no media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterator
+
+import aioice.ice
+import pytest
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
+
+from signaling import aiortc_hooks
+from signaling.client import PatternVideoTrack
+from signaling.relay import _codec_preferences
+
+from .test_relay import wait_until
+
+
+@pytest.fixture(autouse=True)
+def loopback_candidates() -> Iterator[None]:
+    aiortc_hooks.set_host_addresses(["127.0.0.1"])
+    yield
+    aiortc_hooks.set_host_addresses([])
+
+
+async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[RTCPeerConnection, RTCPeerConnection]]:
+    a, b = RTCPeerConnection(), RTCPeerConnection()
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+def test_private_names_exist_on_this_aiortc() -> None:
+    for name in ("_handle_rtp_packet", "receive", "_send_rtcp_pli", "_RTCRtpReceiver__stop_decoder"):
+        assert hasattr(RTCRtpReceiver, name), f"RTCRtpReceiver.{name} is gone"
+    for name in ("_send_keyframe", "_retransmit", "_ssrc"):
+        assert hasattr(RTCRtpSender, name) or name == "_ssrc", f"RTCRtpSender.{name} is gone"
+    assert isinstance(aiortc_hooks.HISTORY_SIZE, int) and aiortc_hooks.HISTORY_SIZE >= 128
+    assert callable(aioice.ice.get_host_addresses)
+
+
+async def test_sender_private_state_is_where_the_hooks_expect_it(
+    pair: tuple[RTCPeerConnection, RTCPeerConnection],
+) -> None:
+    sender = pair[0].addTransceiver("video", direction="sendonly").sender
+    for name in ("rtp_history", "started", "mid", "rtp_header_extensions_map", "ntp_timestamp",
+                 "rtp_timestamp", "octet_count", "packet_count", "encoder"):
+        assert hasattr(sender, f"_RTCRtpSender__{name}"), f"RTCRtpSender.__{name} is gone"
+    receiver = pair[1].addTransceiver("video", direction="recvonly").receiver
+    assert hasattr(receiver, "_RTCRtpReceiver__decoder_thread")
+    assert hasattr(receiver, "_enabled")
+
+
+def test_set_host_addresses_replaces_and_restores_aioice_gathering() -> None:
+    aiortc_hooks.set_host_addresses(["127.0.0.1", "::1"])
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1", "::1"]
+    aiortc_hooks.set_host_addresses([])
+    assert "127.0.0.1" not in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+
+
+async def test_idle_track_waits_until_stopped() -> None:
+    track = aiortc_hooks.IdleTrack("video")
+    pending = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await pending
+
+
+async def test_tapped_receiver_sees_packets_and_never_decodes(
+    pair: tuple[RTCPeerConnection, RTCPeerConnection],
+) -> None:
+    publisher, relay = pair
+    publisher.addTrack(PatternVideoTrack())
+    await publisher.setLocalDescription(await publisher.createOffer())
+    await relay.setRemoteDescription(publisher.localDescription)
+    receiver = relay.getTransceivers()[0].receiver
+    seen: list[RtpPacket] = []
+
+    async def on_packet(packet: RtpPacket) -> None:
+        seen.append(packet)
+
+    aiortc_hooks.tap_receiver(receiver, on_packet)
+    await relay.setLocalDescription(await relay.createAnswer())
+    await publisher.setRemoteDescription(relay.localDescription)
+    await wait_until(lambda: len(seen) > 20, 10, "tapped packets")
+    assert not aiortc_hooks.decoder_running(receiver)
+    assert all(packet.payload_type == seen[0].payload_type for packet in seen)
+    # The PLI path to the publisher works through the hook.
+    await aiortc_hooks.request_keyframe(receiver, seen[-1].ssrc)
+
+
+async def test_forwarding_sender_sends_answers_nacks_and_routes_plis(
+    pair: tuple[RTCPeerConnection, RTCPeerConnection],
+) -> None:
+    relay, subscriber = pair
+    keyframe_requests: list[int] = []
+    transceiver = relay.addTransceiver("video", direction="sendonly")
+    # As the relay negotiates: VP8 only, no RTX, so retransmissions reuse the original SSRC.
+    transceiver.setCodecPreferences(_codec_preferences("video"))
+    state = aiortc_hooks.attach_forwarding_sender(
+        transceiver.sender, "video", lambda: keyframe_requests.append(1)
+    )
+    await connect(relay, subscriber)
+    received: list[RtpPacket] = []
+
+    async def on_packet(packet: RtpPacket) -> None:
+        received.append(packet)
+
+    sub_receiver = subscriber.getTransceivers()[0].receiver
+    aiortc_hooks.tap_receiver(sub_receiver, on_packet)
+    await wait_until(state.ready, 10, "sender ready")
+    assert state.mid == transceiver.mid
+    match = re.search(r"a=rtpmap:(\d+) VP8/90000", relay.localDescription.sdp)
+    assert match is not None
+    payload_type = int(match.group(1))
+    for seq in range(1000, 1005):
+        packet = RtpPacket(payload_type=payload_type, sequence_number=seq, timestamp=seq * 3000,
+                           ssrc=state.ssrc, payload=b"\x10\x00" + bytes(50))
+        packet.extensions.mid = state.mid
+        if seq == 1002:
+            state.remember(packet)  # "lost" on the way: kept, never delivered
+        else:
+            await state.send(packet, packet.serialize(state.extensions_map()))
+    await wait_until(lambda: len(received) >= 4, 5, "forwarded packets")
+    assert [p.sequence_number for p in received[:4]] == [1000, 1001, 1003, 1004]
+    assert received[0].ssrc == state.ssrc
+    # The subscriber NACKs the gap by itself; aiortc answers from the history the hook fills.
+    await wait_until(lambda: len(received) >= 5, 5, "retransmission")
+    assert received[4].sequence_number == 1002
+    # A PLI from the subscriber reaches our callback instead of a non-existent encoder.
+    await sub_receiver._send_rtcp_pli(state.ssrc)
+    await wait_until(lambda: keyframe_requests != [], 5, "keyframe request")
+    assert transceiver.sender._RTCRtpSender__encoder is None
