@@ -26,7 +26,7 @@ import aioice.ice
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.clock import current_ntp_time
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
 
 __all__ = [
     "HISTORY_SIZE",
@@ -39,7 +39,8 @@ __all__ = [
     "tap_receiver",
 ]
 
-from aiortc.rtcrtpsender import RTP_HISTORY_SIZE as HISTORY_SIZE
+HISTORY_SIZE: int = RTP_HISTORY_SIZE
+"""Packets aiortc keeps per sender for retransmission."""
 
 PacketHandler = Callable[[RtpPacket], Awaitable[None]]
 
@@ -64,8 +65,9 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
     """Call ``on_packet`` with every RTP packet the receiver gets, then let aiortc keep its receive
     statistics, NACK generation and bandwidth estimate (RTCP to the publisher) as usual. The
     receiver's decoder thread is stopped as soon as aiortc starts it, so nothing is ever decoded."""
-    handle_rtp = receiver._handle_rtp_packet
-    receive = receiver.receive
+    internals: Any = receiver  # private aiortc state: see the module docstring
+    handle_rtp = internals._handle_rtp_packet
+    receive = internals.receive
 
     async def tapped_handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if receiver._enabled:
@@ -74,23 +76,25 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
 
     async def receive_without_decoder(parameters: Any) -> None:
         await receive(parameters)
-        receiver._RTCRtpReceiver__stop_decoder()
+        internals._RTCRtpReceiver__stop_decoder()
 
-    receiver._handle_rtp_packet = tapped_handle_rtp
-    receiver.receive = receive_without_decoder
+    internals._handle_rtp_packet = tapped_handle_rtp
+    internals.receive = receive_without_decoder
 
 
 def decoder_running(receiver: RTCRtpReceiver) -> bool:
     """Whether aiortc's decoder thread runs for this receiver (never, for a tapped one)."""
-    return receiver._RTCRtpReceiver__decoder_thread is not None
+    internals: Any = receiver
+    return internals._RTCRtpReceiver__decoder_thread is not None
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     """Ask the publisher for a keyframe (RTCP PLI)."""
-    await receiver._send_rtcp_pli(media_ssrc)
+    internals: Any = receiver
+    await internals._send_rtcp_pli(media_ssrc)
 
 
-class IdleTrack(MediaStreamTrack):  # type: ignore[misc]
+class IdleTrack(MediaStreamTrack):
     """A track whose ``recv`` waits until the track stops. aiortc's send loop polls every 20 ms
     when a sender has no track at all; with this one it just waits, and never builds an encoder."""
 
@@ -115,7 +119,8 @@ class SenderState:
     __slots__ = ("sender",)
 
     def __init__(self, sender: RTCRtpSender) -> None:
-        self.sender = sender
+        self.sender: Any = sender
+        """The aiortc sender, typed loosely: only private state of it is used here."""
 
     @property
     def ssrc(self) -> int:
@@ -123,7 +128,9 @@ class SenderState:
 
     def ready(self) -> bool:
         """Negotiated and started: its mid and header extension ids are known."""
-        return bool(self.sender._RTCRtpSender__started) and self.sender.transport.state == "connected"
+        return (
+            bool(self.sender._RTCRtpSender__started) and self.sender.transport.state == "connected"
+        )
 
     @property
     def mid(self) -> str | None:
@@ -155,5 +162,6 @@ def attach_forwarding_sender(
     """Prepare a sender for forwarded packets: an idle track, and keyframe requests (PLI/FIR from
     the subscriber) routed to ``on_keyframe_request`` instead of an encoder that does not exist."""
     sender.replaceTrack(IdleTrack(kind))
-    sender._send_keyframe = on_keyframe_request
+    internals: Any = sender
+    internals._send_keyframe = on_keyframe_request
     return SenderState(sender)

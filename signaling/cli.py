@@ -49,13 +49,17 @@ def _serve(args: argparse.Namespace) -> int:
             shutdown_timeout=5,
         )
     except OSError as error:
-        print(f"meetnow: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        print(
+            f"meetnow: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr
+        )
         return 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="meetnow", description="Self-hosted Meet Now for chat teams.")
+    parser = argparse.ArgumentParser(
+        prog="meetnow", description="Self-hosted Meet Now for chat teams."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the web server, signaling and relay")
     serve.add_argument("--host", help="listen address (MEETNOW_HOST, default 127.0.0.1)")

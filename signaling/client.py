@@ -32,7 +32,7 @@ from aiortc.mediastreams import MediaStreamError
 __all__ = ["ParticipantClient", "PatternVideoTrack", "ReceivedStream", "ToneAudioTrack"]
 
 
-class PatternVideoTrack(MediaStreamTrack):  # type: ignore[misc]
+class PatternVideoTrack(MediaStreamTrack):
     """A moving test pattern, so the video encoder has real work and decoded frames can be checked."""
 
     kind = "video"
@@ -60,7 +60,7 @@ class PatternVideoTrack(MediaStreamTrack):  # type: ignore[misc]
         return frame
 
 
-class ToneAudioTrack(MediaStreamTrack):  # type: ignore[misc]
+class ToneAudioTrack(MediaStreamTrack):
     """A 440 Hz tone in 20 ms frames of 48 kHz mono."""
 
     kind = "audio"
@@ -274,7 +274,9 @@ class ParticipantClient:
                 self._consume(transceiver)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        await self.send({"type": "answer", "revision": offer["revision"], "sdp": pc.localDescription.sdp})
+        await self.send(
+            {"type": "answer", "revision": offer["revision"], "sdp": pc.localDescription.sdp}
+        )
         self.offers_answered += 1
 
     def _consume(self, transceiver: RTCRtpTransceiver) -> None:

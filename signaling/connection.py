@@ -141,7 +141,9 @@ class ClientConnection:
             elif isinstance(parsed, AnswerMessage):
                 session = self._server.relay.room(self._room.id).sessions.get(self.participant_id)
                 if session is None:
-                    raise ProtocolError(ErrorCode.OUT_OF_ORDER, "No offer is waiting for an answer.")
+                    raise ProtocolError(
+                        ErrorCode.OUT_OF_ORDER, "No offer is waiting for an answer."
+                    )
                 await session.apply_answer(parsed.revision, parsed.sdp)
             elif isinstance(parsed, MediaStateMessage):
                 await self._media_state(parsed)
@@ -152,7 +154,9 @@ class ClientConnection:
         except Exception:
             logger.exception("unexpected error handling a client message")
             await self._refuse(
-                ProtocolError(ErrorCode.SERVER_ERROR, "Something went wrong on the server.", fatal=True)
+                ProtocolError(
+                    ErrorCode.SERVER_ERROR, "Something went wrong on the server.", fatal=True
+                )
             )
 
     async def _refuse(self, error: ProtocolError) -> None:
@@ -182,7 +186,9 @@ class ClientConnection:
             await self._server.evict(self._room.id, replaced.id)
         self.participant_id = participant.id
         server.hub.add(self._room.id, participant.id, self)
-        others = [participant_info(p) for p in self._room.participants.values() if p is not participant]
+        others = [
+            participant_info(p) for p in self._room.participants.values() if p is not participant
+        ]
         await self.send(
             JoinedMessage(
                 participant_id=participant.id,
@@ -201,8 +207,14 @@ class ClientConnection:
             ParticipantJoinedMessage(participant=participant_info(participant)),
             exclude=participant.id,
         )
-        kinds: list[Kind] = [k for k, on in (("audio", message.audio), ("video", message.video)) if on]
-        await server.relay.room(self._room.id).add_participant(participant.id, kinds, self._send_offer)
+        kinds: list[Kind] = []
+        if message.audio:
+            kinds.append("audio")
+        if message.video:
+            kinds.append("video")
+        await server.relay.room(self._room.id).add_participant(
+            participant.id, kinds, self._send_offer
+        )
 
     async def _send_offer(self, offer: OfferMessage) -> None:
         await self.send(offer)

@@ -20,6 +20,7 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpCodecCapability,
     RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
@@ -52,7 +53,7 @@ class RelayConfig:
     """Announced in place of host candidate addresses (1:1 NAT)."""
 
 
-def _codec_preferences(kind: str) -> list[object]:
+def _codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:
     codecs = RTCRtpSender.getCapabilities(kind).codecs
     return [codec for codec in codecs if codec.mimeType.lower() == CODECS[kind].lower()]
 
@@ -109,7 +110,11 @@ class PeerSession:
             idle_at = self._idle_since.get(id(outbound))
             # Reuse only an m-line the client has already seen go idle, so it never shows one
             # person's media in another's tile.
-            if outbound.kind == publication.kind and idle_at is not None and idle_at < self._answered:
+            if (
+                outbound.kind == publication.kind
+                and idle_at is not None
+                and idle_at < self._answered
+            ):
                 del self._idle_since[id(outbound)]
                 transceiver.direction = "sendonly"
                 outbound.bind(publication)
@@ -150,7 +155,8 @@ class PeerSession:
         async with self._lock:
             if self._pending is None or revision != self._pending:
                 raise ProtocolError(
-                    ErrorCode.OUT_OF_ORDER, f"No offer with revision {revision} is waiting for an answer."
+                    ErrorCode.OUT_OF_ORDER,
+                    f"No offer with revision {revision} is waiting for an answer.",
                 )
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))

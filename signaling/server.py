@@ -67,6 +67,7 @@ class MeetnowServer:
         """Open websockets by room."""
         self.static_dir = web_client_dir()
         self._pages: dict[str, bytes] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         rooms.add_listener(self)
 
     def room_url(self, room_id: str) -> str:
@@ -97,7 +98,9 @@ class MeetnowServer:
 
     def room_closed(self, room: Room, reason: str) -> None:
         for connection in self.hub.connections(room.id):
-            asyncio.ensure_future(connection.room_closed(reason))
+            task = asyncio.ensure_future(connection.room_closed(reason))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
 
 SERVER = web.AppKey("server", MeetnowServer)

@@ -59,7 +59,9 @@ class RunningServer:
         return self.meetnow.rooms.create_room(topic).id
 
 
-async def start_server(settings: Settings, clock: FakeClock | None = None) -> tuple[RunningServer, web.AppRunner]:
+async def start_server(
+    settings: Settings, clock: FakeClock | None = None
+) -> tuple[RunningServer, web.AppRunner]:
     app = create_app(settings, clock=clock) if clock else create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()

@@ -46,7 +46,12 @@ async def pair() -> AsyncIterator[tuple[RTCPeerConnection, RTCPeerConnection]]:
 
 
 def test_private_names_exist_on_this_aiortc() -> None:
-    for name in ("_handle_rtp_packet", "receive", "_send_rtcp_pli", "_RTCRtpReceiver__stop_decoder"):
+    for name in (
+        "_handle_rtp_packet",
+        "receive",
+        "_send_rtcp_pli",
+        "_RTCRtpReceiver__stop_decoder",
+    ):
         assert hasattr(RTCRtpReceiver, name), f"RTCRtpReceiver.{name} is gone"
     for name in ("_send_keyframe", "_retransmit", "_ssrc"):
         assert hasattr(RTCRtpSender, name) or name == "_ssrc", f"RTCRtpSender.{name} is gone"
@@ -58,8 +63,17 @@ async def test_sender_private_state_is_where_the_hooks_expect_it(
     pair: tuple[RTCPeerConnection, RTCPeerConnection],
 ) -> None:
     sender = pair[0].addTransceiver("video", direction="sendonly").sender
-    for name in ("rtp_history", "started", "mid", "rtp_header_extensions_map", "ntp_timestamp",
-                 "rtp_timestamp", "octet_count", "packet_count", "encoder"):
+    for name in (
+        "rtp_history",
+        "started",
+        "mid",
+        "rtp_header_extensions_map",
+        "ntp_timestamp",
+        "rtp_timestamp",
+        "octet_count",
+        "packet_count",
+        "encoder",
+    ):
         assert hasattr(sender, f"_RTCRtpSender__{name}"), f"RTCRtpSender.__{name} is gone"
     receiver = pair[1].addTransceiver("video", direction="recvonly").receiver
     assert hasattr(receiver, "_RTCRtpReceiver__decoder_thread")
@@ -132,8 +146,13 @@ async def test_forwarding_sender_sends_answers_nacks_and_routes_plis(
     assert match is not None
     payload_type = int(match.group(1))
     for seq in range(1000, 1005):
-        packet = RtpPacket(payload_type=payload_type, sequence_number=seq, timestamp=seq * 3000,
-                           ssrc=state.ssrc, payload=b"\x10\x00" + bytes(50))
+        packet = RtpPacket(
+            payload_type=payload_type,
+            sequence_number=seq,
+            timestamp=seq * 3000,
+            ssrc=state.ssrc,
+            payload=b"\x10\x00" + bytes(50),
+        )
         packet.extensions.mid = state.mid
         if seq == 1002:
             state.remember(packet)  # "lost" on the way: kept, never delivered

@@ -46,7 +46,9 @@ async def test_three_participants_receive_and_decode_each_other_without_relay_co
             await client.join()
         for client in clients:
             others = [c for c in clients if c is not client]
-            await wait_until(lambda: receives_all(client, others, 30), 20, f"{client.name}'s media")
+            await wait_until(
+                lambda c=client, o=others: receives_all(c, o, 30), 20, f"{client.name}'s media"
+            )
         for client in clients:
             for other in clients:
                 if other is client:
@@ -69,7 +71,10 @@ async def test_late_joiner_gets_video_within_a_second_of_connecting(
     server_process: ServerProcess,
 ) -> None:
     room_id = await server_process.create_room()
-    first, second = participant(server_process, room_id, "a"), participant(server_process, room_id, "b")
+    first, second = (
+        participant(server_process, room_id, "a"),
+        participant(server_process, room_id, "b"),
+    )
     late = participant(server_process, room_id, "late")
     try:
         await first.join()
@@ -80,7 +85,9 @@ async def test_late_joiner_gets_video_within_a_second_of_connecting(
         await asyncio.sleep(2)
         await late.join()
         assert late.pc is not None
-        await wait_until(lambda: late.pc is not None and late.pc.connectionState == "connected", 10, "ICE")
+        await wait_until(
+            lambda: late.pc is not None and late.pc.connectionState == "connected", 10, "ICE"
+        )
         connected_at = time.monotonic()
         await wait_until(lambda: receives_all(late, [first, second], 1), 5, "late joiner's video")
         for publisher in (first, second):

@@ -150,7 +150,9 @@ async def test_room_that_expired_after_the_socket_opened_refuses_join(
     try:
         clocked_server.clock.advance(25 * 3600)
         error = await expect_error(
-            client, json.dumps({"type": "join", "name": "late", "session": "l" * 20}), "room_not_found"
+            client,
+            json.dumps({"type": "join", "name": "late", "session": "l" * 20}),
+            "room_not_found",
         )
         assert error["fatal"] is True
     finally:
@@ -216,7 +218,9 @@ async def test_a_misbehaving_participant_does_not_disturb_the_others_media(
         before = stream.frames
         for text, code in BAD_MESSAGES[:-2]:
             await expect_error(rogue, text, code)
-        await expect_error(rogue, '{"type": "answer", "revision": 99, "sdp": "v=0"}', "out_of_order")
+        await expect_error(
+            rogue, '{"type": "answer", "revision": 99, "sdp": "v=0"}', "out_of_order"
+        )
         await asyncio.sleep(1.0)
         assert stream.frames > before + 10
         assert good[0].errors == [] and good[1].errors == []

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The test command: sets up everything the tests need on a fresh Debian machine (Debian's chromium,
+# a virtualenv with meetnow and its test tools, TypeScript for the JS type check), then runs the
+# linters, the type checkers and the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then as_root apt-get update -q >/dev/null; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
+echo "== setup"
+[ -x /usr/bin/chromium ] || { echo "installing Debian's chromium"; apt_install chromium; }
+command -v node >/dev/null || { echo "installing node"; apt_install nodejs npm; }
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv 2>/dev/null || { apt_install python3-venv; rm -rf .venv; "$PYTHON" -m venv .venv; }
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+if [ ! -x .cache/node/node_modules/.bin/tsc ]; then
+  npm install -s --prefix .cache/node --no-audit --no-fund typescript@5 >/dev/null
+fi
+
+echo "== lint and types"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+for file in web_client/js/*.js; do node --check "$file"; done
+.cache/node/node_modules/.bin/tsc -p web_client/jsconfig.json
+
+echo "== tests"
+mkdir -p test-artifacts
+# pytest exits 5 when it ran no test: with set -e that fails the run, as it should.
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
