@@ -8,6 +8,7 @@ import sys
 
 from aiohttp import web
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from .settings import Settings
 
@@ -22,7 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as error:
+    except (ValidationError, SettingsError) as error:
         print(f"meetnow: invalid settings:\n{error}", file=sys.stderr)
         return 2
     from .server import create_app  # imported late: aiortc is slow to import

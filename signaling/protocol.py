@@ -74,10 +74,15 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _ClientMessage(_Message):
+    # Strict: "revision": true or "audio": "yes" are errors, not guesses.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
 # ---------------------------------------------------------------- client -> server
 
 
-class JoinMessage(_Message):
+class JoinMessage(_ClientMessage):
     """First message on a connection: enter the room under a display name."""
 
     type: Literal["join"] = "join"
@@ -94,7 +99,7 @@ class JoinMessage(_Message):
     """Whether the client has a camera track to publish."""
 
 
-class AnswerMessage(_Message):
+class AnswerMessage(_ClientMessage):
     """The SDP answer to the server's latest ``offer``."""
 
     type: Literal["answer"] = "answer"
@@ -103,7 +108,7 @@ class AnswerMessage(_Message):
     sdp: str = Field(min_length=1, max_length=MAX_SDP_LENGTH)
 
 
-class MediaStateMessage(_Message):
+class MediaStateMessage(_ClientMessage):
     """The client muted or unmuted its microphone or camera."""
 
     type: Literal["media_state"] = "media_state"
@@ -111,13 +116,13 @@ class MediaStateMessage(_Message):
     video: bool
 
 
-class PingMessage(_Message):
+class PingMessage(_ClientMessage):
     """Application-level keepalive; answered by ``pong``."""
 
     type: Literal["ping"] = "ping"
 
 
-class LeaveMessage(_Message):
+class LeaveMessage(_ClientMessage):
     """The participant leaves; the server closes the connection."""
 
     type: Literal["leave"] = "leave"
@@ -265,7 +270,7 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
     """Parse one websocket message from a client, or raise :class:`ProtocolError` saying why not."""
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ProtocolError(ErrorCode.MALFORMED, "Message is not valid JSON.") from None
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.MALFORMED, "Message must be a JSON object.")
@@ -278,7 +283,7 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
         return _client_adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"][1:]) or kind
+        where = ".".join(str(part)[:32] for part in first["loc"][1:3]) or kind
         raise ProtocolError(
             ErrorCode.INVALID_MESSAGE, f"Invalid '{kind}' message: {where}: {first['msg']}."
         ) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ __all__ = [
     "new_room_id",
 ]
 
-ROOM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
+ROOM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}\Z")
 """128 random bits, URL-safe base64 without padding."""
 
 Clock = Callable[[], float]
@@ -196,7 +197,7 @@ class RoomService:
 
     def get_room(self, room_id: str) -> Room | None:
         """The open room with this id, or None for a malformed, unknown, expired or closed one."""
-        if not ROOM_ID_PATTERN.match(room_id):
+        if not ROOM_ID_PATTERN.fullmatch(room_id):
             return None
         room = self._store.get(room_id)
         if room is None:
@@ -266,10 +267,15 @@ class RoomService:
 
 
 def clean_text(text: str | None, max_length: int) -> str:
-    """Trim, fold control characters to spaces and cap the length of user-typed text."""
+    """Trim, fold control characters to spaces, drop invisible format characters (bidi overrides,
+    zero-width joiners: they let a name pose as another) and cap the length of user-typed text."""
     if not text:
         return ""
-    folded = "".join(" " if (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0) else ch for ch in text)
+    folded = "".join(
+        " " if unicodedata.category(ch) == "Cc" else ch
+        for ch in text
+        if unicodedata.category(ch) != "Cf"
+    )
     return " ".join(folded.split())[:max_length].strip()
 
 

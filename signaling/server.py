@@ -130,6 +130,9 @@ async def security_headers(
         response = await handler(request)
     except web.HTTPNotFound:
         response = not_found(request.app[SERVER])
+    except web.HTTPException as error:
+        headers = {k: v for k, v in error.headers.items() if k.lower() != "content-type"}
+        response = web.Response(status=error.status, text=error.text, headers=headers)
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
@@ -181,6 +184,19 @@ async def create_room(request: web.Request) -> web.Response:
 
 def _api_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """A file of the web client, or the one 404 page (never a listing, never outside the folder)."""
+    server = request.app[SERVER]
+    root = server.static_dir.resolve()
+    try:
+        path = (root / request.match_info["path"]).resolve()
+    except (OSError, ValueError):
+        return not_found(server)
+    if not path.is_relative_to(root) or not path.is_file() or path.suffix == ".py":
+        return not_found(server)
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -258,7 +274,7 @@ def create_app(
     app.router.add_get("/r/{room_id}", room_page)
     app.router.add_get("/ws/{room_id}", websocket)
     app.router.add_get("/healthz", healthz)
-    app.router.add_static("/static/", server.static_dir, show_index=False, follow_symlinks=False)
+    app.router.add_get("/static/{path:.+}", static_file)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_on_shutdown)
     return app

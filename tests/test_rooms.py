@@ -150,13 +150,6 @@ def test_get_room_refuses_malformed_ids(clock: FakeClock, bad_id: str) -> None:
         service.join(bad_id, "Alex", SESSION_A)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: ROOM_ID_PATTERN ends in '$', which also matches before a trailing newline, so a "
-        "23-character id '<22 chars>\\n' passes the id check (use \\Z or fullmatch)"
-    ),
-)
 def test_room_id_pattern_rejects_trailing_newline(clock: FakeClock) -> None:
     bad_id = "A" * 22 + "\n"
     assert len(bad_id) == 23
@@ -553,3 +546,15 @@ def test_iso_utc_format_and_round_trip() -> None:
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", text)
         parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         assert parsed.timestamp() == int(timestamp)  # fractions are dropped, not rounded
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Ada\u202eecarG", "AdaecarG"),  # right-to-left override dropped
+        ("A\u200bd\u200da", "Ada"),  # zero-width space and joiner dropped
+        ("\ufeffBob", "Bob"),  # byte order mark dropped
+    ],
+)
+def test_clean_text_drops_invisible_format_characters(raw: str, expected: str) -> None:
+    assert clean_text(raw, 64) == expected
