@@ -14,7 +14,7 @@
 //                         receiver tracks, or null when it has none (re-emitted whenever the set
 //                         changes; set it as srcObject)
 //   "reconnecting"        {attempt, delayMs, reason}
-//   "reconnected"         {}
+//   "reconnected"         {}                        (after "joined", when it was a rejoin)
 //   "server-error"        {code, message}           a non-fatal `error` from the server
 //   "ended"               {code, message, reason}   terminal: fatal error, room_closed
 //                         (code "room_closed", reason expired|ended|server_shutdown), "replaced"
@@ -24,8 +24,8 @@
 export const PROTOCOL_VERSION = 1;
 
 const PING_INTERVAL_MS = 15_000;
-/** No message at all (not even a pong) for this long: the connection is dead, reconnect. */
-const SILENCE_LIMIT_MS = 40_000;
+/** A ping unanswered (no pong, no message at all) for this long: the connection is dead. */
+const PONG_TIMEOUT_MS = 10_000;
 const ICE_GATHERING_TIMEOUT_MS = 2_000;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 5_000;
@@ -207,6 +207,7 @@ export class MeetnowCall extends EventTarget {
     /** @private @type {ReturnType<typeof setTimeout> | null} */ this._retryTimer = null;
     /** @private @type {ReturnType<typeof setInterval> | null} */ this._pingTimer = null;
     /** @private */ this._lastMessageAt = 0;
+    /** @private */ this._lastPingAt = 0;
     /** @private @type {Promise<void>} */ this._offerChain = Promise.resolve();
     /** @private @type {string | null} */ this._participantId = null;
     /** @private @type {{audio: boolean, video: boolean} | null} */ this._sentMedia = null;
@@ -448,6 +449,7 @@ export class MeetnowCall extends EventTarget {
     this._pc = null;
     if (!pc) return;
     pc.onconnectionstatechange = null;
+    pc.oniceconnectionstatechange = null;
     try {
       pc.close();
     } catch {
@@ -458,12 +460,16 @@ export class MeetnowCall extends EventTarget {
   /** @private */
   _startPing() {
     if (this._pingTimer !== null) clearInterval(this._pingTimer);
+    this._lastPingAt = 0;
     this._pingTimer = setInterval(() => {
-      if (Date.now() - this._lastMessageAt > SILENCE_LIMIT_MS) {
+      // Dead if our previous ping got no answer (nor any other message) for a while. Measured from
+      // the ping, not from the last message, so throttled timers in background tabs cannot misfire.
+      const now = Date.now();
+      if (this._lastPingAt > this._lastMessageAt && now - this._lastPingAt > PONG_TIMEOUT_MS) {
         this._connectionLost("no answer from the server");
         return;
       }
-      this._send({ type: "ping" });
+      if (this._send({ type: "ping" })) this._lastPingAt = now;
     }, PING_INTERVAL_MS);
   }
 
@@ -583,6 +589,11 @@ export class MeetnowCall extends EventTarget {
       if (pc !== this._pc) return;
       if (pc.connectionState === "failed") this._connectionLost("media connection failed");
     };
+    // Same signal for browsers without connectionState.
+    pc.oniceconnectionstatechange = () => {
+      if (pc !== this._pc) return;
+      if (pc.iceConnectionState === "failed") this._connectionLost("media connection failed");
+    };
 
     this._participantId = message.participant_id;
     this._joinedNow = true;
@@ -597,7 +608,7 @@ export class MeetnowCall extends EventTarget {
     });
     if (this._reconnecting) {
       this._reconnecting = false;
-      this._emit("reconnected", {});
+      if (rejoined) this._emit("reconnected", {});
     }
     // join announced which tracks exist; announce if some of them start disabled.
     this._sentMedia = {

@@ -67,7 +67,14 @@ const ui = {
   retryButton: byId("retry-button", HTMLButtonElement),
 };
 
-const roomId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() ?? "");
+const roomId = (() => {
+  const segment = location.pathname.split("/").filter(Boolean).pop() ?? "";
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+})();
 const sessionKey = `meetnow.session.${roomId}`;
 
 // ------------------------------------------------------------------ state
@@ -544,6 +551,12 @@ async function join() {
 }
 
 function startCall() {
+  // The pre-join screen is never shown again (Rejoin joins directly): drop it, so the page holds
+  // exactly one <video> per tile.
+  if (ui.prejoin.isConnected) {
+    ui.preview.srcObject = null;
+    ui.prejoin.remove();
+  }
   clearNotices("media");
   applyWantedMedia();
   clearGrid();
@@ -557,6 +570,7 @@ function startCall() {
 
   const current = new MeetnowCall({ roomId, name: displayName, session: sessionId, stream: localStream });
   call = current;
+  let everJoined = false;
   /**
    * @template T
    * @param {string} type
@@ -571,6 +585,8 @@ function startCall() {
 
   on("joined", /** @param {JoinedDetail} detail */ (detail) => {
     clearNotice("connecting");
+    if (!everJoined) clearNotice("connection");
+    everJoined = true;
     if (localTile) localTile.root.setAttribute("data-participant", detail.participantId);
     const present = new Set(detail.participants.map((participant) => participant.id));
     for (const participantId of [...tiles.keys()]) if (!present.has(participantId)) removeParticipant(participantId);
@@ -591,11 +607,8 @@ function startCall() {
   on("reconnecting", /** @param {ReconnectingDetail} detail */ (detail) => {
     clearNotice("connecting");
     const seconds = Math.max(1, Math.round(detail.delayMs / 1000));
-    showNotice(
-      "connection",
-      detail.attempt > 1 ? `Connection lost. Reconnecting (retry in ${seconds} s)…` : "Connection lost. Reconnecting…",
-      { kind: "warn" },
-    );
+    const what = everJoined ? "Connection lost. Reconnecting…" : "Cannot reach the meeting server. Retrying…";
+    showNotice("connection", detail.attempt > 1 ? `${what} (next try in ${seconds} s)` : what, { kind: "warn" });
   });
   on("reconnected", () => showNotice("connection", "Reconnected.", { timeoutMs: 3000 }));
   on("server-error", /** @param {ServerErrorDetail} detail */ (detail) => {
