@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_REPLACED = 4000
 """Close code for a connection whose session joined again elsewhere."""
+_background_tasks: set[asyncio.Task[None]] = set()
 
 
 def participant_info(participant: Participant) -> ParticipantInfo:
@@ -102,8 +103,11 @@ class ClientConnection:
         """Set once ``join`` succeeds."""
         self._session_ready = asyncio.Event()
 
-    async def run(self) -> None:
+    async def run(self, join_timeout: float) -> None:
         """Read messages until the socket closes, then leave the room."""
+        # An open socket that never joins holds resources for nothing: close it.
+        loop = asyncio.get_running_loop()
+        idle = loop.call_later(join_timeout, self._close_if_not_joined)
         try:
             async for message in self._ws:
                 if message.type == WSMsgType.TEXT:
@@ -115,7 +119,14 @@ class ClientConnection:
                 if self._ws.closed:
                     break
         finally:
+            idle.cancel()
             await self._leave()
+
+    def _close_if_not_joined(self) -> None:
+        if self.participant_id is None and not self._ws.closed:
+            task = asyncio.ensure_future(self.close())
+            _background_tasks.add(task)
+            task.add_done_callback(_background_tasks.discard)
 
     async def send(self, message: ServerMessage) -> None:
         """Send a message; a closed or broken socket is ignored (its own reader cleans up)."""

@@ -217,7 +217,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         max_msg_size=server.settings.ws_max_message_bytes,
     )
     await ws.prepare(request)
-    await ClientConnection(server, room, ws).run()
+    await ClientConnection(server, room, ws).run(server.settings.ws_join_timeout_seconds)
     return ws
 
 

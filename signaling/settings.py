@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     """Largest websocket message accepted; a bigger one closes the connection (1009)."""
     ws_heartbeat_seconds: float = Field(default=20.0, gt=0)
     """Websocket ping interval; a peer that misses a pong is dropped."""
+    ws_join_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A websocket that has not sent ``join`` after this long is closed."""
 
     @field_validator("allowed_origins", "ice_host_addresses", mode="before")
     @classmethod

@@ -85,6 +85,22 @@ async def test_oversized_message_closes_only_that_connection_with_1009() -> None
         await runner.cleanup()
 
 
+async def test_a_socket_that_never_joins_is_closed() -> None:
+    running, runner = await start_server(test_settings(ws_join_timeout_seconds=0.5))
+    try:
+        client = await bare_client(running, running.new_room())
+        assert await client.wait_closed() == aiohttp.WSCloseCode.OK
+        await client.close()
+        # One that joins in time stays.
+        joined = ParticipantClient(running.base_url, running.new_room(), name="in time")
+        await joined.join()
+        await asyncio.sleep(1.0)
+        assert joined.close_code is None
+        await joined.close()
+    finally:
+        await runner.cleanup()
+
+
 async def test_version_mismatch_is_fatal(server: RunningServer) -> None:
     client = await bare_client(server, server.new_room())
     try:
@@ -226,6 +242,15 @@ async def test_a_misbehaving_participant_does_not_disturb_the_others_media(
         assert good[0].errors == [] and good[1].errors == []
         # Everyone still sees the rogue as a participant: errors did not evict it either.
         assert rogue.participant_id in good[0].participants
+        # An oversized message closes the rogue's connection (1009) and nobody else's.
+        mark = len(good[0].messages)
+        await rogue.send_raw(json.dumps({"type": "ping", "pad": "x" * 300_000}))
+        assert await rogue.wait_closed() == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+        await good[0].next_message("participant_left", since=mark)
+        before = stream.frames
+        await asyncio.sleep(1.0)
+        assert stream.frames > before + 10
+        assert good[0].errors == [] and good[1].errors == []
     finally:
         for client in [*good, rogue]:
             await client.close()
