@@ -35,6 +35,7 @@ __all__ = [
     "attach_forwarding_sender",
     "current_ntp_time",
     "request_keyframe",
+    "route_keyframe_requests",
     "set_host_addresses",
     "tap_receiver",
 ]
@@ -61,10 +62,15 @@ def set_host_addresses(addresses: list[str]) -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
-def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
+def tap_receiver(
+    receiver: RTCRtpReceiver, on_packet: PacketHandler, *, keep_feedback: bool = True
+) -> None:
     """Call ``on_packet`` with every RTP packet the receiver gets, then let aiortc keep its receive
     statistics, NACK generation and bandwidth estimate (RTCP to the publisher) as usual. The
-    receiver's decoder thread is stopped as soon as aiortc starts it, so nothing is ever decoded."""
+    receiver's decoder thread is stopped as soon as aiortc starts it, so nothing is ever decoded.
+
+    ``keep_feedback=False`` hands packets to ``on_packet`` only (no RTCP feedback at all): for the
+    load generator, which counts packets and must stay cheaper than the relay it measures."""
     internals: Any = receiver  # private aiortc state: see the module docstring
     handle_rtp = internals._handle_rtp_packet
     receive = internals.receive
@@ -72,7 +78,8 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
     async def tapped_handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if receiver._enabled:
             await on_packet(packet)
-        await handle_rtp(packet, arrival_time_ms)
+        if keep_feedback:
+            await handle_rtp(packet, arrival_time_ms)
 
     async def receive_without_decoder(parameters: Any) -> None:
         await receive(parameters)
@@ -156,12 +163,18 @@ class SenderState:
         sender._RTCRtpSender__packet_count += 1
 
 
+def route_keyframe_requests(sender: RTCRtpSender, on_keyframe_request: Callable[[], None]) -> None:
+    """Send the subscriber's PLI/FIR for this sender to ``on_keyframe_request`` (aiortc would only
+    set a flag for its encoder, which a sender of pre-encoded or forwarded media never uses)."""
+    internals: Any = sender
+    internals._send_keyframe = on_keyframe_request
+
+
 def attach_forwarding_sender(
     sender: RTCRtpSender, kind: str, on_keyframe_request: Callable[[], None]
 ) -> SenderState:
     """Prepare a sender for forwarded packets: an idle track, and keyframe requests (PLI/FIR from
     the subscriber) routed to ``on_keyframe_request`` instead of an encoder that does not exist."""
     sender.replaceTrack(IdleTrack(kind))
-    internals: Any = sender
-    internals._send_keyframe = on_keyframe_request
+    route_keyframe_requests(sender, on_keyframe_request)
     return SenderState(sender)

@@ -57,6 +57,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loadtest(args: argparse.Namespace) -> int:
+    if args.participants < 1 or args.duration <= 0:
+        print("meetnow loadtest: --participants must be >= 1 and --duration > 0", file=sys.stderr)
+        return 2
+    from .loadtest import main as loadtest_main
+
+    logging.basicConfig(level=logging.WARNING)
+    return loadtest_main(args.room_url, args.participants, args.duration, args.json)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="meetnow", description="Self-hosted Meet Now for chat teams."
@@ -67,6 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="listen port (MEETNOW_PORT, default 8080)")
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     serve.set_defaults(run=_serve)
+    load = commands.add_parser(
+        "loadtest", help="join synthetic participants to a room and measure what they receive"
+    )
+    load.add_argument(
+        "room_url", metavar="ROOM_URL", help="a room link, e.g. http://127.0.0.1:8080/r/ID"
+    )
+    load.add_argument("--participants", "-n", type=int, required=True, help="how many to join")
+    load.add_argument(
+        "--duration", type=float, default=20.0, help="seconds to measure (default 20)"
+    )
+    load.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
+    )
+    load.set_defaults(run=_loadtest)
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code

@@ -28,6 +28,9 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
+
+from .aiortc_hooks import route_keyframe_requests, tap_receiver
 
 __all__ = ["ParticipantClient", "PatternVideoTrack", "ReceivedStream", "ToneAudioTrack"]
 
@@ -85,6 +88,10 @@ class ToneAudioTrack(MediaStreamTrack):
         return frame
 
 
+FREEZE_SECONDS = 0.5
+"""A gap between two video frames longer than this is a freeze."""
+
+
 @dataclass
 class ReceivedStream:
     """What arrived from one other participant's track."""
@@ -99,6 +106,56 @@ class ReceivedStream:
     width: int = 0
     """Width of the last decoded video frame."""
     height: int = 0
+    packets: int = 0
+    """RTP packets counted (packet-counting mode only)."""
+    bytes: int = 0
+    """RTP payload bytes counted (packet-counting mode only)."""
+    lost: int = 0
+    """Packets missing from the sequence (packet-counting mode only)."""
+    freezes: int = 0
+    """Gaps of more than ``FREEZE_SECONDS`` between two video frames."""
+    freeze_seconds: float = 0.0
+    """Total time spent in those gaps."""
+    marked_frames: int = 0
+    """``frames`` when :meth:`mark` was last called."""
+    marked_bytes: int = 0
+    """``bytes`` when :meth:`mark` was last called."""
+    _last_timestamp: int | None = None
+    _highest_seq: int | None = None
+
+    def mark(self) -> None:
+        """Start a measurement window: counts since now, freezes from now on."""
+        self.marked_frames, self.marked_bytes = self.frames, self.bytes
+        self.freezes, self.freeze_seconds = 0, 0.0
+
+    def count_packet(self, packet: RtpPacket, now: float) -> None:
+        """Account one RTP packet: a new RTP timestamp starts a new frame."""
+        self.packets += 1
+        self.bytes += len(packet.payload)
+        seq = packet.sequence_number
+        if self._highest_seq is not None:
+            ahead = (seq - self._highest_seq) & 0xFFFF
+            if 0 < ahead < 0x8000:
+                self.lost += ahead - 1
+                self._highest_seq = seq
+            else:
+                self.lost = max(0, self.lost - 1)  # a late packet fills a gap counted before
+        else:
+            self._highest_seq = seq
+        if packet.timestamp != self._last_timestamp:
+            self._last_timestamp = packet.timestamp
+            self.count_frame(now)
+
+    def count_frame(self, now: float) -> None:
+        if self.first_frame_at is None:
+            self.first_frame_at = now
+        elif self.kind == "video" and self.last_frame_at is not None:
+            gap = now - self.last_frame_at
+            if gap > FREEZE_SECONDS:
+                self.freezes += 1
+                self.freeze_seconds += gap
+        self.last_frame_at = now
+        self.frames += 1
 
 
 @dataclass
@@ -114,6 +171,8 @@ class ParticipantClient:
     session: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     origin: str | None = None
     """Origin header to send; None sends none (like any non-browser client)."""
+    decode: bool = True
+    """Decode what arrives (tests); False only counts RTP packets, for the load generator."""
 
     participant_id: str | None = None
     joined: dict[str, Any] | None = None
@@ -135,6 +194,9 @@ class ParticipantClient:
         self._pc: RTCPeerConnection | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._consumers: dict[int, asyncio.Task[None]] = {}
+        self._tapped: set[int] = set()
+        self.connected_at: float | None = None
+        """``time.monotonic()`` when the peer connection first reached "connected"."""
         self._mids: dict[str, tuple[str, str]] = {}
         self._joined_event = asyncio.Event()
         self._closed_event = asyncio.Event()
@@ -236,9 +298,15 @@ class ParticipantClient:
             self.participant_id = message["participant_id"]
             self.participants = {p["id"]: p for p in message["participants"]}
             ice = [RTCIceServer(**s) for s in message["ice_servers"]]
-            self._pc = RTCPeerConnection(
+            pc = self._pc = RTCPeerConnection(
                 RTCConfiguration(iceServers=ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
             )
+
+            @pc.on("connectionstatechange")
+            def on_state() -> None:
+                if pc.connectionState == "connected" and self.connected_at is None:
+                    self.connected_at = time.monotonic()
+
             self._joined_event.set()
         elif kind == "offer":
             await self._answer(message)
@@ -267,6 +335,10 @@ class ParticipantClient:
                     transceiver.direction = "sendonly"
                     if transceiver.sender.track is None:
                         transceiver.sender.replaceTrack(track)
+                        on_keyframe = getattr(track, "request_keyframe", None)
+                        if on_keyframe is not None:
+                            # A pre-encoded track answers PLIs itself (aiortc's would go nowhere).
+                            route_keyframe_requests(transceiver.sender, on_keyframe)
             else:
                 transceiver.direction = "recvonly"
                 assert transceiver.mid is not None
@@ -281,9 +353,25 @@ class ParticipantClient:
 
     def _consume(self, transceiver: RTCRtpTransceiver) -> None:
         key = id(transceiver)
-        if key in self._consumers:
+        if key in self._consumers or key in self._tapped:
             return
-        self._consumers[key] = asyncio.ensure_future(self._count_frames(transceiver))
+        if self.decode:
+            self._consumers[key] = asyncio.ensure_future(self._count_frames(transceiver))
+            return
+        self._tapped.add(key)
+
+        async def count(packet: RtpPacket) -> None:
+            owner = self._mids.get(transceiver.mid or "")
+            if owner is not None:
+                self._stream(owner).count_packet(packet, time.monotonic())
+
+        tap_receiver(transceiver.receiver, count, keep_feedback=False)
+
+    def _stream(self, owner: tuple[str, str]) -> ReceivedStream:
+        stream = self.streams.get(owner)
+        if stream is None:
+            stream = self.streams[owner] = ReceivedStream(participant=owner[0], kind=owner[1])
+        return stream
 
     async def _count_frames(self, transceiver: RTCRtpTransceiver) -> None:
         track = transceiver.receiver.track
@@ -295,13 +383,7 @@ class ParticipantClient:
             owner = self._mids.get(transceiver.mid or "")
             if owner is None:
                 continue
-            stream = self.streams.get(owner)
-            if stream is None:
-                stream = self.streams[owner] = ReceivedStream(participant=owner[0], kind=owner[1])
-            now = time.monotonic()
-            if stream.first_frame_at is None:
-                stream.first_frame_at = now
-            stream.last_frame_at = now
-            stream.frames += 1
+            stream = self._stream(owner)
+            stream.count_frame(time.monotonic())
             if isinstance(frame, av.VideoFrame):
                 stream.width, stream.height = frame.width, frame.height

@@ -200,6 +200,9 @@ class PeerSession:
 class RoomMedia:
     """The media side of one room: who publishes what, and who receives it."""
 
+    session_class: type[PeerSession] = PeerSession
+    """Made once per participant (a benchmark baseline swaps in another forwarding design)."""
+
     def __init__(self, config: RelayConfig) -> None:
         self._config = config
         self.sessions: dict[str, PeerSession] = {}
@@ -211,12 +214,14 @@ class RoomMedia:
         self, participant_id: str, kinds: Iterable[Kind], send_offer: SendOffer
     ) -> PeerSession:
         """Create the participant's session, subscribe it to everyone, and everyone to it."""
-        session = PeerSession(participant_id, self._config, send_offer)
+        session = self.session_class(participant_id, self._config, send_offer)
         receivers = session.add_publish_transceivers(kinds)
         for publications in self.publications.values():
             for publication in publications:
                 session.subscribe(publication)
-        mine = [Publication(participant_id, kind, receiver) for kind, receiver in receivers.items()]
+        mine = [
+            self.publish(participant_id, kind, receiver) for kind, receiver in receivers.items()
+        ]
         others = list(self.sessions.values())
         self.sessions[participant_id] = session
         self.publications[participant_id] = mine
@@ -225,6 +230,10 @@ class RoomMedia:
                 other.subscribe(publication)
         await _all(session.negotiate(), *(other.negotiate() for other in others))
         return session
+
+    def publish(self, participant_id: str, kind: Kind, receiver: RTCRtpReceiver) -> Publication:
+        """Start forwarding what arrives on ``receiver``."""
+        return Publication(participant_id, kind, receiver)
 
     async def remove_participant(self, participant_id: str) -> None:
         """Close the participant's session; the others' m-lines for it go idle."""
@@ -247,6 +256,9 @@ class RoomMedia:
 class Relay:
     """All rooms' media in this process."""
 
+    room_media_class: type[RoomMedia] = RoomMedia
+    """Made once per active room."""
+
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
         self.rooms: dict[str, RoomMedia] = {}
@@ -255,7 +267,7 @@ class Relay:
     def room(self, room_id: str) -> RoomMedia:
         media = self.rooms.get(room_id)
         if media is None:
-            media = self.rooms[room_id] = RoomMedia(self.config)
+            media = self.rooms[room_id] = self.room_media_class(self.config)
         return media
 
     async def remove_participant(self, room_id: str, participant_id: str) -> None:
