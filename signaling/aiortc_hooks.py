@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioice.ice
+from aioice.ice import StunProtocol
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.clock import current_ntp_time
 from aiortc.mediastreams import MediaStreamError
@@ -121,20 +122,32 @@ class IdleTrack(MediaStreamTrack):
 
 
 class SenderState:
-    """The relay's handle on one aiortc sender it writes packets through."""
+    """The relay's handle on one aiortc sender that it writes RTP packets through itself.
 
-    __slots__ = ("sender",)
+    Packets skip aiortc's send path (four coroutines per packet): they are SRTP-protected with
+    the sender's DTLS transport keys and written straight to the nominated ICE pair's socket. The
+    plain packets are kept for retransmission (the subscriber's NACKs), and the counters aiortc puts
+    in its RTCP sender reports are refreshed every ``REPORT_EVERY`` packets.
+    """
+
+    REPORT_EVERY = 32
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self.sender: Any = sender
         """The aiortc sender, typed loosely: only private state of it is used here."""
+        self._history: list[bytes | None] = [None] * HISTORY_SIZE
+        self._unreported_packets = 0
+        self._unreported_octets = 0
+        self._last_timestamp = 0
+        internals: Any = sender
+        internals._retransmit = self._retransmit
 
     @property
     def ssrc(self) -> int:
         return int(self.sender._ssrc)
 
     def ready(self) -> bool:
-        """Negotiated and started: its mid and header extension ids are known."""
+        """Negotiated and started: its header extension ids are known and keys exist."""
         return (
             bool(self.sender._RTCRtpSender__started) and self.sender.transport.state == "connected"
         )
@@ -147,20 +160,56 @@ class SenderState:
     def extensions_map(self) -> Any:
         return self.sender._RTCRtpSender__rtp_header_extensions_map
 
-    def remember(self, packet: RtpPacket) -> None:
-        """Keep a packet where aiortc looks for it when the subscriber NACKs it."""
-        self.sender._RTCRtpSender__rtp_history[packet.sequence_number % HISTORY_SIZE] = packet
+    def remember(self, data: bytes) -> None:
+        """Keep a plain RTP packet where :meth:`_retransmit` finds it when the subscriber NACKs."""
+        self._history[((data[2] << 8) | data[3]) % HISTORY_SIZE] = data
 
-    async def send(self, packet: RtpPacket, data: bytes) -> None:
-        """Send serialized ``data`` of ``packet``; keep the packet for retransmission and the
-        counters aiortc puts in its sender reports."""
+    def send(self, data: bytes, payload_length: int, timestamp: int) -> None:
+        """Protect and send one plain RTP packet now. Raises ConnectionError when not connected."""
+        self._transmit(data)
+        self._history[((data[2] << 8) | data[3]) % HISTORY_SIZE] = data
+        self._unreported_packets += 1
+        self._unreported_octets += payload_length
+        self._last_timestamp = timestamp
+        if self._unreported_packets >= self.REPORT_EVERY:
+            self.flush_report()
+
+    def flush_report(self) -> None:
+        """Hand aiortc's RTCP loop the counters of what was sent (for its sender reports)."""
         sender = self.sender
-        self.remember(packet)
-        await sender.transport._send_rtp(data)
         sender._RTCRtpSender__ntp_timestamp = current_ntp_time()
-        sender._RTCRtpSender__rtp_timestamp = packet.timestamp
-        sender._RTCRtpSender__octet_count += len(packet.payload)
-        sender._RTCRtpSender__packet_count += 1
+        sender._RTCRtpSender__rtp_timestamp = self._last_timestamp
+        sender._RTCRtpSender__packet_count += self._unreported_packets
+        sender._RTCRtpSender__octet_count += self._unreported_octets
+        self._unreported_packets = self._unreported_octets = 0
+
+    def _transmit(self, data: bytes) -> None:
+        dtls = self.sender.transport
+        srtp = dtls._tx_srtp
+        if srtp is None or dtls.state != "connected":
+            raise ConnectionError("not connected")
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("no ICE pair")
+        protocol = pair.protocol
+        protected = srtp.protect(data)
+        if type(protocol) is StunProtocol:
+            protocol.transport.sendto(protected, pair.remote_addr)
+        else:  # a TURN relay: its send path is a coroutine
+            task = asyncio.ensure_future(protocol.send_data(protected, pair.remote_addr))
+            _pending_sends.add(task)
+            task.add_done_callback(_pending_sends.discard)
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        data = self._history[sequence_number % HISTORY_SIZE]
+        if data is not None and ((data[2] << 8) | data[3]) == sequence_number:
+            try:
+                self._transmit(data)
+            except ConnectionError:
+                pass
+
+
+_pending_sends: set[asyncio.Task[None]] = set()
 
 
 def route_keyframe_requests(sender: RTCRtpSender, on_keyframe_request: Callable[[], None]) -> None:

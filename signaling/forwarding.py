@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from struct import pack_into
 from typing import Literal
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
@@ -100,11 +101,16 @@ class Publication:
     async def _on_packet(self, packet: RtpPacket) -> None:
         self.packets_received += 1
         self._media_ssrc = packet.ssrc
-        if self._closed:
+        if self._closed or not self.outbounds:
             return
         keyframe = self.kind == "video" and is_vp8_keyframe_start(packet.payload)
+        template: bytes | None = None
         for outbound in self.outbounds:
-            await outbound.forward(packet, keyframe)
+            if template is None:
+                template = outbound.template(packet)
+                if template is None:
+                    continue
+            outbound.forward(packet, template, keyframe)
 
 
 class Outbound:
@@ -150,7 +156,24 @@ class Outbound:
             self._next_ts = (self._last_ts_out + 3000) & 0xFFFFFFFF
         self._started = False
 
-    async def forward(self, packet: RtpPacket, keyframe: bool) -> None:
+    def template(self, packet: RtpPacket) -> bytes | None:
+        """The packet serialized once for every subscriber: same payload and header extensions
+        (abs-send-time, audio level; the extension ids are the same on every m-line, all offered
+        by the relay), no MID (subscribers demultiplex on the SSRC signalled in the SDP).
+        SSRC, sequence number and timestamp are placeholders that :meth:`forward` overwrites."""
+        if not self._sender.ready():
+            return None
+        out = RtpPacket(
+            payload_type=packet.payload_type, marker=packet.marker, payload=packet.payload
+        )
+        out.padding_size = packet.padding_size
+        out.extensions.abs_send_time = packet.extensions.abs_send_time
+        out.extensions.audio_level = packet.extensions.audio_level
+        data: bytes = out.serialize(self._sender.extensions_map())
+        return data
+
+    def forward(self, packet: RtpPacket, template: bytes, keyframe: bool) -> None:
+        """Send one publisher packet to this subscriber (from a keyframe on, for video)."""
         if not self._started:
             if not self._sender.ready():
                 return
@@ -162,22 +185,19 @@ class Outbound:
             self._ts_offset = (self._next_ts - packet.timestamp) & 0xFFFFFFFF
             self._started = True
         self._last_seq_in = packet.sequence_number
-        out = RtpPacket(
-            payload_type=packet.payload_type,
-            marker=packet.marker,
-            sequence_number=(packet.sequence_number + self._seq_offset) & 0xFFFF,
-            timestamp=(packet.timestamp + self._ts_offset) & 0xFFFFFFFF,
-            ssrc=self._sender.ssrc,
-            payload=packet.payload,
+        timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        self._last_ts_out = timestamp
+        data = bytearray(template)
+        pack_into(
+            "!HII",
+            data,
+            2,
+            (packet.sequence_number + self._seq_offset) & 0xFFFF,
+            timestamp,
+            self._sender.ssrc,
         )
-        out.padding_size = packet.padding_size
-        extensions = out.extensions
-        extensions.mid = self._sender.mid
-        extensions.abs_send_time = packet.extensions.abs_send_time
-        extensions.audio_level = packet.extensions.audio_level
-        self._last_ts_out = out.timestamp
         try:
-            await self._sender.send(out, out.serialize(self._sender.extensions_map()))
+            self._sender.send(bytes(data), len(packet.payload), timestamp)
         except ConnectionError:
             return
         self.packets_sent += 1

@@ -153,17 +153,21 @@ async def test_forwarding_sender_sends_answers_nacks_and_routes_plis(
             ssrc=state.ssrc,
             payload=b"\x10\x00" + bytes(50),
         )
-        packet.extensions.mid = state.mid
+        data = packet.serialize(state.extensions_map())
         if seq == 1002:
-            state.remember(packet)  # "lost" on the way: kept, never delivered
+            state.remember(data)  # "lost" on the way: kept, never delivered
         else:
-            await state.send(packet, packet.serialize(state.extensions_map()))
+            state.send(data, len(packet.payload), packet.timestamp)
     await wait_until(lambda: len(received) >= 4, 5, "forwarded packets")
     assert [p.sequence_number for p in received[:4]] == [1000, 1001, 1003, 1004]
     assert received[0].ssrc == state.ssrc
     # The subscriber NACKs the gap by itself; aiortc answers from the history the hook fills.
     await wait_until(lambda: len(received) >= 5, 5, "retransmission")
     assert received[4].sequence_number == 1002
+    # Sender reports carry what was sent: flush the counters and read them back from aiortc.
+    state.flush_report()
+    assert transceiver.sender._RTCRtpSender__packet_count == 4
+    assert transceiver.sender._RTCRtpSender__rtp_timestamp == 1004 * 3000
     # A PLI from the subscriber reaches our callback instead of a non-existent encoder.
     await sub_receiver._send_rtcp_pli(state.ssrc)
     await wait_until(lambda: keyframe_requests != [], 5, "keyframe request")

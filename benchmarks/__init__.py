@@ -1,0 +1,1 @@
+"""meetnow's benchmarks: ``python -m benchmarks.run`` (see docs/benchmarks.md)."""

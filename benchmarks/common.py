@@ -1,0 +1,471 @@
+"""What every benchmark shares: a meetnow server in its own process, the load generator in another,
+CPU time and memory read from /proc, percentiles, and the machine's description.
+
+Everything listens on 127.0.0.1 and every process started here is stopped by the code that
+started it (``try``/``finally``), also when a run fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import platform
+import queue
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_MIB = os.sysconf("SC_PAGE_SIZE") / 2**20
+
+SERVER_ENV = {
+    "MEETNOW_ICE_HOST_ADDRESSES": "127.0.0.1",
+    # One relay process (one core), if the setting exists; unknown MEETNOW_ variables are ignored.
+    "MEETNOW_RELAY_WORKERS": "0",
+    "MEETNOW_ROOM_MAX_PARTICIPANTS": "200",
+    "PYTHONUNBUFFERED": "1",
+}
+
+PROGRESS_LINE = re.compile(r"^\s*\d+s\s+video streams")
+"""A per-second line of ``meetnow loadtest`` (the measured window); "joined k/N" lines come before."""
+
+
+def say(text: str) -> None:
+    """Print a figure or a step as it happens."""
+    print(text, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def meetnow_command() -> list[str]:
+    """The ``meetnow`` console script of this interpreter's environment (or the module)."""
+    script = Path(PYTHON).parent / "meetnow"
+    return [str(script)] if script.exists() else [PYTHON, "-m", "signaling.cli"]
+
+
+# ------------------------------------------------------------------ /proc
+
+
+def _stat_fields(pid: int) -> list[str]:
+    # The command name may hold spaces and parentheses: split after its closing one.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants alive now (relay worker processes, if any)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int(_stat_fields(int(entry.name))[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far."""
+    try:
+        fields = _stat_fields(pid)
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(p) for p in process_tree(pid))
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of one process (VmRSS), MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def tree_rss_mib(pid: int) -> float:
+    return sum(rss_mib(p) for p in process_tree(pid))
+
+
+# ------------------------------------------------------------------ the server
+
+
+@dataclass
+class ServerProcess:
+    """A meetnow server in its own process, listening on 127.0.0.1."""
+
+    base_url: str
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server and any worker processes it started."""
+        return tree_cpu_seconds(self.pid)
+
+    def rss_mib(self) -> float:
+        return tree_rss_mib(self.pid)
+
+    def process_count(self) -> int:
+        return len(process_tree(self.pid))
+
+    def create_room(self, topic: str | None = None) -> str:
+        """POST /api/rooms; returns the room link."""
+        body = json.dumps({"topic": topic} if topic else {}).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}/api/rooms",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            if response.status != 201:
+                raise RuntimeError(f"POST /api/rooms: HTTP {response.status}")
+            room_id: str = json.loads(response.read())["id"]
+        return f"{self.base_url}/r/{room_id}"
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGINT (Ctrl-C), then SIGKILL after ``grace`` seconds; children of it too."""
+    if process.poll() is None:
+        descendants = [p for p in process_tree(process.pid) if p != process.pid]
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        for pid in descendants:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def start_server(
+    module: str | None = None, env: dict[str, str] | None = None, timeout: float = 30.0
+) -> ServerProcess:
+    """Start ``meetnow serve`` (or ``python -m module --port P``, a wrapper that runs it) and wait
+    for "meetnow is running" on its first line of output."""
+    port = free_port()
+    command = (
+        [PYTHON, "-m", module, "--port", str(port)]
+        if module
+        else [*meetnow_command(), "serve", "--port", str(port)]
+    )
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, **SERVER_ENV, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    server = ServerProcess(f"http://127.0.0.1:{port}", process)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            server.output.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(f"server did not start within {timeout:.0f} s") from None
+            if line is None:
+                raise RuntimeError("server exited at start:\n" + "".join(server.output[-20:]))
+            if "meetnow is running" in line:
+                return server
+    except BaseException:
+        server.stop()
+        raise
+
+
+@contextlib.contextmanager
+def running_server(
+    module: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    server = start_server(module, env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------------ the load generator
+
+
+@dataclass
+class Sample:
+    """Taken when the load generator printed a progress line."""
+
+    at: float
+    line: str
+    server_cpu: float
+    generator_cpu: float
+    server_rss_mib: float
+
+
+@dataclass
+class LoadRun:
+    """One ``meetnow loadtest`` run against a server, and what the server used meanwhile."""
+
+    participants: int
+    summary: dict[str, Any] | None
+    """The loadtest's ``--json`` output (None if it printed none)."""
+    window_s: float
+    """Length of the window CPU was sampled over (the loadtest's measured window, less ~1 s)."""
+    server_cpu_percent: float
+    """Server CPU over the window, % of one core (all its processes)."""
+    generator_cpu_percent: float
+    """Load generator CPU over the window, % of one core."""
+    server_rss_before_mib: float
+    """Server RSS with the room created and nobody in it."""
+    server_rss_during_mib: float
+    """Server RSS at the end of the measured window, everyone connected."""
+    server_processes: int
+    returncode: int | None
+    wall_s: float
+    stderr_tail: list[str]
+
+    @property
+    def video_streams(self) -> int:
+        return self.participants * (self.participants - 1)
+
+    def held(self, min_fps: float = 28.0) -> bool:
+        """30 fps held: mean fps >= ``min_fps``, no freezes, every stream there, no errors."""
+        s = self.summary
+        return bool(
+            s is not None
+            and s["video_fps_mean"] >= min_fps
+            and s["freezes"] == 0
+            and s["video_streams_received"] == s["video_streams_expected"]
+            and s["streams_received"] == s["streams_expected"]
+            and s["errors"] == 0
+        )
+
+    def failure(self, min_fps: float = 28.0) -> str:
+        """Why it did not hold ("" if it did)."""
+        s = self.summary
+        if s is None:
+            return f"no result (exit {self.returncode}): {' | '.join(self.stderr_tail[-3:])}"
+        why = []
+        if s["video_fps_mean"] < min_fps:
+            why.append(f"fps mean {s['video_fps_mean']}")
+        if s["freezes"]:
+            why.append(f"{s['freezes']} freezes")
+        if s["streams_received"] != s["streams_expected"]:
+            why.append(f"streams {s['streams_received']}/{s['streams_expected']}")
+        if s["errors"]:
+            why.append(f"{s['errors']} errors")
+        return ", ".join(why)
+
+
+def run_load(
+    server: ServerProcess, room_url: str, participants: int, duration: float
+) -> LoadRun:
+    """Run ``meetnow loadtest ROOM_URL -n N --duration S --json`` in its own process and sample the
+    server's and the generator's CPU on each of its per-second progress lines."""
+    rss_before = server.rss_mib()
+    command = [
+        *meetnow_command(),
+        "loadtest",
+        room_url,
+        "-n",
+        str(participants),
+        "--duration",
+        str(duration),
+        "--json",
+    ]
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    samples: list[Sample] = []
+    stderr: list[str] = []
+    stdout: list[str] = []
+
+    def read_stderr() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            stderr.append(line.rstrip())
+            if PROGRESS_LINE.match(line):
+                samples.append(
+                    Sample(
+                        time.monotonic(),
+                        line.strip(),
+                        server.cpu_seconds(),
+                        cpu_seconds(process.pid),
+                        server.rss_mib(),
+                    )
+                )
+
+    def read_stdout() -> None:
+        assert process.stdout is not None
+        stdout.extend(process.stdout)
+
+    readers = [
+        threading.Thread(target=read_stderr, daemon=True),
+        threading.Thread(target=read_stdout, daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        process.wait(timeout=90 + 2.5 * participants + duration)
+    except subprocess.TimeoutExpired:
+        stderr.append("benchmark: loadtest timed out")
+    finally:
+        stop_process(process, grace=5)
+        for reader in readers:
+            reader.join(timeout=5)
+    summary: dict[str, Any] | None = None
+    for line in stdout:
+        if line.startswith("{"):
+            summary = json.loads(line)
+    window = samples[-1].at - samples[0].at if len(samples) >= 2 else 0.0
+    server_cpu = generator_cpu = 0.0
+    if window > 0:
+        server_cpu = 100 * (samples[-1].server_cpu - samples[0].server_cpu) / window
+        generator_cpu = 100 * (samples[-1].generator_cpu - samples[0].generator_cpu) / window
+    return LoadRun(
+        participants=participants,
+        summary=summary,
+        window_s=window,
+        server_cpu_percent=server_cpu,
+        generator_cpu_percent=generator_cpu,
+        server_rss_before_mib=rss_before,
+        server_rss_during_mib=samples[-1].server_rss_mib if samples else 0.0,
+        server_processes=server.process_count(),
+        returncode=process.returncode,
+        wall_s=time.monotonic() - started,
+        stderr_tail=stderr[-5:],
+    )
+
+
+def measure_room(
+    participants: int, duration: float, module: str | None = None, env: dict[str, str] | None = None
+) -> LoadRun:
+    """A fresh server, one room, one loadtest."""
+    with running_server(module, env) as server:
+        room_url = server.create_room(f"benchmark {participants}")
+        time.sleep(0.5)  # let the server settle before the empty-room RSS is read
+        return run_load(server, room_url, participants, duration)
+
+
+# ------------------------------------------------------------------ numbers
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in 0..1) of a non-empty sequence."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else 0.0
+
+
+def fmt(value: float | None, digits: int = 1, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}{unit}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the machine
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def chromium_version() -> str:
+    try:
+        out = subprocess.run(
+            ["/usr/bin/chromium", "--version"], capture_output=True, text=True, timeout=20
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": f"{os.sysconf('SC_PHYS_PAGES') * PAGE_MIB / 1024:.1f} GiB",
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": platform.python_version(),
+        "aiortc": _version("aiortc"),
+        "aiohttp": _version("aiohttp"),
+        "PyAV": _version("av"),
+        "Playwright": _version("playwright"),
+        "Chromium": chromium_version(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }

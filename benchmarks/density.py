@@ -1,0 +1,114 @@
+"""Relay density: how many forwarded 640x480 30 fps video streams one relay process holds.
+
+For each room size a fresh ``meetnow serve`` (one process, so one core) gets one room and
+``meetnow loadtest`` (another process) fills it with N synthetic participants that each publish
+pre-encoded VP8 (~1 Mbps) and Opus and receive everyone else. The server's CPU time is read from
+/proc over the loadtest's measured window. Sizes grow until one fails to hold 30 fps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .common import LoadRun, fmt, measure_room, say, table
+
+SIZES = (2, 4, 8, 12, 16, 20, 24, 28, 32)
+QUICK_SIZES = (2, 4)
+DURATION = 15.0
+QUICK_DURATION = 5.0
+MIN_FPS = 28.0
+
+
+@dataclass
+class DensityRow:
+    run: LoadRun
+
+    @property
+    def size(self) -> int:
+        return self.run.participants
+
+    @property
+    def streams(self) -> int:
+        return self.run.video_streams
+
+    @property
+    def cpu_per_stream(self) -> float:
+        """Server CPU per forwarded video stream (with its audio), % of one core."""
+        return self.run.server_cpu_percent / self.streams
+
+    @property
+    def streams_per_core(self) -> float:
+        return 100 / self.cpu_per_stream if self.cpu_per_stream > 0 else 0.0
+
+    @property
+    def held(self) -> bool:
+        return self.run.held(MIN_FPS)
+
+
+def measure(
+    sizes: Sequence[int], duration: float, module: str | None = None, label: str = "relay"
+) -> list[DensityRow]:
+    """Measure each size on a fresh server; stop after the first size that does not hold."""
+    rows: list[DensityRow] = []
+    for size in sizes:
+        run = measure_room(size, duration, module=module)
+        row = DensityRow(run)
+        rows.append(row)
+        say(line(label, row))
+        if not row.held:
+            say(f"  {label}: {size} participants did not hold: {run.failure(MIN_FPS)}")
+            break
+    return rows
+
+
+def line(label: str, row: DensityRow) -> str:
+    s = row.run.summary or {}
+    return (
+        f"  {label} N={row.size:>2}: {row.streams:>3} video streams, server CPU "
+        f"{row.run.server_cpu_percent:5.1f}% ({row.cpu_per_stream:.2f}%/stream, "
+        f"{row.streams_per_core:.0f} streams/core), generator CPU "
+        f"{row.run.generator_cpu_percent:5.1f}%, fps min/mean {s.get('video_fps_min', '-')}/"
+        f"{s.get('video_fps_mean', '-')}, freezes {s.get('freezes', '-')}, loss "
+        f"{s.get('loss_percent', '-')}% -> {'held' if row.held else 'FAILED'}"
+    )
+
+
+def largest_held(rows: Sequence[DensityRow]) -> DensityRow | None:
+    held = [row for row in rows if row.held]
+    return max(held, key=lambda row: row.size) if held else None
+
+
+def markdown(rows: Sequence[DensityRow]) -> str:
+    header = [
+        "participants",
+        "video streams N(N-1)",
+        "relay CPU (% of a core)",
+        "CPU per stream (%)",
+        "implied streams/core",
+        "generator CPU (%)",
+        "fps min / mean",
+        "freezes",
+        "loss %",
+        "first frame p50 / p95 (ms)",
+        "30 fps held",
+    ]
+    body = []
+    for row in rows:
+        s = row.run.summary or {}
+        body.append(
+            [
+                row.size,
+                row.streams,
+                fmt(row.run.server_cpu_percent),
+                fmt(row.cpu_per_stream, 2),
+                fmt(row.streams_per_core, 0),
+                fmt(row.run.generator_cpu_percent),
+                f"{s.get('video_fps_min', '-')} / {s.get('video_fps_mean', '-')}",
+                s.get("freezes", "-"),
+                s.get("loss_percent", "-"),
+                f"{s.get('first_frame_ms_p50', '-')} / {s.get('first_frame_ms_p95', '-')}",
+                "yes" if row.held else f"**no**: {row.run.failure(MIN_FPS)}",
+            ]
+        )
+    return table(header, body)
