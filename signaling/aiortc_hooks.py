@@ -27,6 +27,7 @@ from aioice.ice import StunProtocol
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.clock import current_ntp_time
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
 
 __all__ = [
@@ -139,12 +140,10 @@ class SenderState:
         self._unreported_packets = 0
         self._unreported_octets = 0
         self._last_timestamp = 0
+        self.ssrc: int = sender._ssrc
+        """The SSRC aiortc chose for this sender (fixed for its lifetime)."""
         internals: Any = sender
         internals._retransmit = self._retransmit
-
-    @property
-    def ssrc(self) -> int:
-        return int(self.sender._ssrc)
 
     def ready(self) -> bool:
         """Negotiated and started: its header extension ids are known and keys exist."""
@@ -186,7 +185,7 @@ class SenderState:
     def _transmit(self, data: bytes) -> None:
         dtls = self.sender.transport
         srtp = dtls._tx_srtp
-        if srtp is None or dtls.state != "connected":
+        if srtp is None or dtls._state is not DtlsState.CONNECTED:
             raise ConnectionError("not connected")
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:

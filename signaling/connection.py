@@ -150,12 +150,9 @@ class ClientConnection:
             elif self.participant_id is None:
                 raise ProtocolError(ErrorCode.OUT_OF_ORDER, f"Send 'join' before '{parsed.type}'.")
             elif isinstance(parsed, AnswerMessage):
-                session = self._server.relay.room(self._room.id).sessions.get(self.participant_id)
-                if session is None:
-                    raise ProtocolError(
-                        ErrorCode.OUT_OF_ORDER, "No offer is waiting for an answer."
-                    )
-                await session.apply_answer(parsed.revision, parsed.sdp)
+                await self._server.relay.apply_answer(
+                    self._room.id, self.participant_id, parsed.revision, parsed.sdp
+                )
             elif isinstance(parsed, MediaStateMessage):
                 await self._media_state(parsed)
             elif isinstance(parsed, LeaveMessage):
@@ -223,9 +220,7 @@ class ClientConnection:
             kinds.append("audio")
         if message.video:
             kinds.append("video")
-        await server.relay.room(self._room.id).add_participant(
-            participant.id, kinds, self._send_offer
-        )
+        await server.relay.add_participant(self._room.id, participant.id, kinds, self._send_offer)
 
     async def _send_offer(self, offer: OfferMessage) -> None:
         await self.send(offer)

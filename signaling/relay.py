@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiortc import (
     RTCBundlePolicy,
@@ -31,7 +32,7 @@ from .forwarding import Kind, Outbound, Publication
 from .protocol import ErrorCode, OfferMessage, ProtocolError, TrackInfo
 from .settings import IceServer
 
-__all__ = ["PeerSession", "Relay", "RelayConfig", "RoomMedia"]
+__all__ = ["PeerSession", "Relay", "RelayBackend", "RelayConfig", "RoomMedia"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,23 @@ def announce_public_address(sdp: str, public_address: str | None) -> str:
     )
     family = "IP6" if ":" in public_address else "IP4"
     return re.sub(r"^c=IN IP[46] \S+", f"c=IN {family} {public_address}", sdp, flags=re.MULTILINE)
+
+
+class RelayBackend(Protocol):
+    """What the signaling side needs from the media side, wherever it runs: in this process
+    (:class:`Relay`) or in relay worker processes (:class:`~signaling.workers.WorkerPool`)."""
+
+    async def add_participant(
+        self, room_id: str, participant_id: str, kinds: Iterable[Kind], send_offer: SendOffer
+    ) -> None: ...
+
+    async def apply_answer(
+        self, room_id: str, participant_id: str, revision: int, sdp: str
+    ) -> None: ...
+
+    async def remove_participant(self, room_id: str, participant_id: str) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class PeerSession:
@@ -269,6 +287,22 @@ class Relay:
         if media is None:
             media = self.rooms[room_id] = self.room_media_class(self.config)
         return media
+
+    async def add_participant(
+        self, room_id: str, participant_id: str, kinds: Iterable[Kind], send_offer: SendOffer
+    ) -> None:
+        """Give a participant its peer connection; its offers go to ``send_offer``."""
+        await self.room(room_id).add_participant(participant_id, kinds, send_offer)
+
+    async def apply_answer(
+        self, room_id: str, participant_id: str, revision: int, sdp: str
+    ) -> None:
+        """Apply a participant's SDP answer; raises :class:`ProtocolError` if it cannot."""
+        media = self.rooms.get(room_id)
+        session = media.sessions.get(participant_id) if media else None
+        if session is None:
+            raise ProtocolError(ErrorCode.OUT_OF_ORDER, "No offer is waiting for an answer.")
+        await session.apply_answer(revision, sdp)
 
     async def remove_participant(self, room_id: str, participant_id: str) -> None:
         media = self.rooms.get(room_id)

@@ -16,14 +16,15 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from .aiortc_hooks import set_host_addresses
 from .connection import ClientConnection, RoomHub
 from .errors import TooManyRooms
-from .relay import Relay, RelayConfig
+from .relay import Relay, RelayBackend, RelayConfig
 from .rooms import Participant, Room, RoomLimits, RoomService, iso_utc
 from .settings import Settings
+from .workers import WorkerPool, default_worker_count
 
 __all__ = ["SERVER", "MeetnowServer", "create_app"]
 
@@ -57,12 +58,20 @@ class MeetnowServer:
         """The configuration it was started with."""
         self.rooms = rooms
         """The room service."""
-        self.relay = Relay(
-            RelayConfig(
-                ice_servers=tuple(settings.ice_servers), public_address=settings.ice_public_address
-            )
+        config = RelayConfig(
+            ice_servers=tuple(settings.ice_servers), public_address=settings.ice_public_address
         )
-        """All peer connections of this process."""
+        workers = settings.relay_workers
+        if workers is None:
+            workers = default_worker_count()
+        self.relay: RelayBackend
+        """Where the peer connections live: this process, or relay worker processes."""
+        if workers == 0:
+            self.relay = Relay(config)
+        else:
+            self.relay = WorkerPool(
+                workers, config, settings.ice_host_addresses, on_worker_lost=self._worker_lost
+            )
         self.hub = RoomHub()
         """Open websockets by room."""
         self.static_dir = web_client_dir()
@@ -82,6 +91,13 @@ class MeetnowServer:
         origins = {_origin(self.settings.base_url()), f"{request.scheme}://{request.host}"}
         origins.update(_origin(o) for o in self.settings.allowed_origins)
         return origins
+
+    async def _worker_lost(self, room_ids: set[str]) -> None:
+        # The media of these rooms is gone: close their sockets so the clients reconnect and
+        # get new peer connections on a live worker.
+        for room_id in room_ids:
+            for connection in self.hub.connections(room_id):
+                await connection.close(WSCloseCode.INTERNAL_ERROR, b"relay restarted")
 
     async def evict(self, room_id: str, participant_id: str) -> None:
         connection = self.hub.get(room_id, participant_id)
@@ -230,6 +246,8 @@ async def _sweeper(server: MeetnowServer, interval: float) -> None:
 async def _background(app: web.Application) -> AsyncIterator[None]:
     server = app[SERVER]
     set_host_addresses(server.settings.ice_host_addresses)
+    if isinstance(server.relay, WorkerPool):
+        await server.relay.start()
     interval = max(0.5, min(30.0, server.settings.room_empty_grace_seconds / 2))
     task = asyncio.ensure_future(_sweeper(server, interval))
     yield

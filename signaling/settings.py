@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     ice_public_address: str | None = None
     """Address announced instead of the host addresses, for a relay behind a 1:1 NAT."""
 
+    relay_workers: int | None = Field(default=None, ge=0, le=256)
+    """Relay worker processes, each using one core; rooms are pinned to one. Unset: one per core.
+    0: the relay runs inside the main process (one core in all)."""
+
     room_max_participants: int = Field(default=50, ge=2, le=500)
     """Participants allowed in one room at once."""
     room_unused_ttl_seconds: float = Field(default=24 * 3600, gt=0)

@@ -74,6 +74,7 @@ def test_settings(**overrides: object) -> Settings:
         "host": "127.0.0.1",
         "port": free_port(),
         "ice_host_addresses": ["127.0.0.1"],
+        "relay_workers": 0,  # in-process relay; tests/test_workers.py covers worker processes
         "_env_file": None,
     }
     values.update(overrides)
@@ -144,6 +145,8 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
     env = {
         **os.environ,
         "MEETNOW_ICE_HOST_ADDRESSES": "127.0.0.1",
+        # In-process relay, so the codec audit sees every peer connection.
+        "MEETNOW_RELAY_WORKERS": "0",
         "MEETNOW_AUDIT_FILE": str(audit_file),
         "PYTHONUNBUFFERED": "1",
     }

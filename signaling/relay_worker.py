@@ -1,0 +1,123 @@
+"""A relay worker process: one asyncio loop, one core, the media of the rooms pinned to it.
+
+Started by :class:`~signaling.workers.WorkerPool` as ``python -m signaling.relay_worker``. It speaks
+JSON lines: requests on stdin, offers and results on stdout (logs go to stderr). Every request
+carries an ``id``; the worker answers each with ``{"op": "result", "id": ..., "error": ...}``.
+
+Requests: ``add`` (room, participant, kinds), ``answer`` (room, participant, revision, sdp),
+``remove`` (room, participant), ``stats``. Events: ``offer`` (room, participant, offer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from .aiortc_hooks import set_host_addresses
+from .forwarding import Kind
+from .protocol import OfferMessage, ProtocolError
+from .relay import Relay, RelayConfig
+from .settings import IceServer
+
+__all__ = ["main"]
+
+logger = logging.getLogger("signaling.relay_worker")
+
+
+class Worker:
+    def __init__(self, relay: Relay, writer: asyncio.WriteTransport) -> None:
+        self._relay = relay
+        self._out = writer
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def emit(self, message: dict[str, Any]) -> None:
+        self._out.write((json.dumps(message, separators=(",", ":")) + "\n").encode())
+
+    async def handle(self, request: dict[str, Any]) -> None:
+        error: dict[str, Any] | None = None
+        result: Any = None
+        try:
+            result = await self._dispatch(request)
+        except ProtocolError as exc:
+            error = {"code": exc.code.value, "message": exc.message, "fatal": exc.fatal}
+        except Exception:
+            logger.exception("relay worker request failed")
+            error = {"code": "server_error", "message": "relay worker failure", "fatal": True}
+        self.emit({"op": "result", "id": request.get("id"), "error": error, "result": result})
+
+    async def _dispatch(self, request: dict[str, Any]) -> Any:
+        op = request["op"]
+        room, participant = request.get("room", ""), request.get("participant", "")
+        if op == "add":
+            kinds: list[Kind] = request["kinds"]
+
+            async def send_offer(offer: OfferMessage) -> None:
+                self.emit(
+                    {
+                        "op": "offer",
+                        "room": room,
+                        "participant": participant,
+                        "offer": offer.model_dump(mode="json"),
+                    }
+                )
+
+            await self._relay.add_participant(room, participant, kinds, send_offer)
+        elif op == "answer":
+            await self._relay.apply_answer(room, participant, request["revision"], request["sdp"])
+        elif op == "remove":
+            await self._relay.remove_participant(room, participant)
+        elif op == "stats":
+            return {"pid": os.getpid(), "peer_connections": self._relay.peer_connection_count()}
+        else:
+            raise ValueError(f"unknown op {op!r}")
+        return None
+
+    def spawn(self, request: dict[str, Any]) -> None:
+        # Requests for different participants run side by side, as in the main process; each
+        # participant's own messages are ordered by its connection, which awaits each result.
+        task = asyncio.ensure_future(self.handle(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def serve(config: RelayConfig, host_addresses: list[str]) -> None:
+    set_host_addresses(host_addresses)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 22)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, sys.stdout)
+    relay = Relay(config)
+    worker = Worker(relay, transport)
+    try:
+        while line := await reader.readline():
+            worker.spawn(json.loads(line))
+    finally:
+        await relay.close()
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s worker: %(message)s",
+    )
+    for noisy in ("aiortc", "aioice"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    spec = json.loads(os.environ["MEETNOW_WORKER_CONFIG"])
+    config = RelayConfig(
+        ice_servers=tuple(IceServer(**s) for s in spec["ice_servers"]),
+        public_address=spec["public_address"],
+    )
+    try:
+        asyncio.run(serve(config, spec["host_addresses"]))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Relay workers: one process per core, each room pinned to one of them.
+
+One asyncio thread uses one core, so the relay runs in ``MEETNOW_RELAY_WORKERS`` processes (default:
+one per core) and a machine's capacity is the sum of its cores. The main process keeps everything
+else: HTTP, the websockets, the room service and its events. :class:`WorkerPool` implements the same
+:class:`~signaling.relay.RelayBackend` interface as the in-process :class:`~signaling.relay.Relay`,
+so the signaling code does not know where a room's media lives.
+
+A room is pinned to the worker with the fewest participants when its first participant arrives,
+and unpinned when its last one leaves. If a worker dies, the participants of its rooms are
+disconnected (close code 1011) so their clients reconnect, and the worker is started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .forwarding import Kind
+from .protocol import ErrorCode, OfferMessage, ProtocolError
+from .relay import RelayConfig, SendOffer
+
+__all__ = ["WorkerPool", "default_worker_count"]
+
+logger = logging.getLogger(__name__)
+
+LINE_LIMIT = 1 << 22
+"""Longest JSON line between processes (an SDP for a full room is far below it)."""
+
+
+def default_worker_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class WorkerDied(ConnectionError):
+    """The worker process holding a room's media exited."""
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: asyncio.subprocess.Process
+    reader_task: asyncio.Task[None] | None = None
+    pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+    participants: int = 0
+    rooms: set[str] = field(default_factory=set)
+    alive: bool = True
+
+
+class WorkerPool:
+    """The relay, spread over worker processes."""
+
+    def __init__(
+        self,
+        count: int,
+        config: RelayConfig,
+        host_addresses: list[str],
+        on_worker_lost: Callable[[set[str]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.count = count
+        """How many worker processes run."""
+        self._config = config
+        self._host_addresses = host_addresses
+        self._on_worker_lost = on_worker_lost
+        self._workers: list[_Worker] = []
+        self._room_worker: dict[str, _Worker] = {}
+        self._room_participants: dict[str, set[str]] = {}
+        self._offer_sinks: dict[tuple[str, str], SendOffer] = {}
+        self._ids = itertools.count(1)
+        self._closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._workers = [await self._spawn(index) for index in range(self.count)]
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers]
+
+    def room_worker_pid(self, room_id: str) -> int | None:
+        worker = self._room_worker.get(room_id)
+        return worker.process.pid if worker else None
+
+    async def add_participant(
+        self, room_id: str, participant_id: str, kinds: Iterable[Kind], send_offer: SendOffer
+    ) -> None:
+        worker = self._room_worker.get(room_id)
+        if worker is None:
+            worker = min(self._workers, key=lambda w: (not w.alive, w.participants))
+            self._room_worker[room_id] = worker
+            worker.rooms.add(room_id)
+        worker.participants += 1
+        self._room_participants.setdefault(room_id, set()).add(participant_id)
+        self._offer_sinks[(room_id, participant_id)] = send_offer
+        await self._request(
+            worker,
+            {"op": "add", "room": room_id, "participant": participant_id, "kinds": list(kinds)},
+        )
+
+    async def apply_answer(
+        self, room_id: str, participant_id: str, revision: int, sdp: str
+    ) -> None:
+        worker = self._room_worker.get(room_id)
+        if worker is None or (room_id, participant_id) not in self._offer_sinks:
+            raise ProtocolError(ErrorCode.OUT_OF_ORDER, "No offer is waiting for an answer.")
+        await self._request(
+            worker,
+            {
+                "op": "answer",
+                "room": room_id,
+                "participant": participant_id,
+                "revision": revision,
+                "sdp": sdp,
+            },
+        )
+
+    async def remove_participant(self, room_id: str, participant_id: str) -> None:
+        worker = self._room_worker.get(room_id)
+        members = self._room_participants.get(room_id, set())
+        if worker is None or participant_id not in members:
+            return
+        members.discard(participant_id)
+        self._offer_sinks.pop((room_id, participant_id), None)
+        worker.participants -= 1
+        if not members:
+            self._room_participants.pop(room_id, None)
+            self._room_worker.pop(room_id, None)
+            worker.rooms.discard(room_id)
+        if worker.alive:
+            with contextlib.suppress(WorkerDied):
+                await self._request(
+                    worker, {"op": "remove", "room": room_id, "participant": participant_id}
+                )
+
+    async def stats(self) -> list[dict[str, Any]]:
+        return [await self._request(w, {"op": "stats"}) for w in self._workers if w.alive]
+
+    async def close(self) -> None:
+        self._closing = True
+        for worker in self._workers:
+            if worker.process.stdin is not None and not worker.process.stdin.is_closing():
+                worker.process.stdin.close()
+        for worker in self._workers:
+            try:
+                await asyncio.wait_for(worker.process.wait(), 5)
+            except TimeoutError:
+                worker.process.kill()
+                await worker.process.wait()
+            if worker.reader_task is not None:
+                await worker.reader_task
+
+    async def _spawn(self, index: int) -> _Worker:
+        spec = {
+            "ice_servers": [s.model_dump() for s in self._config.ice_servers],
+            "public_address": self._config.public_address,
+            "host_addresses": self._host_addresses,
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "signaling.relay_worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "MEETNOW_WORKER_CONFIG": json.dumps(spec)},
+            limit=LINE_LIMIT,
+            # Its own session: Ctrl-C reaches the main process, which then stops the workers.
+            start_new_session=True,
+        )
+        worker = _Worker(index, process)
+        worker.reader_task = asyncio.ensure_future(self._read(worker))
+        return worker
+
+    async def _request(self, worker: _Worker, request: dict[str, Any]) -> Any:
+        if not worker.alive or worker.process.stdin is None:
+            raise WorkerDied("relay worker is gone")
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        worker.pending[request_id] = future
+        line = json.dumps({**request, "id": request_id}, separators=(",", ":")) + "\n"
+        try:
+            worker.process.stdin.write(line.encode())
+            await worker.process.stdin.drain()
+        except (ConnectionError, BrokenPipeError) as exc:
+            worker.pending.pop(request_id, None)
+            raise WorkerDied("relay worker is gone") from exc
+        return await future
+
+    async def _read(self, worker: _Worker) -> None:
+        assert worker.process.stdout is not None
+        try:
+            while line := await worker.process.stdout.readline():
+                message = json.loads(line)
+                if message["op"] == "offer":
+                    sink = self._offer_sinks.get((message["room"], message["participant"]))
+                    if sink is not None:
+                        await sink(OfferMessage.model_validate(message["offer"]))
+                elif message["op"] == "result":
+                    future = worker.pending.pop(message["id"], None)
+                    if future is None or future.done():
+                        continue
+                    error = message.get("error")
+                    if error:
+                        future.set_exception(
+                            ProtocolError(
+                                ErrorCode(error["code"]), error["message"], fatal=error["fatal"]
+                            )
+                        )
+                    else:
+                        future.set_result(message.get("result"))
+        except (ValueError, KeyError) as exc:
+            logger.error("relay worker %d sent a bad message: %s", worker.index, type(exc).__name__)
+            worker.process.kill()
+        finally:
+            await self._lost(worker)
+
+    async def _lost(self, worker: _Worker) -> None:
+        worker.alive = False
+        for future in worker.pending.values():
+            if not future.done():
+                future.set_exception(WorkerDied("relay worker is gone"))
+        worker.pending.clear()
+        if self._closing:
+            return
+        await worker.process.wait()
+        logger.error(
+            "relay worker %d exited (code %s); restarting it",
+            worker.index,
+            worker.process.returncode,
+        )
+        rooms = set(worker.rooms)
+        for room_id in rooms:
+            for participant_id in self._room_participants.pop(room_id, set()):
+                self._offer_sinks.pop((room_id, participant_id), None)
+            self._room_worker.pop(room_id, None)
+        self._workers[worker.index] = await self._spawn(worker.index)
+        if self._on_worker_lost is not None and rooms:
+            await self._on_worker_lost(rooms)
