@@ -67,7 +67,9 @@ FIRST_REMOTE_FRAME = """
   return playing && window.__joinClickAt !== undefined ? performance.now() - window.__joinClickAt : false;
 }
 """
-JOIN_ENABLED = "() => { const b = document.getElementById('join-button'); return !!b && !b.disabled; }"
+JOIN_ENABLED = (
+    "() => { const b = document.getElementById('join-button'); return !!b && !b.disabled; }"
+)
 
 
 @dataclass

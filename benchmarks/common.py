@@ -305,9 +305,7 @@ class LoadRun:
         return ", ".join(why)
 
 
-def run_load(
-    server: ServerProcess, room_url: str, participants: int, duration: float
-) -> LoadRun:
+def run_load(server: ServerProcess, room_url: str, participants: int, duration: float) -> LoadRun:
     """Run ``meetnow loadtest ROOM_URL -n N --duration S --json`` in its own process and sample the
     server's and the generator's CPU on each of its per-second progress lines."""
     rss_before = server.rss_mib()

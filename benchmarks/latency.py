@@ -321,6 +321,13 @@ def markdown(result: LatencyResult) -> str:
         ]
     )
     return table(
-        ["path (3 participants, each receives 2 videos)", "packets", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+        [
+            "path (3 participants, each receives 2 videos)",
+            "packets",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+        ],
         rows,
     )

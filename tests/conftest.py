@@ -140,13 +140,23 @@ class ServerProcess:
 
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    """In-process relay, so the codec audit sees every peer connection."""
+    yield from _server_process(tmp_path, relay_workers=0)
+
+
+@pytest.fixture
+def server_process_with_workers(tmp_path: Path) -> Iterator[ServerProcess]:
+    """The default deployment: relay worker processes, two here."""
+    yield from _server_process(tmp_path, relay_workers=2)
+
+
+def _server_process(tmp_path: Path, relay_workers: int) -> Iterator[ServerProcess]:
     port = free_port()
     audit_file = tmp_path / "audit.json"
     env = {
         **os.environ,
         "MEETNOW_ICE_HOST_ADDRESSES": "127.0.0.1",
-        # In-process relay, so the codec audit sees every peer connection.
-        "MEETNOW_RELAY_WORKERS": "0",
+        "MEETNOW_RELAY_WORKERS": str(relay_workers),
         "MEETNOW_AUDIT_FILE": str(audit_file),
         "PYTHONUNBUFFERED": "1",
     }

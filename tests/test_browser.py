@@ -132,10 +132,12 @@ async def test_three_browsers_call_through_the_link_then_one_leaves(
 
 
 async def test_denied_camera_still_joins_with_what_it_has(
-    browser: Browser, server_process: ServerProcess
+    browser: Browser, server_process_with_workers: ServerProcess
 ) -> None:
-    room_id = await server_process.create_room()
-    url = f"{server_process.base_url}/r/{room_id}"
+    # Through the default deployment: media relayed by a worker process.
+    server = server_process_with_workers
+    room_id = await server.create_room()
+    url = f"{server.base_url}/r/{room_id}"
     seeing = await open_room(browser, url)
     await join(seeing, "Camera")
     # No permissions granted and getUserMedia refused: the page must say so and still join.
