@@ -30,6 +30,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpCodecCapability,
     RTCRtpReceiver,
     RTCRtpSender,
 )
@@ -42,8 +43,13 @@ from signaling.aiortc_hooks import (
     tap_receiver,
 )
 from signaling.client import ParticipantClient
-from signaling.loadtest import EncodedAudioTrack, EncodedMedia, EncodedVideoTrack, encode_media
-from signaling.loadtest import split_room_url
+from signaling.loadtest import (
+    EncodedAudioTrack,
+    EncodedMedia,
+    EncodedVideoTrack,
+    encode_media,
+    split_room_url,
+)
 
 from .common import fmt, percentile, running_server, say, table
 
@@ -183,7 +189,7 @@ async def _record(recorder: Recorder, duration: float) -> None:
 # ------------------------------------------------------------------ direct (baseline)
 
 
-def _preferences(kind: str) -> list[object]:
+def _preferences(kind: str) -> list[RTCRtpCodecCapability]:
     wanted = "audio/opus" if kind == "audio" else "video/vp8"
     codecs = RTCRtpSender.getCapabilities(kind).codecs
     return [codec for codec in codecs if codec.mimeType.lower() == wanted]
@@ -252,7 +258,7 @@ async def direct(media: EncodedMedia, duration: float) -> tuple[Distribution, li
             connections += [offerer, answerer]
             firsts.append((first, started))
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(f.first_packet_at is None for f, _ in firsts):
+        while time.monotonic() < deadline and any(f.first_packet_at is None for f, _ in firsts):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         await _record(recorder, duration)
     finally:

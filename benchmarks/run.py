@@ -17,7 +17,7 @@ import shlex
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,14 +59,16 @@ def run(selected: list[str], quick: bool) -> Results:
     results = Results(quick)
     duration = density.QUICK_DURATION if quick else density.DURATION
     if "density" in selected:
-        sizes = density.QUICK_SIZES if quick else density.SIZES
+        sizes: Sequence[int] = density.QUICK_SIZES if quick else density.SIZES
         run_section(results, "density", lambda: density.measure(sizes, duration))
     if "mediarelay" in selected:
-        sizes = mediarelay_baseline.QUICK_SIZES if quick else mediarelay_baseline.SIZES
+        baseline_sizes: Sequence[int] = (
+            mediarelay_baseline.QUICK_SIZES if quick else mediarelay_baseline.SIZES
+        )
         run_section(
             results,
             "mediarelay",
-            lambda: mediarelay_baseline.measure(sizes, duration, results.density or []),
+            lambda: mediarelay_baseline.measure(baseline_sizes, duration, results.density or []),
         )
     if "latency" in selected:
         seconds = latency.QUICK_DURATION if quick else latency.DURATION
@@ -75,9 +77,9 @@ def run(selected: list[str], quick: bool) -> Results:
         joins = browser_join.QUICK_JOINS if quick else browser_join.JOINS
         run_section(results, "browser", lambda: browser_join.measure(joins))
     if "memory" in selected:
-        sizes = memory.QUICK_SIZES if quick else memory.SIZES
+        memory_sizes: Sequence[int] = memory.QUICK_SIZES if quick else memory.SIZES
         reuse = [row.run for row in results.density or []]
-        run_section(results, "memory", lambda: memory.measure(sizes, reuse))
+        run_section(results, "memory", lambda: memory.measure(memory_sizes, reuse))
     if "chat" in selected:
         say(f"\n== chat\n  Slack and Discord command acknowledgement: {CHAT_NOT_MEASURED}")
     return results
@@ -267,11 +269,13 @@ def report(r: Results, command: str, total_seconds: float) -> str:
             mediarelay_baseline.markdown(r.mediarelay),
             "",
         ]
-        if r.mediarelay.capacity_ratio:
+        forwarding = r.mediarelay.forwarding_largest
+        baseline = density.largest_held(r.mediarelay.mediarelay)
+        if forwarding and baseline and r.mediarelay.capacity_ratio:
             parts += [
                 "Capacity at each design's largest room held at 30 fps: packet forwarding "
-                f"{r.mediarelay.forwarding_largest.streams_per_core:.0f} streams per core vs "
-                f"MediaRelay {density.largest_held(r.mediarelay.mediarelay).streams_per_core:.1f}: "  # type: ignore[union-attr]
+                f"{forwarding.streams_per_core:.0f} streams per core ({forwarding.size} people) vs "
+                f"MediaRelay {baseline.streams_per_core:.1f} ({baseline.size} people): "
                 f"**{r.mediarelay.capacity_ratio:.0f}x**.",
                 "",
             ]

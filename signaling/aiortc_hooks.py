@@ -28,7 +28,8 @@ from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.clock import current_ntp_time
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP, RTP_HISTORY_SIZE, RtcpPsfbPacket, RtpPacket, pack_remb_fci
 
 __all__ = [
     "HISTORY_SIZE",
@@ -67,21 +68,21 @@ def set_host_addresses(addresses: list[str]) -> None:
 def tap_receiver(
     receiver: RTCRtpReceiver, on_packet: PacketHandler, *, keep_feedback: bool = True
 ) -> None:
-    """Call ``on_packet`` with every RTP packet the receiver gets, then let aiortc keep its receive
-    statistics, NACK generation and bandwidth estimate (RTCP to the publisher) as usual. The
-    receiver's decoder thread is stopped as soon as aiortc starts it, so nothing is ever decoded.
+    """Call ``on_packet`` with every RTP packet the receiver gets, then keep aiortc's receive
+    statistics, NACK generation and bandwidth estimate (RTCP to the publisher) up to date. The
+    packet never reaches aiortc's jitter buffer, and the receiver's decoder thread is stopped as
+    soon as aiortc starts it, so nothing is ever decoded.
 
     ``keep_feedback=False`` hands packets to ``on_packet`` only (no RTCP feedback at all): for the
     load generator, which counts packets and must stay cheaper than the relay it measures."""
     internals: Any = receiver  # private aiortc state: see the module docstring
-    handle_rtp = internals._handle_rtp_packet
     receive = internals.receive
 
     async def tapped_handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if receiver._enabled:
             await on_packet(packet)
-        if keep_feedback:
-            await handle_rtp(packet, arrival_time_ms)
+            if keep_feedback:
+                await _feedback(internals, packet, arrival_time_ms)
 
     async def receive_without_decoder(parameters: Any) -> None:
         await receive(parameters)
@@ -89,6 +90,38 @@ def tap_receiver(
 
     internals._handle_rtp_packet = tapped_handle_rtp
     internals.receive = receive_without_decoder
+
+
+async def _feedback(receiver: Any, packet: RtpPacket, arrival_time_ms: int) -> None:
+    """The part of ``RTCRtpReceiver._handle_rtp_packet`` a forwarder needs: the bandwidth estimate
+    (REMB), receive statistics (for receiver reports) and NACKs to the publisher. The rest of it,
+    depayloading and the jitter buffer, only feeds a decoder; skipping it halves the cost."""
+    estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+    if estimator is not None and packet.extensions.abs_send_time is not None:
+        remb = estimator.add(
+            abs_send_time=packet.extensions.abs_send_time,
+            arrival_time_ms=arrival_time_ms,
+            payload_size=len(packet.payload) + packet.padding_size,
+            ssrc=packet.ssrc,
+        )
+        rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc
+        if rtcp_ssrc is not None and remb is not None:
+            await receiver._send_rtcp(
+                RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                )
+            )
+    codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)
+    if codec is None:
+        return
+    streams = receiver._RTCRtpReceiver__remote_streams
+    statistics = streams.get(packet.ssrc)
+    if statistics is None:
+        statistics = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+    statistics.add(packet)
+    nacks = receiver._RTCRtpReceiver__nack_generator
+    if nacks is not None and nacks.add(packet):
+        await receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
 
 
 def decoder_running(receiver: RTCRtpReceiver) -> bool:

@@ -76,8 +76,17 @@ async def test_sender_private_state_is_where_the_hooks_expect_it(
     ):
         assert hasattr(sender, f"_RTCRtpSender__{name}"), f"RTCRtpSender.__{name} is gone"
     receiver = pair[1].addTransceiver("video", direction="recvonly").receiver
-    assert hasattr(receiver, "_RTCRtpReceiver__decoder_thread")
+    for name in (
+        "decoder_thread",
+        "remote_bitrate_estimator",
+        "rtcp_ssrc",
+        "codecs",
+        "remote_streams",
+        "nack_generator",
+    ):
+        assert hasattr(receiver, f"_RTCRtpReceiver__{name}"), f"RTCRtpReceiver.__{name} is gone"
     assert hasattr(receiver, "_enabled")
+    assert hasattr(receiver, "_send_rtcp") and hasattr(receiver, "_send_rtcp_nack")
 
 
 def test_set_host_addresses_replaces_and_restores_aioice_gathering() -> None:
@@ -116,6 +125,10 @@ async def test_tapped_receiver_sees_packets_and_never_decodes(
     await publisher.setRemoteDescription(relay.localDescription)
     await wait_until(lambda: len(seen) > 20, 10, "tapped packets")
     assert not aiortc_hooks.decoder_running(receiver)
+    # aiortc's receive statistics still see every packet: its receiver reports stay right.
+    stats = await receiver.getStats()
+    inbound = [s for s in stats.values() if s.type == "inbound-rtp"]
+    assert inbound and inbound[0].packetsReceived >= 20
     assert all(packet.payload_type == seen[0].payload_type for packet in seen)
     # The PLI path to the publisher works through the hook.
     await aiortc_hooks.request_keyframe(receiver, seen[-1].ssrc)
