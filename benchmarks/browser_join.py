@@ -66,6 +66,52 @@ FIRST_REMOTE_FRAME = """
   return playing && window.__joinClickAt !== undefined ? performance.now() - window.__joinClickAt : false;
 }
 """
+# Injected before the page's own scripts: timestamps of each step of a join, on the page clock, to
+# show where the time between the click and the first frame goes. It only observes.
+TRACE_STEPS = """
+(() => {
+  const steps = window.__joinSteps = {};
+  const mark = (name) => { if (!(name in steps)) steps[name] = performance.now(); };
+  const NativeWebSocket = window.WebSocket;
+  window.WebSocket = class extends NativeWebSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('open', () => mark('websocket open'));
+    }
+    send(data) {
+      if (typeof data === 'string' && data.includes('"answer"')) mark('answer sent');
+      return super.send(data);
+    }
+  };
+  const NativePeerConnection = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends NativePeerConnection {
+    constructor(...args) {
+      super(...args);
+      mark('joined (peer connection made)');
+      this.addEventListener('iceconnectionstatechange', () => {
+        if (['connected', 'completed'].includes(this.iceConnectionState)) mark('ICE connected');
+      });
+      this.addEventListener('connectionstatechange', () => {
+        if (this.connectionState === 'connected') mark('DTLS connected');
+      });
+    }
+    setRemoteDescription(description) {
+      mark('offer received');
+      return super.setRemoteDescription(description);
+    }
+  };
+})();
+"""
+STEPS = """() => window.__joinSteps || {}"""
+STEP_ORDER = (
+    "websocket open",
+    "joined (peer connection made)",
+    "offer received",
+    "answer sent",
+    "ICE connected",
+    "DTLS connected",
+)
+
 JOIN_ENABLED = (
     "() => { const b = document.getElementById('join-button'); return !!b && !b.disabled; }"
 )
@@ -75,6 +121,8 @@ JOIN_ENABLED = (
 class BrowserResult:
     joins: int
     click_to_frame_ms: list[float] = field(default_factory=list)
+    steps_ms: list[dict[str, float]] = field(default_factory=list)
+    """Per join: each traced step, ms after the click."""
     page_load_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -112,6 +160,7 @@ async def one_join(browser: Browser, url: str, index: int, result: BrowserResult
     context = await browser.new_context(
         permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
     )
+    await context.add_init_script(TRACE_STEPS)
     try:
         page = await context.new_page()
         started = time.monotonic()
@@ -124,7 +173,13 @@ async def one_join(browser: Browser, url: str, index: int, result: BrowserResult
         handle = await page.wait_for_function(
             FIRST_REMOTE_FRAME, timeout=JOIN_TIMEOUT_MS, polling="raf"
         )
-        result.click_to_frame_ms.append(float(await handle.json_value()))
+        frame_ms = float(await handle.json_value())
+        result.click_to_frame_ms.append(frame_ms)
+        clicked = float(await page.evaluate("() => window.__joinClickAt"))
+        steps: dict[str, float] = await page.evaluate(STEPS)
+        result.steps_ms.append(
+            {**{name: at - clicked for name, at in steps.items()}, "first remote frame": frame_ms}
+        )
     except Exception as error:  # a failed join is a figure too, not a crash
         result.failures.append(f"join {index}: {type(error).__name__}: {str(error)[:120]}")
     finally:
@@ -152,6 +207,10 @@ async def measure_async(joins: int) -> BrowserResult:
         finally:
             publisher.stop()
     say(describe(result))
+    say(
+        "  steps (median ms after click): "
+        + ", ".join(f"{n} {a:.0f}" for n, a, _ in step_medians(result))
+    )
     for failure in result.failures:
         say(f"  browser: {failure}")
     return result
@@ -172,6 +231,20 @@ def describe(result: BrowserResult) -> str:
         f"min {fmt(min(values, default=None), 0)} max {fmt(max(values, default=None), 0)}; "
         f"page load p50 {fmt(result.p(result.page_load_ms, 0.5), 0)} ms"
     )
+
+
+def step_medians(result: BrowserResult) -> list[tuple[str, float, float]]:
+    """(step, median ms after the click, median ms since the previous step)."""
+    rows = []
+    previous = 0.0
+    for name in (*STEP_ORDER, "first remote frame"):
+        values = [steps[name] for steps in result.steps_ms if name in steps]
+        if not values:
+            continue
+        at = percentile(values, 0.5)
+        rows.append((name, at, at - previous))
+        previous = at
+    return rows
 
 
 def markdown(result: BrowserResult, references: list[tuple[str, str]]) -> str:
@@ -195,4 +268,14 @@ def markdown(result: BrowserResult, references: list[tuple[str, str]]) -> str:
         ],
     ]
     rows += [[label, "", value, "", "", ""] for label, value in references]
-    return table(["measure", "samples", "p50 ms", "p95 ms", "min ms", "max ms"], rows)
+    steps = table(
+        [
+            "step of a join (page clock)",
+            "median ms after the click",
+            "median ms since previous step",
+        ],
+        [[name, fmt(at, 0), fmt(delta, 0)] for name, at, delta in step_medians(result)],
+    )
+    return (
+        table(["measure", "samples", "p50 ms", "p95 ms", "min ms", "max ms"], rows) + "\n\n" + steps
+    )

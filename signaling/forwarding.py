@@ -17,7 +17,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from struct import pack_into
 from typing import Literal
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
@@ -187,17 +186,13 @@ class Outbound:
         self._last_seq_in = packet.sequence_number
         timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
         self._last_ts_out = timestamp
-        data = bytearray(template)
-        pack_into(
-            "!HII",
-            data,
-            2,
-            (packet.sequence_number + self._seq_offset) & 0xFFFF,
-            timestamp,
-            self._sender.ssrc,
-        )
         try:
-            self._sender.send(bytes(data), len(packet.payload), timestamp)
+            self._sender.send(
+                template,
+                (packet.sequence_number + self._seq_offset) & 0xFFFF,
+                timestamp,
+                len(packet.payload),
+            )
         except ConnectionError:
             return
         self.packets_sent += 1

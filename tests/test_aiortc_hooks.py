@@ -168,9 +168,9 @@ async def test_forwarding_sender_sends_answers_nacks_and_routes_plis(
         )
         data = packet.serialize(state.extensions_map())
         if seq == 1002:
-            state.remember(data)  # "lost" on the way: kept, never delivered
+            state.remember(data, seq, packet.timestamp)  # "lost" on the way: kept, not delivered
         else:
-            state.send(data, len(packet.payload), packet.timestamp)
+            state.send(data, seq, packet.timestamp, len(packet.payload))
     await wait_until(lambda: len(received) >= 4, 5, "forwarded packets")
     assert [p.sequence_number for p in received[:4]] == [1000, 1001, 1003, 1004]
     assert received[0].ssrc == state.ssrc
