@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import fractions
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
-from .aiortc_hooks import route_keyframe_requests, tap_receiver
+from .aiortc_hooks import count_rtp_datagrams, route_keyframe_requests, tap_receiver
 
 __all__ = ["ParticipantClient", "PatternVideoTrack", "ReceivedStream", "ToneAudioTrack"]
 
@@ -88,6 +89,21 @@ class ToneAudioTrack(MediaStreamTrack):
         return frame
 
 
+SRTP_AUTH_TAG_LENGTH = 10
+"""Bytes of an SRTP packet's authentication tag (AES_CM_128_HMAC_SHA1_80)."""
+
+
+def _ssrc_mids(sdp: str) -> dict[int, str]:
+    """Which mid each SSRC announced in an SDP belongs to."""
+    found: dict[int, str] = {}
+    for section in sdp.split("\r\nm=")[1:]:
+        mid = re.search(r"^a=mid:(\S+)", section, re.M)
+        if mid is not None:
+            for ssrc in re.findall(r"^a=ssrc:(\d+) ", section, re.M):
+                found[int(ssrc)] = mid.group(1)
+    return found
+
+
 FREEZE_SECONDS = 0.5
 """A gap between two video frames longer than this is a freeze."""
 
@@ -130,9 +146,11 @@ class ReceivedStream:
 
     def count_packet(self, packet: RtpPacket, now: float) -> None:
         """Account one RTP packet: a new RTP timestamp starts a new frame."""
+        self.count_header(packet.sequence_number, packet.timestamp, len(packet.payload), now)
+
+    def count_header(self, seq: int, timestamp: int, payload_length: int, now: float) -> None:
         self.packets += 1
-        self.bytes += len(packet.payload)
-        seq = packet.sequence_number
+        self.bytes += payload_length
         if self._highest_seq is not None:
             ahead = (seq - self._highest_seq) & 0xFFFF
             if 0 < ahead < 0x8000:
@@ -142,8 +160,8 @@ class ReceivedStream:
                 self.lost = max(0, self.lost - 1)  # a late packet fills a gap counted before
         else:
             self._highest_seq = seq
-        if packet.timestamp != self._last_timestamp:
-            self._last_timestamp = packet.timestamp
+        if timestamp != self._last_timestamp:
+            self._last_timestamp = timestamp
             self.count_frame(now)
 
     def count_frame(self, now: float) -> None:
@@ -172,7 +190,10 @@ class ParticipantClient:
     origin: str | None = None
     """Origin header to send; None sends none (like any non-browser client)."""
     decode: bool = True
-    """Decode what arrives (tests); False only counts RTP packets, for the load generator."""
+    """Decode what arrives (tests); False only counts RTP packets."""
+    count_encrypted: bool = False
+    """With ``decode=False``: count SRTP datagrams off the socket without decrypting them, the
+    cheapest way to receive (the load generator)."""
 
     participant_id: str | None = None
     joined: dict[str, Any] | None = None
@@ -195,6 +216,7 @@ class ParticipantClient:
         self._tasks: list[asyncio.Task[Any]] = []
         self._consumers: dict[int, asyncio.Task[None]] = {}
         self._tapped: set[int] = set()
+        self._ssrc_mids: dict[int, str] = {}
         self.connected_at: float | None = None
         """``time.monotonic()`` when the peer connection first reached "connected"."""
         self._mids: dict[str, tuple[str, str]] = {}
@@ -346,6 +368,9 @@ class ParticipantClient:
                 self._consume(transceiver)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
+        if self.count_encrypted and not self.decode:
+            self._ssrc_mids.update(_ssrc_mids(offer["sdp"]))
+            count_rtp_datagrams(pc, self._count_datagram)
         await self.send(
             {"type": "answer", "revision": offer["revision"], "sdp": pc.localDescription.sdp}
         )
@@ -353,7 +378,7 @@ class ParticipantClient:
 
     def _consume(self, transceiver: RTCRtpTransceiver) -> None:
         key = id(transceiver)
-        if key in self._consumers or key in self._tapped:
+        if key in self._consumers or key in self._tapped or self.count_encrypted:
             return
         if self.decode:
             self._consumers[key] = asyncio.ensure_future(self._count_frames(transceiver))
@@ -366,6 +391,17 @@ class ParticipantClient:
                 self._stream(owner).count_packet(packet, time.monotonic())
 
         tap_receiver(transceiver.receiver, count, keep_feedback=False)
+
+    def _count_datagram(self, data: bytes) -> None:
+        mid = self._ssrc_mids.get(int.from_bytes(data[8:12], "big"))
+        owner = self._mids.get(mid) if mid is not None else None
+        if owner is not None:
+            self._stream(owner).count_header(
+                (data[2] << 8) | data[3],
+                int.from_bytes(data[4:8], "big"),
+                len(data) - 12 - SRTP_AUTH_TAG_LENGTH,
+                time.monotonic(),
+            )
 
     def _stream(self, owner: tuple[str, str]) -> ReceivedStream:
         stream = self.streams.get(owner)

@@ -263,6 +263,7 @@ async def run_loadtest(
                 audio=EncodedAudioTrack(media),
                 video=EncodedVideoTrack(media),
                 decode=False,
+                count_encrypted=True,
             )
             clients.append(client)
             await client.join()
