@@ -89,6 +89,23 @@ async def test_sender_private_state_is_where_the_hooks_expect_it(
     assert hasattr(receiver, "_send_rtcp") and hasattr(receiver, "_send_rtcp_nack")
 
 
+def test_transport_internals_used_by_the_send_path_exist() -> None:
+    import aioice.ice
+    import pylibsrtp
+    from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+
+    from signaling.aiortc_hooks import srtp_lib
+
+    assert hasattr(State, "CONNECTED")
+    assert callable(srtp_lib.srtp_protect)
+    assert "_srtp" in pylibsrtp.Session.__init__.__code__.co_names
+    assert callable(aioice.ice.StunProtocol.datagram_received)
+    assert "_tx_srtp" in RTCDtlsTransport.__init__.__code__.co_names
+    assert "_state" in RTCDtlsTransport.__init__.__code__.co_names
+    init_names = aioice.ice.Connection.__init__.__code__.co_names
+    assert "_nominated" in init_names and "_protocols" in init_names
+
+
 def test_set_host_addresses_replaces_and_restores_aioice_gathering() -> None:
     aiortc_hooks.set_host_addresses(["127.0.0.1", "::1"])
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
