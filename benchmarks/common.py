@@ -118,6 +118,40 @@ def tree_rss_mib(pid: int) -> float:
     return sum(rss_mib(p) for p in process_tree(pid))
 
 
+def _socket_inodes(pids: list[int]) -> set[str]:
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    return inodes
+
+
+def udp_drops(pids: list[int]) -> int:
+    """Datagrams the kernel dropped so far on these processes' open UDP sockets (receive buffer
+    full: the process did not read fast enough), from the ``drops`` column of /proc/net/udp."""
+    inodes = _socket_inodes(pids)
+    drops = 0
+    for table_file in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table_file).read_text().splitlines()[1:]:
+                fields = row.split()
+                if len(fields) > 12 and fields[9] in inodes:
+                    drops += int(fields[12])
+    return drops
+
+
+def steal_seconds() -> float:
+    """CPU time stolen from this (virtual) machine by its host so far, all cores."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / CLOCK_TICKS
+    return 0.0
+
+
 # ------------------------------------------------------------------ the server
 
 
@@ -248,6 +282,9 @@ class Sample:
     server_cpu: float
     generator_cpu: float
     server_rss_mib: float
+    server_drops: int
+    generator_drops: int
+    steal: float
 
 
 @dataclass
@@ -268,6 +305,12 @@ class LoadRun:
     server_rss_during_mib: float
     """Server RSS at the end of the measured window, everyone connected."""
     server_processes: int
+    server_udp_drops: int
+    """Datagrams dropped by the kernel on the server's sockets during the window (buffer full)."""
+    generator_udp_drops: int
+    """The same on the load generator's sockets."""
+    steal_percent: float
+    """CPU stolen by the hypervisor during the window, % of one core (machine-wide)."""
     returncode: int | None
     wall_s: float
     stderr_tail: list[str]
@@ -345,6 +388,9 @@ def run_load(server: ServerProcess, room_url: str, participants: int, duration: 
                         server.cpu_seconds(),
                         cpu_seconds(process.pid),
                         server.rss_mib(),
+                        udp_drops(process_tree(server.pid)),
+                        udp_drops([process.pid]),
+                        steal_seconds(),
                     )
                 )
 
@@ -371,8 +417,13 @@ def run_load(server: ServerProcess, room_url: str, participants: int, duration: 
         if line.startswith("{"):
             summary = json.loads(line)
     window = samples[-1].at - samples[0].at if len(samples) >= 2 else 0.0
-    server_cpu = generator_cpu = 0.0
+    server_cpu = generator_cpu = steal = 0.0
+    server_drops = generator_drops = 0
+    if len(samples) >= 2:
+        server_drops = samples[-1].server_drops - samples[0].server_drops
+        generator_drops = samples[-1].generator_drops - samples[0].generator_drops
     if window > 0:
+        steal = 100 * (samples[-1].steal - samples[0].steal) / window
         server_cpu = 100 * (samples[-1].server_cpu - samples[0].server_cpu) / window
         generator_cpu = 100 * (samples[-1].generator_cpu - samples[0].generator_cpu) / window
     return LoadRun(
@@ -384,6 +435,9 @@ def run_load(server: ServerProcess, room_url: str, participants: int, duration: 
         server_rss_before_mib=rss_before,
         server_rss_during_mib=samples[-1].server_rss_mib if samples else 0.0,
         server_processes=server.process_count(),
+        server_udp_drops=server_drops,
+        generator_udp_drops=generator_drops,
+        steal_percent=steal,
         returncode=process.returncode,
         wall_s=time.monotonic() - started,
         stderr_tail=stderr[-5:],

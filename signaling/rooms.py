@@ -7,6 +7,7 @@ call this service; none of them keeps room state of its own.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -17,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from .errors import RoomFull, RoomNotFound, TooManyRooms
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ROOM_ID_PATTERN",
@@ -83,6 +86,18 @@ class Room:
     """Whether anyone has joined yet; a joined room no longer expires on ``expires_at``."""
     empty_since: float | None = None
     """Clock time the last participant left, while the room is empty after having been used."""
+    first_joined_at: float | None = None
+    """Clock time of the first join (the start of the call, for chat cards)."""
+    sessions_seen: set[str] = field(default_factory=set)
+    """Every session that joined (a person reconnecting counts once); gone with the room."""
+    origin: str | None = None
+    """Which chat created it (``slack``, ``discord``) or None for the web page; adapters use it
+    to pick up only their own rooms' events."""
+
+    @property
+    def people_count(self) -> int:
+        """How many different people have been in the call."""
+        return len(self.sessions_seen)
 
     def find_session(self, session: str) -> Participant | None:
         for participant in self.participants.values():
@@ -124,11 +139,19 @@ class InMemoryRoomStore:
 
 
 class RoomEvents(Protocol):
-    """What the room service tells the rest of the server (the relay, and later the chat cards)."""
+    """What the room service tells the rest of the server: the web server, and the chat adapters,
+    which keep their call cards up to date from these three calls and nothing else. Listeners must
+    return quickly (schedule any I/O); a listener's exception is logged and never reaches the
+    room service or the other listeners."""
 
-    def participant_joined(self, room: Room, participant: Participant) -> None: ...
-    def participant_left(self, room: Room, participant: Participant) -> None: ...
-    def room_closed(self, room: Room, reason: str) -> None: ...
+    def participant_joined(self, room: Room, participant: Participant) -> None:
+        """Someone joined; ``room.participants`` already includes them."""
+
+    def participant_left(self, room: Room, participant: Participant) -> None:
+        """Someone left; ``room.participants`` no longer includes them."""
+
+    def room_closed(self, room: Room, reason: str) -> None:
+        """The room closed (``expired``: never used, or empty past its grace period) and is gone."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +198,7 @@ class RoomService:
     def now(self) -> float:
         return self._clock()
 
-    def create_room(self, topic: str | None = None) -> Room:
+    def create_room(self, topic: str | None = None, *, origin: str | None = None) -> Room:
         """Open a new room. Raises :class:`TooManyRooms` at the server's cap."""
         self.sweep()
         if len(self._store) >= self.limits.max_rooms:
@@ -191,6 +214,7 @@ class RoomService:
             created_at=now,
             expires_at=now + self.limits.unused_ttl_seconds,
             max_participants=self.limits.max_participants,
+            origin=origin,
         )
         self._store.put(room)
         return room
@@ -224,10 +248,12 @@ class RoomService:
             joined_at=self._clock(),
         )
         room.participants[participant.id] = participant
+        if room.first_joined_at is None:
+            room.first_joined_at = participant.joined_at
+        room.sessions_seen.add(session)
         room.ever_joined = True
         room.empty_since = None
-        for listener in self._listeners:
-            listener.participant_joined(room, participant)
+        self._notify("participant_joined", room, participant)
         return participant, replaced
 
     def leave(self, room: Room, participant_id: str) -> Participant | None:
@@ -237,8 +263,7 @@ class RoomService:
             return None
         if not room.participants:
             room.empty_since = self._clock()
-        for listener in self._listeners:
-            listener.participant_left(room, participant)
+        self._notify("participant_left", room, participant)
         return participant
 
     def sweep(self) -> list[Room]:
@@ -262,8 +287,15 @@ class RoomService:
 
     def _close(self, room: Room, reason: str) -> None:
         self._store.delete(room.id)
+        self._notify("room_closed", room, reason)
+
+    def _notify(self, event: str, room: Room, detail: Participant | str) -> None:
         for listener in self._listeners:
-            listener.room_closed(room, reason)
+            try:
+                getattr(listener, event)(room, detail)
+            except Exception:
+                # A chat adapter's bug must not break joining or leaving a call.
+                logger.exception("room event listener failed on %s", event)
 
 
 def clean_text(text: str | None, max_length: int) -> str:

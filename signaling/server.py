@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 
+from bot import install_chat_adapters
+
 from .aiortc_hooks import set_host_addresses
 from .connection import ClientConnection, RoomHub
 from .errors import TooManyRooms
@@ -295,4 +297,5 @@ def create_app(
     app.router.add_get("/static/{path:.+}", static_file)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_on_shutdown)
+    install_chat_adapters(app, server)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["IceServer", "Settings"]
@@ -71,7 +71,27 @@ class Settings(BaseSettings):
     ws_join_timeout_seconds: float = Field(default=30.0, gt=0)
     """A websocket that has not sent ``join`` after this long is closed."""
 
-    @field_validator("allowed_origins", "ice_host_addresses", mode="before")
+    slack_bot_token: SecretStr | None = None
+    """Slack bot token (``xoxb-...``): turns the Slack adapter on."""
+    slack_signing_secret: SecretStr | None = None
+    """Slack signing secret: verifies every request to ``POST /slack/events``."""
+    slack_app_token: SecretStr | None = None
+    """Slack app-level token (``xapp-...``): use Socket Mode instead of a public URL."""
+    slack_api_url: str = "https://slack.com/api/"
+    """Slack Web API base (GovSlack, tests). slack_sdk joins URLs: keep the trailing slash."""
+
+    discord_token: SecretStr | None = None
+    """Discord bot token: turns the gateway bot on."""
+    discord_api_url: str = "https://discord.com/api/v10"
+    """Discord REST base; the gateway is discovered through it (``GET /gateway/bot``)."""
+    discord_guild_ids: Annotated[list[int], NoDecode] = []
+    """Guilds to register ``/meetnow`` in (at once), comma-separated; empty: globally."""
+    discord_public_key: str | None = None
+    """Discord application public key (hex): turns ``POST /discord/interactions`` on."""
+    discord_application_id: str | None = None
+    """Discord application id, for the HTTP interactions endpoint's follow-ups."""
+
+    @field_validator("allowed_origins", "ice_host_addresses", "discord_guild_ids", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -1,0 +1,157 @@
+"""What every chat adapter shares: the room events it listens to, and how a call is summed up.
+
+An adapter turns a chat command into one :meth:`RoomService.create_room` call and a message (the
+*card*), then keeps the card up to date from the room service's events (:class:`RoomEvents`). It
+keeps no room state of its own beyond where its card is, and forgets even that when the room ends.
+
+:class:`ChatCards` does the bookkeeping: it listens to the room service, picks the events of rooms
+its adapter created, and runs the adapter's card updates one at a time per room, in order, off the
+room service's call path (a slow chat API never slows a join).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from signaling.rooms import Participant, Room, RoomService
+
+__all__ = ["CallSummary", "ChatCards", "summarize"]
+
+logger = logging.getLogger(__name__)
+
+CardT = TypeVar("CardT")
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """How a finished call is described on its card."""
+
+    minutes: int
+    """Length of the call, first join to last leave, rounded (at least 1 once anyone joined)."""
+    people: int
+    """Different people who were in it."""
+
+    def text(self) -> str:
+        """``Ended · 23 min · 4 people`` (or ``Ended · nobody joined``)."""
+        if self.people == 0:
+            return "Ended · nobody joined"
+        people = "1 person" if self.people == 1 else f"{self.people} people"
+        return f"Ended · {self.minutes} min · {people}"
+
+
+def summarize(room: Room, now: float) -> CallSummary:
+    """Sum up a room that has just closed."""
+    if room.first_joined_at is None:
+        return CallSummary(minutes=0, people=0)
+    end = room.empty_since if room.empty_since is not None else now
+    seconds = max(0.0, end - room.first_joined_at)
+    return CallSummary(minutes=max(1, round(seconds / 60)), people=room.people_count)
+
+
+def call_seconds(room: Room, now: float) -> int:
+    """The call's length in whole seconds (what Slack's ``calls.end`` takes)."""
+    if room.first_joined_at is None:
+        return 0
+    end = room.empty_since if room.empty_since is not None else now
+    return max(0, round(end - room.first_joined_at))
+
+
+@dataclass
+class _Tracked(Generic[CardT]):
+    card: CardT
+    queue: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    running: bool = False
+
+
+class ChatCards(Generic[CardT]):
+    """The cards of one adapter, kept up to date from room events.
+
+    Subclasses implement :meth:`joined`, :meth:`left` and :meth:`ended` (each may call the chat
+    API); :meth:`track` registers the card of a room the adapter created.
+    """
+
+    origin: str = ""
+    """The ``Room.origin`` this adapter's rooms carry."""
+
+    def __init__(self, rooms: RoomService) -> None:
+        self.rooms = rooms
+        """The room service (the only thing an adapter calls)."""
+        self._cards: dict[str, _Tracked[CardT]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        rooms.add_listener(self)
+
+    def track(self, room: Room, card: CardT) -> None:
+        """Keep ``card`` up to date with ``room`` until the room ends."""
+        self._cards[room.id] = _Tracked(card)
+
+    def card(self, room_id: str) -> CardT | None:
+        tracked = self._cards.get(room_id)
+        return tracked.card if tracked else None
+
+    def cards(self) -> list[CardT]:
+        return [tracked.card for tracked in self._cards.values()]
+
+    async def drained(self) -> None:
+        """Wait until every scheduled card update has run (tests, shutdown)."""
+        while any(t.running or t.queue for t in self._cards.values()):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    # RoomEvents -------------------------------------------------------------------------------
+
+    def participant_joined(self, room: Room, participant: Participant) -> None:
+        self._schedule(room, lambda card: self.joined(card, room, participant))
+
+    def participant_left(self, room: Room, participant: Participant) -> None:
+        self._schedule(room, lambda card: self.left(card, room, participant))
+
+    def room_closed(self, room: Room, reason: str) -> None:
+        now = self.rooms.now()
+        self._schedule(room, lambda card: self.ended(card, room, summarize(room, now)), last=True)
+
+    # To implement ------------------------------------------------------------------------------
+
+    async def joined(self, card: CardT, room: Room, participant: Participant) -> None:
+        """Someone joined the room of ``card``."""
+
+    async def left(self, card: CardT, room: Room, participant: Participant) -> None:
+        """Someone left the room of ``card``."""
+
+    async def ended(self, card: CardT, room: Room, summary: CallSummary) -> None:
+        """The room of ``card`` closed; the card is forgotten after this."""
+
+    # Machinery ---------------------------------------------------------------------------------
+
+    def _schedule(
+        self, room: Room, update: Callable[[CardT], Awaitable[None]], *, last: bool = False
+    ) -> None:
+        tracked = self._cards.get(room.id)
+        if tracked is None or room.origin != self.origin:
+            return
+        tracked.queue.append(lambda: update(tracked.card))
+        if last:
+            # Nothing about a room outlives it: drop the card once its last update has run.
+            tracked.queue.append(lambda: self._forget(room.id))
+        if not tracked.running:
+            tracked.running = True
+            task = asyncio.get_running_loop().create_task(self._run(room.id, tracked))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, room_id: str, tracked: _Tracked[CardT]) -> None:
+        try:
+            while tracked.queue:
+                step = tracked.queue.pop(0)
+                try:
+                    await step()
+                except Exception as error:
+                    # Type only: chat API errors can carry names and links, which stay out of logs.
+                    logger.error("%s card update failed: %s", self.origin, type(error).__name__)
+        finally:
+            tracked.running = False
+
+    async def _forget(self, room_id: str) -> None:
+        self._cards.pop(room_id, None)
