@@ -1,16 +1,961 @@
-"""The Discord adapter (being built: see the open issue)."""
+"""The Discord adapter: ``/meetnow`` posts a call card with a Join link, kept up to date.
+
+Two transports reach one command handler (:meth:`DiscordAdapter.start_call`):
+
+- **The gateway bot** (``MEETNOW_DISCORD_TOKEN``): a discord.py :class:`~discord.AutoShardedClient`
+  with the ``guilds`` intent only (slash commands need no privileged intent). It discovers its
+  gateway through ``GET /gateway/bot`` on ``MEETNOW_DISCORD_API_URL``, so pointing that setting at
+  another place (a test fake) moves the whole bot. discord.py keeps its REST base in the class
+  attribute :attr:`discord.http.Route.BASE`, which this module sets: it is **process-wide**, one
+  Discord API per process.
+- **The HTTP interactions endpoint** (``MEETNOW_DISCORD_PUBLIC_KEY``): ``POST /discord/interactions``
+  on meetnow's own web server, every request checked against its Ed25519 signature.
+
+The card is the interaction's answer: an embed (topic, who started it, who is in) and a link
+button "Join". :class:`DiscordCards` edits it as people come and go and, at the end, to
+``Ended · 23 min · 4 people`` without the button. Interaction tokens last 15 minutes: edits go
+through the interaction while its token is fresh, then through the bot's channel message API
+(which needs the bot token; without one the card stops changing and a log line says why).
+
+Nothing here keeps room state; logs carry no token, name, topic, link or room id.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import aiohttp
+import discord
+from aiohttp import web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from discord import app_commands
+
+from signaling.errors import TooManyRooms
+from signaling.rooms import Participant, Room
+
+from .core import CallSummary, ChatCards
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from signaling.server import MeetnowServer
 
-__all__ = ["install_discord"]
+__all__ = [
+    "COMMAND",
+    "DISCORD",
+    "INVITE_PERMISSIONS",
+    "DiscordAdapter",
+    "DiscordCard",
+    "DiscordCards",
+    "install_discord",
+    "invite_url",
+]
+
+logger = logging.getLogger(__name__)
+
+VIEW_CHANNEL: Final = 1 << 10
+SEND_MESSAGES: Final = 1 << 11
+EMBED_LINKS: Final = 1 << 14
+INVITE_PERMISSIONS: Final = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS
+"""19456. meetnow only answers ``/meetnow`` and edits that answer; after 15 minutes it edits it
+with the bot token, which needs the channel to be visible, and embeds need Embed Links."""
+
+EPHEMERAL: Final = 64
+"""Message flag: only the user who ran the command sees it."""
+TOKEN_FRESH_SECONDS: Final = 14 * 60
+"""Interaction tokens last 15 minutes; stop using one a minute early."""
+MAX_RETRY_AFTER: Final = 30.0
+"""Longest 429 ``retry_after`` our own HTTP calls wait for (once) before giving up on an edit."""
+POSTED_TIMEOUT: Final = 15.0
+"""How long a card update waits for the answer to the command to be sent."""
+MESSAGE_ID_RETRY_DELAYS: Final = (0.5, 1.0, 2.0, 4.0)
+"""HTTP endpoint: when to ask Discord for the id of the message our answer created."""
+MAX_INTERACTION_BYTES: Final = 64 * 1024
+"""Largest interaction accepted on the HTTP endpoint (the app's own API limit is smaller)."""
+
+_INTERACTION_PING: Final = 1
+_INTERACTION_COMMAND: Final = 2
+_CALLBACK_PONG: Final = 1
+_CALLBACK_MESSAGE: Final = 4
+
+COMMAND_NAME: Final = "meetnow"
+COMMAND_DESCRIPTION: Final = "Start a video call here and post its Join link"
+TOPIC_DESCRIPTION: Final = "What the call is about"
+INVITE_DESCRIPTION: Final = "Someone to mention in the message"
+
+COMMAND: Final[dict[str, Any]] = {
+    "name": COMMAND_NAME,
+    "type": 1,
+    "description": COMMAND_DESCRIPTION,
+    "options": [
+        {"type": 3, "name": "topic", "description": TOPIC_DESCRIPTION, "required": False},
+        {"type": 6, "name": "invite", "description": INVITE_DESCRIPTION, "required": False},
+    ],
+    "contexts": [0],
+    "integration_types": [0],
+}
+"""``/meetnow`` as Discord's API describes it: what the gateway bot registers, and what
+``PUT /applications/{id}/commands`` takes for an HTTP-endpoint-only setup (docs/discord.md)."""
+
+
+def invite_url(application_id: int | str, permissions: int = INVITE_PERMISSIONS) -> str:
+    """The link that adds the bot to a server (the ``bot`` scope includes slash commands)."""
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={application_id}"
+        f"&scope=bot&permissions={permissions}"
+    )
+
+
+# Messages -----------------------------------------------------------------------------------------
+
+LIVE_COLOUR: Final = 0x5865F2
+ENDED_COLOUR: Final = 0x99AAB5
+FIELD_LIMIT: Final = 1000
+"""Embed field values hold 1024 characters; the name list stops a little before."""
+
+
+def _plain(text: str) -> str:
+    """Untrusted text shown as itself: no markdown, no mention, no masked link."""
+    return discord.utils.escape_markdown(discord.utils.escape_mentions(text), ignore_links=False)
+
+
+def _title(room: Room) -> str:
+    if not room.topic:
+        return "Meet now"
+    title = _plain(room.topic)
+    if len(title) > 256:
+        title = title[:255].rstrip("\\") + "…"
+    return title
+
+
+def _names(room: Room) -> str:
+    names = [participant.name for participant in room.participants.values()]
+    if not names:
+        return "Nobody right now" if room.ever_joined else "Nobody yet"
+    lines: list[str] = []
+    used = 0
+    for index, name in enumerate(names):
+        line = f"• {_plain(name)}"
+        if used + len(line) + 1 > FIELD_LIMIT - 20:
+            lines.append(f"… and {len(names) - index} more")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
+
+
+def live_embed(room: Room, starter_id: int) -> discord.Embed:
+    """The card while the call is open."""
+    embed = discord.Embed(
+        title=_title(room), description=f"Started by <@{starter_id}>", colour=LIVE_COLOUR
+    )
+    embed.add_field(name="In the call", value=_names(room), inline=False)
+    return embed
+
+
+def ended_embed(room: Room, starter_id: int, summary: CallSummary) -> discord.Embed:
+    """The card once the room has closed."""
+    return discord.Embed(
+        title=_title(room),
+        description=f"{summary.text()}\nStarted by <@{starter_id}>",
+        colour=ENDED_COLOUR,
+    )
+
+
+def join_components(url: str) -> list[dict[str, Any]]:
+    """An action row with one link button (style 5: opens ``url``, sends no interaction)."""
+    return [{"type": 1, "components": [{"type": 2, "style": 5, "label": "Join", "url": url}]}]
+
+
+def join_view(url: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Join", url=url, style=discord.ButtonStyle.link))
+    return view
+
+
+@dataclass
+class Reply:
+    """One answer to ``/meetnow``, for either transport."""
+
+    content: str | None = None
+    embed: discord.Embed | None = None
+    join_url: str | None = None
+    mention: int | None = None
+    """The one user this message may ping (the invited one)."""
+    ephemeral: bool = False
+
+    def allowed_mentions(self) -> discord.AllowedMentions:
+        users: list[discord.abc.Snowflake] = (
+            [discord.Object(self.mention)] if self.mention is not None else []
+        )
+        return discord.AllowedMentions(everyone=False, users=users, roles=False, replied_user=False)
+
+    def data(self) -> dict[str, Any]:
+        """The message as Discord's API takes it (interaction response ``data``)."""
+        data: dict[str, Any] = {
+            "allowed_mentions": {
+                "parse": [],
+                "users": [str(self.mention)] if self.mention is not None else [],
+            }
+        }
+        if self.content is not None:
+            data["content"] = self.content
+        if self.embed is not None:
+            data["embeds"] = [self.embed.to_dict()]
+        if self.join_url is not None:
+            data["components"] = join_components(self.join_url)
+        if self.ephemeral:
+            data["flags"] = EPHEMERAL
+        return data
+
+
+@dataclass
+class Edit:
+    """A new state of a card: its embed, and its Join link (None removes the button)."""
+
+    embed: discord.Embed
+    join_url: str | None
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "embeds": [self.embed.to_dict()],
+            "components": join_components(self.join_url) if self.join_url else [],
+            "allowed_mentions": {"parse": []},
+        }
+
+    def view(self) -> discord.ui.View | None:
+        return join_view(self.join_url) if self.join_url else None
+
+
+# Errors -------------------------------------------------------------------------------------------
+
+
+class DiscordApiError(Exception):
+    """A refused Discord API call: HTTP status and Discord's JSON error code (0 if none)."""
+
+    def __init__(self, status: int, code: int = 0) -> None:
+        super().__init__(f"HTTP {status} (code {code})")
+        self.status = status
+        self.code = code
+
+    @property
+    def token_expired(self) -> bool:
+        """The interaction token no longer works (401 code 50027, or 404 Unknown Webhook)."""
+        return (self.status == 401 and self.code in (0, 50027)) or self.code == 10015
+
+    @property
+    def forbidden(self) -> bool:
+        return self.status == 403
+
+    @property
+    def message_gone(self) -> bool:
+        return self.code == 10008
+
+    @classmethod
+    def wrap(cls, error: discord.HTTPException) -> DiscordApiError:
+        return cls(error.status, error.code)
+
+
+def _describe(error: BaseException) -> str:
+    """Status and code only: Discord's error texts are safe, but URLs and payloads are not."""
+    if isinstance(error, DiscordApiError) and error.status == 0:
+        cause = error.__cause__
+        return f"no answer ({type(cause).__name__})" if cause is not None else "no answer"
+    if isinstance(error, DiscordApiError | discord.HTTPException):
+        return f"HTTP {error.status} (code {error.code})"
+    return type(error).__name__
+
+
+# Cards --------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class DiscordCard:
+    """Where one call's card is, and how to reach it."""
+
+    starter_id: int
+    application_id: int
+    channel_id: int | None
+    issued_at: float
+    """Clock time the interaction arrived: its token works for 15 minutes from then."""
+    token: str = field(repr=False)
+    """The interaction token (a secret for 15 minutes)."""
+    interaction: discord.Interaction[Any] | None = field(default=None, repr=False)
+    """Gateway cards: the discord.py interaction; None for the HTTP endpoint."""
+    message_id: int | None = None
+    posted: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    """Set once the answer to the command went out (or failed: then ``dead``)."""
+    dead: bool = False
+    """Nothing more can be edited (answer failed, message deleted, no way left to edit)."""
+    via_interaction: bool = True
+    """Still editing through the interaction token."""
+    pending: int = 0
+    """Join/leave updates scheduled and not run yet: only the last one edits."""
+    logged: set[str] = field(default_factory=set, repr=False)
+    """Failures already logged for this card (each is logged once)."""
+
+
+class DiscordCards(ChatCards[DiscordCard]):
+    """The cards of ``/meetnow`` calls, kept up to date from room events."""
+
+    origin = "discord"
+
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        super().__init__(adapter.server.rooms)
+        self.adapter = adapter
+
+    # Several joins in a row need one edit: count what is queued and let the last one edit.
+    def participant_joined(self, room: Room, participant: Participant) -> None:
+        self._count_pending(room)
+        super().participant_joined(room, participant)
+
+    def participant_left(self, room: Room, participant: Participant) -> None:
+        self._count_pending(room)
+        super().participant_left(room, participant)
+
+    def _count_pending(self, room: Room) -> None:
+        card = self.card(room.id)
+        if card is not None and room.origin == self.origin:
+            card.pending += 1
+
+    async def joined(self, card: DiscordCard, room: Room, participant: Participant) -> None:
+        await self._refresh(card, room)
+
+    async def left(self, card: DiscordCard, room: Room, participant: Participant) -> None:
+        await self._refresh(card, room)
+
+    async def ended(self, card: DiscordCard, room: Room, summary: CallSummary) -> None:
+        try:
+            await self.adapter.deliver(
+                card, Edit(ended_embed(room, card.starter_id, summary), None)
+            )
+        finally:
+            card.interaction = None
+            card.dead = True
+
+    async def _refresh(self, card: DiscordCard, room: Room) -> None:
+        card.pending = max(0, card.pending - 1)
+        if card.pending:
+            return  # a later update is queued; it shows this state too
+        url = self.adapter.server.room_url(room.id)
+        await self.adapter.deliver(card, Edit(live_embed(room, card.starter_id), url))
+
+
+# The gateway bot ----------------------------------------------------------------------------------
+
+
+class MeetnowBot(discord.AutoShardedClient):
+    """The gateway client: sharded (it asks ``GET /gateway/bot`` how), guilds intent only."""
+
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        # Voice is never used; keep discord.py from warning that its libraries are missing.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
+        super().__init__(
+            intents=discord.Intents(guilds=True),
+            allowed_mentions=discord.AllowedMentions.none(),
+            chunk_guilds_at_startup=False,
+            max_messages=None,
+        )
+        self.adapter = adapter
+        self.tree: app_commands.CommandTree[MeetnowBot] = app_commands.CommandTree(self)
+        self.tree.add_command(
+            app_commands.Command(
+                name=COMMAND_NAME,
+                description=COMMAND_DESCRIPTION,
+                callback=_meetnow_command,
+                allowed_contexts=app_commands.AppCommandContext(guild=True),
+                allowed_installs=app_commands.AppInstallationType(guild=True),
+            )
+        )
+        self._announced = False
+
+    async def setup_hook(self) -> None:
+        await self.adapter.register_commands(self)
+
+    async def on_connect(self) -> None:
+        if not self._announced and self.application_id is not None:
+            self._announced = True
+            logger.info(
+                "discord: connected to the gateway (%d shard(s)); /meetnow arrives over it",
+                self.shard_count or 1,
+            )
+            self.adapter.announce(invite_url(self.application_id))
+
+
+@app_commands.describe(topic=TOPIC_DESCRIPTION, invite=INVITE_DESCRIPTION)
+async def _meetnow_command(
+    interaction: discord.Interaction[MeetnowBot],
+    topic: str | None = None,
+    invite: discord.User | None = None,
+) -> None:
+    await interaction.client.adapter.gateway_command(
+        interaction, topic, invite.id if invite is not None else None
+    )
+
+
+class _NoDebugPayloads(logging.Filter):
+    """discord.py logs whole payloads and URLs at DEBUG: interaction tokens, names, topics and
+    room links. Those records are dropped; its INFO and above carry none of them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_PAYLOAD_LOGGERS: Final = (
+    "discord.http",
+    "discord.webhook.async_",
+    "discord.gateway",
+    "discord.state",
+    "discord.client",
+    "discord.shard",
+)
+
+
+def _quiet_discord_debug() -> None:
+    for name in _PAYLOAD_LOGGERS:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NoDebugPayloads) for f in log.filters):
+            log.addFilter(_NoDebugPayloads())
+
+
+# The adapter --------------------------------------------------------------------------------------
+
+
+class DiscordAdapter:
+    """Both transports, the command handler, and the card edits."""
+
+    def __init__(self, server: MeetnowServer) -> None:
+        self.server = server
+        self.settings = server.settings
+        self.api_url = self.settings.discord_api_url.rstrip("/")
+        self.clock: Callable[[], float] = server.rooms.now
+        """Measures interaction token age (the room service's clock, so tests can move it)."""
+        self.cards = DiscordCards(self)
+        self.client: MeetnowBot | None = None
+        self.invite_url: str | None = None
+        self._public_key: Ed25519PublicKey | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._gateway: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._logged: set[str] = set()
+
+    # The command handler, one for both transports ----------------------------------------------
+
+    def start_call(
+        self, user_id: int, topic: str | None, invite_id: int | None
+    ) -> tuple[Room | None, Reply]:
+        """Create the room and the answer; no room (and an ephemeral answer) if that failed."""
+        try:
+            room = self.server.rooms.create_room(topic, origin="discord")
+        except TooManyRooms as error:
+            logger.warning("discord: /meetnow refused: too many open rooms")
+            return None, Reply(content=str(error), ephemeral=True)
+        reply = Reply(embed=live_embed(room, user_id), join_url=self.server.room_url(room.id))
+        if invite_id is not None:
+            reply.content = f"<@{invite_id}> you're invited to join this call."
+            reply.mention = invite_id
+        return room, reply
+
+    def _open_card(
+        self,
+        room: Room,
+        user_id: int,
+        application_id: int,
+        channel_id: int | None,
+        token: str,
+        interaction: discord.Interaction[Any] | None = None,
+    ) -> DiscordCard:
+        card = DiscordCard(
+            starter_id=user_id,
+            application_id=application_id,
+            channel_id=channel_id,
+            issued_at=self.clock(),
+            token=token,
+            interaction=interaction,
+        )
+        # Tracked before the answer goes out, so no join is missed; updates wait for ``posted``.
+        self.cards.track(room, card)
+        return card
+
+    # Gateway transport ---------------------------------------------------------------------------
+
+    async def gateway_command(
+        self,
+        interaction: discord.Interaction[MeetnowBot],
+        topic: str | None,
+        invite_id: int | None,
+    ) -> None:
+        room, reply = self.start_call(interaction.user.id, topic, invite_id)
+        card = None
+        if room is not None:
+            card = self._open_card(
+                room,
+                interaction.user.id,
+                interaction.application_id,
+                interaction.channel_id,
+                interaction.token,
+                interaction,
+            )
+        try:
+            if reply.embed is None:
+                await interaction.response.send_message(reply.content or "", ephemeral=True)
+                return
+            assert reply.join_url is not None
+            callback = await interaction.response.send_message(
+                reply.content,
+                embed=reply.embed,
+                view=join_view(reply.join_url),
+                allowed_mentions=reply.allowed_mentions(),
+            )
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
+            logger.error("discord: could not answer /meetnow: %s", _describe(error))
+            if card is not None:
+                card.dead = True
+                card.posted.set()
+            return
+        assert card is not None
+        card.message_id = callback.message_id
+        card.posted.set()
+        if card.message_id is None:
+            with contextlib.suppress(discord.HTTPException, aiohttp.ClientError, TimeoutError):
+                card.message_id = (await interaction.original_response()).id
+        await self._warn_if_blind(card, interaction.app_permissions.value)
+
+    async def register_commands(self, client: MeetnowBot) -> None:
+        """Register ``/meetnow``: in each configured guild (shows at once), else globally."""
+        guild_ids = self.settings.discord_guild_ids
+        targets: list[discord.Object | None] = (
+            [discord.Object(id=g) for g in guild_ids] if guild_ids else [None]
+        )
+        for guild in targets:
+            try:
+                if guild is not None:
+                    client.tree.copy_global_to(guild=guild)
+                await client.tree.sync(guild=guild)
+            except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
+                where = f"in guild {guild.id}" if guild is not None else "globally"
+                logger.error(
+                    "discord: could not register /meetnow %s: %s (was the bot invited with "
+                    "the invite URL?)",
+                    where,
+                    _describe(error),
+                )
+            else:
+                if guild is not None:
+                    logger.info("discord: /meetnow registered in guild %s", guild.id)
+                else:
+                    logger.info("discord: /meetnow registered globally (may take a while to show)")
+
+    def announce(self, url: str) -> None:
+        """Print the invite URL once (``meetnow serve`` shows it)."""
+        if self.invite_url is None:
+            self.invite_url = url
+            print(f"meetnow: invite the Discord bot with {url}", flush=True)
+
+    async def _run_gateway(self, client: MeetnowBot, token: str) -> None:
+        try:
+            await client.start(token)
+        except discord.LoginFailure:
+            logger.error(
+                "discord: the bot token was refused at login (401); the Discord bot is off, "
+                "the rest of meetnow keeps running. Check MEETNOW_DISCORD_TOKEN."
+            )
+        except discord.PrivilegedIntentsRequired:
+            logger.error("discord: the gateway refused our intents; the Discord bot is off")
+        except (discord.DiscordException, aiohttp.ClientError, OSError, TimeoutError) as error:
+            logger.error(
+                "discord: the Discord bot stopped (%s); the rest of meetnow keeps running",
+                _describe(error),
+            )
+        finally:
+            if not client.is_closed():
+                with contextlib.suppress(Exception):
+                    await client.close()
+
+    def _bot_ready(self) -> bool:
+        return (
+            self.client is not None and self.client.user is not None and not self.client.is_closed()
+        )
+
+    # HTTP interactions endpoint ------------------------------------------------------------------
+
+    def load_public_key(self, hex_key: str) -> bool:
+        try:
+            self._public_key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(hex_key.strip()))
+        except ValueError:
+            logger.error(
+                "discord: MEETNOW_DISCORD_PUBLIC_KEY is not an Ed25519 public key in hex "
+                "(64 characters); POST /discord/interactions is off"
+            )
+            return False
+        return True
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """Whether Discord signed ``timestamp + body`` (Ed25519, the application's public key)."""
+        signature = headers.get("X-Signature-Ed25519")
+        timestamp = headers.get("X-Signature-Timestamp")
+        if self._public_key is None or not signature or not timestamp:
+            return False
+        try:
+            self._public_key.verify(bytes.fromhex(signature), timestamp.encode() + body)
+        except (ValueError, InvalidSignature):
+            return False
+        return True
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        """``POST /discord/interactions``."""
+        body = await _read_limited(request, MAX_INTERACTION_BYTES)
+        if body is None:
+            return web.Response(status=413, text="request too large\n")
+        if not self.verify(request.headers, body):
+            return web.Response(status=401, text="invalid request signature\n")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return web.Response(status=400, text="invalid JSON\n")
+        if not isinstance(payload, dict):
+            return web.Response(status=400, text="invalid interaction\n")
+        kind = payload.get("type")
+        if kind == _INTERACTION_PING:
+            return _json_response({"type": _CALLBACK_PONG})
+        data = payload.get("data")
+        if kind != _INTERACTION_COMMAND or not isinstance(data, dict):
+            return web.Response(status=400, text="unsupported interaction\n")
+        if data.get("name") != COMMAND_NAME:
+            reply = Reply(content="meetnow does not know this command.", ephemeral=True)
+            return _json_response({"type": _CALLBACK_MESSAGE, "data": reply.data()})
+        try:
+            user_id, topic, invite_id, channel_id, application_id, token, permissions = (
+                _parse_command(payload, self.settings.discord_application_id)
+            )
+        except (KeyError, TypeError, ValueError):
+            return web.Response(status=400, text="invalid interaction\n")
+        configured = self.settings.discord_application_id
+        if configured and configured.strip() != str(application_id):
+            self._log_once(
+                "application_id",
+                "discord: MEETNOW_DISCORD_APPLICATION_ID differs from the application id Discord "
+                "sends; using Discord's",
+            )
+        room, reply = self.start_call(user_id, topic, invite_id)
+        if room is not None:
+            card = self._open_card(room, user_id, application_id, channel_id, token)
+            # Discord posts the answer once it has our response; edits before it would miss.
+            card.posted.set()
+            self._spawn(self._after_http_answer(card, permissions))
+        return _json_response({"type": _CALLBACK_MESSAGE, "data": reply.data()})
+
+    async def _after_http_answer(self, card: DiscordCard, permissions: int | None) -> None:
+        if self.settings.discord_token is None:
+            return  # no bot path: the message id would never be used
+        for delay in MESSAGE_ID_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            if card.message_id is not None or card.dead:
+                break
+            try:
+                message = await self._rest(
+                    "GET", f"/webhooks/{card.application_id}/{card.token}/messages/@original"
+                )
+            except DiscordApiError as error:
+                if error.status != 404:
+                    self._log_card(card, "message_id", "could not look up the call message", error)
+                    break
+            except (aiohttp.ClientError, TimeoutError):
+                continue
+            else:
+                card.message_id = _snowflake(message, "id")
+                break
+        await self._warn_if_blind(card, permissions)
+
+    # Raw REST (HTTP endpoint cards) ----------------------------------------------------------------
+
+    async def _rest(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One Discord API call with the interaction token in the path (no bot token); a 429 is
+        retried once after its ``retry_after``."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        url = self.api_url + path
+        for attempt in range(2):
+            async with self._http.request(
+                method, url, json=body, timeout=aiohttp.ClientTimeout(total=15)
+            ) as response:
+                if 200 <= response.status < 300:
+                    if response.status == 204:
+                        return None
+                    return await response.json(content_type=None)
+                error_body: Any = None
+                with contextlib.suppress(ValueError, aiohttp.ContentTypeError):
+                    error_body = await response.json(content_type=None)
+                details = error_body if isinstance(error_body, dict) else {}
+                if response.status == 429 and attempt == 0:
+                    delay = _retry_after(response.headers, details)
+                    if delay is not None and delay <= MAX_RETRY_AFTER:
+                        logger.warning("discord: rate limited; retrying in %.2f s", delay)
+                        await asyncio.sleep(delay)
+                        continue
+                code = details.get("code", 0)
+                raise DiscordApiError(response.status, code if isinstance(code, int) else 0)
+        raise DiscordApiError(429)
+
+    # Card edits ----------------------------------------------------------------------------------
+
+    async def deliver(self, card: DiscordCard, edit: Edit) -> None:
+        """Show ``edit`` on ``card``: through the interaction while its token is fresh, then
+        through the bot's channel message API. Failures are logged once per card and kind."""
+        if not card.posted.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(card.posted.wait(), POSTED_TIMEOUT)
+        if card.dead or not card.posted.is_set():
+            return
+        if card.via_interaction and self.clock() - card.issued_at < TOKEN_FRESH_SECONDS:
+            try:
+                await self._edit_original(card, edit)
+                return
+            except DiscordApiError as error:
+                if not error.token_expired:
+                    self._edit_failed(card, error)
+                    return
+        card.via_interaction = False
+        if card.channel_id is None or card.message_id is None or not self._bot_ready():
+            card.dead = True
+            if self.settings.discord_token is None:
+                self._log_once(
+                    "no_bot_token",
+                    "discord: a call message is no longer updated: its interaction token "
+                    "expired (15 minutes) and no bot token is set (MEETNOW_DISCORD_TOKEN)",
+                )
+            else:
+                self._log_card(card, "no_bot_path", "a call message is no longer updated", None)
+            return
+        try:
+            await self._edit_in_channel(card, edit)
+        except DiscordApiError as error:
+            self._edit_failed(card, error)
+
+    async def _edit_original(self, card: DiscordCard, edit: Edit) -> None:
+        try:
+            if card.interaction is not None:
+                message = await card.interaction.edit_original_response(
+                    embed=edit.embed,
+                    view=edit.view(),
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+                if card.message_id is None:
+                    card.message_id = message.id
+                return
+            data = await self._rest(
+                "PATCH",
+                f"/webhooks/{card.application_id}/{card.token}/messages/@original",
+                edit.data(),
+            )
+            if card.message_id is None and isinstance(data, dict):
+                card.message_id = _snowflake(data, "id")
+        except discord.HTTPException as error:
+            raise DiscordApiError.wrap(error) from None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise DiscordApiError(0) from error
+
+    async def _edit_in_channel(self, card: DiscordCard, edit: Edit) -> None:
+        assert self.client is not None and card.channel_id is not None
+        assert card.message_id is not None
+        message = self.client.get_partial_messageable(card.channel_id).get_partial_message(
+            card.message_id
+        )
+        try:
+            await message.edit(
+                embed=edit.embed, view=edit.view(), allowed_mentions=discord.AllowedMentions.none()
+            )
+        except discord.HTTPException as error:
+            raise DiscordApiError.wrap(error) from None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise DiscordApiError(0) from error
+
+    def _edit_failed(self, card: DiscordCard, error: DiscordApiError) -> None:
+        if error.message_gone:
+            card.dead = True
+            self._log_card(card, "gone", "a call message was deleted; no more updates", None)
+        elif error.forbidden:
+            self._log_card(
+                card,
+                "forbidden",
+                "cannot update a call message: missing permissions in its channel "
+                "(the bot needs View Channel and Embed Links there)",
+                error,
+            )
+        elif error.status == 429:
+            self._log_card(card, "rate_limited", "call message update rate limited", error)
+        else:
+            self._log_card(card, f"failed:{error.status}", "call message update failed", error)
+
+    async def _warn_if_blind(self, card: DiscordCard, permissions: int | None) -> None:
+        """After 15 minutes the bot edits with its own token: tell the user now (ephemeral) if
+        it cannot see the channel, while the interaction can still answer."""
+        if self.settings.discord_token is None or permissions is None:
+            return
+        needed = VIEW_CHANNEL | EMBED_LINKS
+        if permissions & needed == needed:
+            return
+        logger.warning("discord: the bot lacks View Channel or Embed Links where /meetnow was used")
+        text = (
+            "Heads-up: meetnow's bot cannot see this channel (it needs View Channel and Embed "
+            "Links), so this message stops updating after 15 minutes. The Join link keeps working."
+        )
+        try:
+            if card.interaction is not None:
+                await card.interaction.followup.send(text, ephemeral=True)
+            else:
+                await self._rest(
+                    "POST",
+                    f"/webhooks/{card.application_id}/{card.token}",
+                    {"content": text, "flags": EPHEMERAL, "allowed_mentions": {"parse": []}},
+                )
+        except (discord.HTTPException, DiscordApiError, aiohttp.ClientError, TimeoutError) as error:
+            self._log_card(card, "warn", "could not send the permissions warning", error)
+
+    # Logging -------------------------------------------------------------------------------------
+
+    def _log_card(
+        self, card: DiscordCard, key: str, message: str, error: BaseException | None
+    ) -> None:
+        if key in card.logged:
+            return
+        card.logged.add(key)
+        if error is None:
+            logger.warning("discord: %s", message)
+        else:
+            logger.warning("discord: %s: %s", message, _describe(error))
+
+    def _log_once(self, key: str, message: str) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.warning(message)
+
+    # Lifecycle -----------------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        """``app.cleanup_ctx``: start the gateway bot in the background, stop it at shutdown."""
+        token = self.settings.discord_token
+        previous_base = discord.http.Route.BASE
+        if token is not None:
+            # Process-wide: discord.py reads its REST base (and so its gateway) from this.
+            discord.http.Route.BASE = self.api_url
+            self.client = MeetnowBot(self)
+            self._gateway = asyncio.ensure_future(
+                self._run_gateway(self.client, token.get_secret_value())
+            )
+        if self._public_key is not None:
+            logger.info("discord: interactions endpoint on at POST /discord/interactions")
+        if token is None and self.settings.discord_application_id:
+            self.announce(
+                f"https://discord.com/oauth2/authorize?client_id="
+                f"{self.settings.discord_application_id}&scope=applications.commands"
+            )
+        yield
+        # The server closed every room before this: let the cards say "Ended" first.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.cards.drained(), 5)
+        if self.client is not None and not self.client.is_closed():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.client.close(), 10)
+        if self._gateway is not None:
+            self._gateway.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._gateway
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._http is not None:
+            await self._http.close()
+        discord.http.Route.BASE = previous_base
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The request body, or None past ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_response(data: dict[str, Any]) -> web.Response:
+    return web.Response(body=json.dumps(data).encode(), content_type="application/json")
+
+
+def _snowflake(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    return int(value) if value is not None else None
+
+
+def _retry_after(headers: Mapping[str, str], body: Mapping[str, Any]) -> float | None:
+    value = body.get("retry_after", headers.get("Retry-After"))
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse_command(
+    payload: Mapping[str, Any], configured_application_id: str | None
+) -> tuple[int, str | None, int | None, int | None, int, str, int | None]:
+    """The parts of a signed APPLICATION_COMMAND payload the handler uses: user, topic, invited
+    user, channel, application id, token, the app's permissions there."""
+    data = payload["data"]
+    user = payload["member"]["user"] if "member" in payload else payload["user"]
+    topic: str | None = None
+    invite_id: int | None = None
+    for option in data.get("options") or []:
+        if option.get("name") == "topic" and isinstance(option.get("value"), str):
+            topic = option["value"]
+        elif option.get("name") == "invite" and option.get("value") is not None:
+            invite_id = int(option["value"])
+    channel_id = payload.get("channel_id") or (payload.get("channel") or {}).get("id")
+    # The payload's own (signed) application id is the one its token belongs to.
+    application_id = int(payload.get("application_id") or configured_application_id or "")
+    token = payload["token"]
+    if not isinstance(token, str) or not token:
+        raise ValueError("no token")
+    permissions = payload.get("app_permissions")
+    return (
+        int(user["id"]),
+        topic,
+        invite_id,
+        int(channel_id) if channel_id is not None else None,
+        application_id,
+        token,
+        int(permissions) if permissions is not None else None,
+    )
+
+
+DISCORD: Final = web.AppKey("discord", DiscordAdapter)
+"""The adapter on the aiohttp app (tests reach its cards through it)."""
 
 
 def install_discord(app: web.Application, server: MeetnowServer) -> None:
-    raise RuntimeError("the Discord adapter is not available in this version of meetnow")
+    """Mount the Discord adapter: the gateway bot when ``MEETNOW_DISCORD_TOKEN`` is set, the
+    HTTP interactions endpoint when ``MEETNOW_DISCORD_PUBLIC_KEY`` is."""
+    _quiet_discord_debug()
+    adapter = DiscordAdapter(server)
+    app[DISCORD] = adapter
+    public_key = server.settings.discord_public_key
+    if public_key is not None and adapter.load_public_key(public_key):
+        app.router.add_post("/discord/interactions", adapter.handle_http)
+    app.cleanup_ctx.append(adapter.lifecycle)

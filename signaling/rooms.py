@@ -200,7 +200,9 @@ class RoomService:
 
     def create_room(self, topic: str | None = None, *, origin: str | None = None) -> Room:
         """Open a new room. Raises :class:`TooManyRooms` at the server's cap."""
-        self.sweep()
+        # Sweeping scans every room: only when at the cap (the server also sweeps periodically).
+        if len(self._store) >= self.limits.max_rooms:
+            self.sweep()
         if len(self._store) >= self.limits.max_rooms:
             raise TooManyRooms("This server has too many open rooms; try again later.")
         topic = clean_text(topic, self.limits.topic_max_length) if topic else None
@@ -273,6 +275,11 @@ class RoomService:
         for room in due:
             self._close(room, "expired")
         return due
+
+    def close_all(self, reason: str) -> None:
+        """Close every room (server shutdown): listeners hear ``room_closed`` for each."""
+        for room in list(self._store):
+            self._close(room, reason)
 
     def rooms(self) -> list[Room]:
         return list(self._store)

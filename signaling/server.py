@@ -263,6 +263,9 @@ async def _on_shutdown(app: web.Application) -> None:
     for room in server.rooms.rooms():
         for connection in server.hub.connections(room.id):
             await connection.room_closed("server_shutdown")
+    # Rooms live in memory: they end with the process, and chat cards say so (the adapters
+    # finish their card updates in their own cleanup, which runs after this).
+    server.rooms.close_all("server_shutdown")
     await server.relay.close()
 
 
