@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from signaling.errors import RoomFull
 from signaling.rooms import Participant, Room, RoomService
 
 __all__ = ["CallSummary", "ChatCards", "summarize"]
@@ -112,6 +113,39 @@ class ChatCards(Generic[CardT]):
         now = self.rooms.now()
         self._schedule(room, lambda card: self.ended(card, room, summarize(room, now)), last=True)
 
+    def participant_waiting(self, room: Room, participant: Participant) -> None:
+        self._schedule(room, lambda card: self.knocked(card, room, participant))
+
+    def waiting_resolved(self, room: Room, participant: Participant, admitted: bool) -> None:
+        self._schedule(room, lambda card: self.knock_answered(card, room, participant, admitted))
+
+    def room_changed(self, room: Room) -> None:
+        pass
+
+    # For adapters ------------------------------------------------------------------------------
+
+    def host_link(self, room: Room) -> str:
+        """A link that makes its holder a host: send it to the command's author alone
+        (ephemeral message), never in the channel. The token rides in the URL fragment."""
+        return f"{self.room_url(room)}#host={self.rooms.issue_host_token(room)}"
+
+    def room_url(self, room: Room) -> str:
+        """The shareable link (set by the adapter: ``MeetnowServer.room_url``)."""
+        raise NotImplementedError
+
+    def answer_knock(self, room_id: str, participant_id: str, admit: bool) -> bool:
+        """Admit or deny someone waiting in the lobby of one of this adapter's rooms, after the
+        adapter has checked that the click came from the room's host. False if nobody waits."""
+        room = self.rooms.get_room(room_id)
+        if room is None or room.origin != self.origin:
+            return False
+        try:
+            if admit:
+                return self.rooms.admit(room, participant_id) is not None
+            return self.rooms.deny(room, participant_id) is not None
+        except RoomFull:
+            return False
+
     # To implement ------------------------------------------------------------------------------
 
     async def joined(self, card: CardT, room: Room, participant: Participant) -> None:
@@ -122,6 +156,14 @@ class ChatCards(Generic[CardT]):
 
     async def ended(self, card: CardT, room: Room, summary: CallSummary) -> None:
         """The room of ``card`` closed; the card is forgotten after this."""
+
+    async def knocked(self, card: CardT, room: Room, participant: Participant) -> None:
+        """Someone waits in the lobby: offer Admit / Deny that only the host's clicks can use."""
+
+    async def knock_answered(
+        self, card: CardT, room: Room, participant: Participant, admitted: bool
+    ) -> None:
+        """A knock was answered (in the call or in the chat), or the knocker gave up."""
 
     # Machinery ---------------------------------------------------------------------------------
 

@@ -9,22 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from .errors import RoomFull, RoomNotFound
+from .errors import ParticipantRemoved, RoomFull, RoomGone, RoomLocked, RoomNotFound
 from .forwarding import Kind
+from .limits import Bucket
 from .protocol import (
     PROTOCOL_VERSION,
+    AdmitMessage,
     AnswerMessage,
+    ClientMessage,
+    DenyMessage,
+    EndMeetingMessage,
     ErrorCode,
-    IceServerInfo,
     JoinedMessage,
     JoinMessage,
+    KnockInfo,
     LeaveMessage,
+    LockMessage,
+    MakeHostMessage,
     MediaState,
     MediaStateMessage,
+    MuteMessage,
     OfferMessage,
     ParticipantInfo,
     ParticipantJoinedMessage,
@@ -33,9 +42,11 @@ from .protocol import (
     PingMessage,
     PongMessage,
     ProtocolError,
+    RemoveMessage,
     RoomClosedMessage,
-    RoomInfo,
     ServerMessage,
+    SetLobbyMessage,
+    WaitingMessage,
     dump_server_message,
     parse_client_message,
 )
@@ -50,6 +61,10 @@ logger = logging.getLogger(__name__)
 
 CLOSE_REPLACED = 4000
 """Close code for a connection whose session joined again elsewhere."""
+MESSAGE_BUCKET = Bucket(burst=60, per_second=20)
+"""Messages a client may send: bursts of 60, 20 a second sustained (a call needs a few a minute)."""
+FLOOD_REFUSALS = 200
+"""Messages refused for rate in a row before the connection is closed (1008)."""
 _background_tasks: set[asyncio.Task[None]] = set()
 
 
@@ -58,7 +73,13 @@ def participant_info(participant: Participant) -> ParticipantInfo:
         id=participant.id,
         name=participant.name,
         media=MediaState(audio=participant.audio, video=participant.video),
+        host=participant.host,
+        muted_by_host=participant.muted_by_host,
     )
+
+
+def knock_info(participant: Participant) -> KnockInfo:
+    return KnockInfo(id=participant.id, name=participant.name)
 
 
 class RoomHub:
@@ -84,8 +105,15 @@ class RoomHub:
         return list(self._rooms.get(room_id, {}).values())
 
     async def broadcast(self, room_id: str, message: ServerMessage, *, exclude: str | None) -> None:
+        """Send to everyone in the call (not to people waiting in the lobby)."""
         for connection in self.connections(room_id):
-            if connection.participant_id != exclude:
+            if connection.in_call and connection.participant_id != exclude:
+                await connection.send(message)
+
+    async def to_hosts(self, room: Room, message: ServerMessage) -> None:
+        for participant in room.hosts():
+            connection = self.get(room.id, participant.id)
+            if connection is not None and connection.in_call:
                 await connection.send(message)
 
     def count(self) -> int:
@@ -93,23 +121,31 @@ class RoomHub:
 
 
 class ClientConnection:
-    """The server side of one client's websocket."""
+    """The server side of one client's websocket: new, then waiting (lobby) or in the call."""
 
     def __init__(self, server: MeetnowServer, room: Room, ws: web.WebSocketResponse) -> None:
         self._server = server
         self._room = room
         self._ws = ws
         self.participant_id: str | None = None
-        """Set once ``join`` succeeds."""
-        self._session_ready = asyncio.Event()
+        """Set once ``join`` succeeds (in the call or in the lobby)."""
+        self.in_call = False
+        """Joined the call (not waiting in the lobby)."""
+        self._kinds: list[Kind] = []
+        self._tokens = MESSAGE_BUCKET.burst
+        self._tokens_at = 0.0
+        self._refused = 0
 
     async def run(self, join_timeout: float) -> None:
         """Read messages until the socket closes, then leave the room."""
         # An open socket that never joins holds resources for nothing: close it.
         loop = asyncio.get_running_loop()
+        self._tokens_at = loop.time()
         idle = loop.call_later(join_timeout, self._close_if_not_joined)
         try:
             async for message in self._ws:
+                if not self._allow_message(loop.time()):
+                    continue
                 if message.type == WSMsgType.TEXT:
                     await self._handle_text(message.data)
                 elif message.type == WSMsgType.BINARY:
@@ -122,11 +158,37 @@ class ClientConnection:
             idle.cancel()
             await self._leave()
 
+    def _allow_message(self, now: float) -> bool:
+        self._tokens = min(
+            MESSAGE_BUCKET.burst, self._tokens + (now - self._tokens_at) * MESSAGE_BUCKET.per_second
+        )
+        self._tokens_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self._refused = 0
+            return True
+        self._refused += 1
+        if self._refused >= FLOOD_REFUSALS:
+            self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, b"message flood"))
+        elif self._refused == 1:
+            self._spawn(
+                self.send(
+                    ProtocolError(
+                        ErrorCode.RATE_LIMITED, "Too many messages; slow down."
+                    ).to_message()
+                )
+            )
+        return False
+
     def _close_if_not_joined(self) -> None:
         if self.participant_id is None and not self._ws.closed:
-            task = asyncio.ensure_future(self.close())
-            _background_tasks.add(task)
-            task.add_done_callback(_background_tasks.discard)
+            self._spawn(self.close())
+
+    @staticmethod
+    def _spawn(coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        _background_tasks.add(task)
+        task.add_done_callback(_background_tasks.discard)
 
     async def send(self, message: ServerMessage) -> None:
         """Send a message; a closed or broken socket is ignored (its own reader cleans up)."""
@@ -147,16 +209,22 @@ class ClientConnection:
                 await self._join(parsed)
             elif isinstance(parsed, PingMessage):
                 await self.send(PongMessage())
+            elif isinstance(parsed, LeaveMessage):
+                await self.close()
             elif self.participant_id is None:
                 raise ProtocolError(ErrorCode.OUT_OF_ORDER, f"Send 'join' before '{parsed.type}'.")
+            elif not self.in_call:
+                raise ProtocolError(
+                    ErrorCode.OUT_OF_ORDER, "You are waiting for a host to let you in."
+                )
             elif isinstance(parsed, AnswerMessage):
                 await self._server.relay.apply_answer(
                     self._room.id, self.participant_id, parsed.revision, parsed.sdp
                 )
             elif isinstance(parsed, MediaStateMessage):
                 await self._media_state(parsed)
-            elif isinstance(parsed, LeaveMessage):
-                await self.close()
+            else:
+                await self._host_command(parsed)
         except ProtocolError as error:
             await self._refuse(error)
         except Exception:
@@ -183,31 +251,70 @@ class ClientConnection:
             )
         server = self._server
         try:
-            participant, replaced = server.rooms.join(self._room.id, message.name, message.session)
+            participant, replaced = server.rooms.join(
+                self._room.id, message.name, message.session, host_token=message.host_token
+            )
+        except RoomGone as error:
+            raise ProtocolError(ErrorCode.ROOM_ENDED, str(error), fatal=True) from None
         except RoomNotFound as error:
             raise ProtocolError(ErrorCode.ROOM_NOT_FOUND, str(error), fatal=True) from None
         except RoomFull as error:
             raise ProtocolError(ErrorCode.ROOM_FULL, str(error), fatal=True) from None
+        except RoomLocked as error:
+            raise ProtocolError(ErrorCode.LOCKED, str(error), fatal=True) from None
+        except ParticipantRemoved as error:
+            raise ProtocolError(ErrorCode.REMOVED, str(error), fatal=True) from None
         participant.audio = message.audio
         participant.video = message.video
+        self._kinds = []
+        if message.audio:
+            self._kinds.append("audio")
+        if message.video:
+            self._kinds.append("video")
         if replaced is not None:
-            await self._server.evict(self._room.id, replaced.id)
+            await server.evict(self._room.id, replaced.id)
         self.participant_id = participant.id
         server.hub.add(self._room.id, participant.id, self)
+        if participant.id in self._room.waiting:
+            # The hosts hear of the knock through the room event (so do the chat cards).
+            await self.send(WaitingMessage(room=server.room_info(self._room)))
+        else:
+            await self._enter_call(participant)
+
+    async def admitted(self) -> None:
+        """A host let this waiting participant in."""
+        participant = self._room.participants.get(self.participant_id or "")
+        if participant is not None and not self.in_call:
+            await self._enter_call(participant)
+
+    async def denied(self) -> None:
+        """A host turned this waiting participant away."""
+        self.participant_id = None
+        await self._refuse(
+            ProtocolError(ErrorCode.DENIED, "The host did not let you in.", fatal=True)
+        )
+
+    async def removed(self) -> None:
+        """A host removed this participant from the call."""
+        await self._refuse(
+            ProtocolError(ErrorCode.REMOVED, "The host removed you from this meeting.", fatal=True)
+        )
+
+    async def _enter_call(self, participant: Participant) -> None:
+        server = self._server
+        self.in_call = True
         others = [
             participant_info(p) for p in self._room.participants.values() if p is not participant
         ]
+        waiting = [knock_info(p) for p in self._room.waiting.values()] if participant.host else []
         await self.send(
             JoinedMessage(
                 participant_id=participant.id,
-                room=RoomInfo(
-                    id=self._room.id,
-                    topic=self._room.topic,
-                    url=server.room_url(self._room.id),
-                    max_participants=self._room.max_participants,
-                ),
+                host=participant.host,
+                room=server.room_info(self._room),
                 participants=others,
-                ice_servers=[IceServerInfo(**s.model_dump()) for s in server.settings.ice_servers],
+                waiting=waiting,
+                ice_servers=server.ice_servers_for(participant.id),
             )
         )
         await server.hub.broadcast(
@@ -215,12 +322,9 @@ class ClientConnection:
             ParticipantJoinedMessage(participant=participant_info(participant)),
             exclude=participant.id,
         )
-        kinds: list[Kind] = []
-        if message.audio:
-            kinds.append("audio")
-        if message.video:
-            kinds.append("video")
-        await server.relay.add_participant(self._room.id, participant.id, kinds, self._send_offer)
+        await server.relay.add_participant(
+            self._room.id, participant.id, self._kinds, self._send_offer
+        )
 
     async def _send_offer(self, offer: OfferMessage) -> None:
         await self.send(offer)
@@ -238,6 +342,53 @@ class ClientConnection:
             exclude=participant.id,
         )
 
+    async def _host_command(self, message: ClientMessage) -> None:
+        server, room = self._server, self._room
+        me = room.participants.get(self.participant_id or "")
+        if me is None or not me.host:
+            raise ProtocolError(ErrorCode.NOT_HOST, "Only a host can do that.")
+        if isinstance(message, AdmitMessage):
+            try:
+                if server.rooms.admit(room, message.participant_id) is None:
+                    raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is waiting.")
+            except RoomFull as error:
+                raise ProtocolError(ErrorCode.ROOM_FULL, str(error)) from None
+        elif isinstance(message, DenyMessage):
+            if server.rooms.deny(room, message.participant_id) is None:
+                raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is waiting.")
+        elif isinstance(message, RemoveMessage):
+            target = server.hub.get(room.id, message.participant_id)
+            if server.rooms.remove(room, message.participant_id) is None:
+                raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is here.")
+            if target is not None:
+                await target.removed()
+        elif isinstance(message, MuteMessage):
+            participant = room.participants.get(message.participant_id)
+            if participant is None:
+                raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is here.")
+            participant.muted_by_host = message.muted
+            await server.relay.set_forwarding(room.id, participant.id, "audio", not message.muted)
+            await server.hub.broadcast(
+                room.id,
+                ParticipantUpdatedMessage(participant=participant_info(participant)),
+                exclude=None,
+            )
+        elif isinstance(message, MakeHostMessage):
+            participant = server.rooms.make_host(room, message.participant_id)
+            if participant is None:
+                raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is here.")
+            await server.hub.broadcast(
+                room.id,
+                ParticipantUpdatedMessage(participant=participant_info(participant)),
+                exclude=None,
+            )
+        elif isinstance(message, LockMessage):
+            server.rooms.set_locked(room, message.locked)
+        elif isinstance(message, SetLobbyMessage):
+            server.rooms.set_lobby(room, message.enabled)
+        elif isinstance(message, EndMeetingMessage):
+            server.rooms.end(room)
+
     async def _leave(self) -> None:
         participant_id, self.participant_id = self.participant_id, None
         if participant_id is None:
@@ -246,6 +397,9 @@ class ClientConnection:
         if server.hub.get(self._room.id, participant_id) is self:
             server.hub.remove(self._room.id, participant_id)
         server.rooms.leave(self._room, participant_id)
+        if not self.in_call:
+            return  # a knocker who gave up: the room event told the hosts
+        self.in_call = False
         await server.hub.broadcast(
             self._room.id, ParticipantLeftMessage(participant_id=participant_id), exclude=None
         )

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["MeetnowError", "RoomError", "RoomFull", "RoomNotFound", "TooManyRooms"]
+__all__ = [
+    "MeetnowError",
+    "NotHost",
+    "ParticipantRemoved",
+    "RateLimited",
+    "RoomError",
+    "RoomFull",
+    "RoomGone",
+    "RoomLocked",
+    "RoomNotFound",
+    "TooManyRooms",
+]
 
 
 class MeetnowError(Exception):
@@ -23,3 +34,23 @@ class RoomFull(RoomError):
 
 class TooManyRooms(RoomError):
     """The server is at its cap of open rooms."""
+
+
+class RoomGone(RoomNotFound):
+    """The room existed but has ended or expired; its link never comes back to life (HTTP 410)."""
+
+
+class RoomLocked(RoomError):
+    """The host locked the room: nobody new gets in."""
+
+
+class ParticipantRemoved(RoomError):
+    """The host removed this session (or denied it at the lobby); it cannot come straight back."""
+
+
+class NotHost(RoomError):
+    """Only a host may do this."""
+
+
+class RateLimited(MeetnowError):
+    """Too many requests from one source; try again later."""

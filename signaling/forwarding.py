@@ -79,6 +79,8 @@ class Publication:
         self._media_ssrc: int | None = None
         self._last_keyframe_request = -1e9
         self._closed = False
+        self.paused = False
+        """A host muted the publisher: packets arrive but are not forwarded."""
         tap_receiver(receiver, self._on_packet)
 
     def request_keyframe(self) -> None:
@@ -100,7 +102,7 @@ class Publication:
     async def _on_packet(self, packet: RtpPacket) -> None:
         self.packets_received += 1
         self._media_ssrc = packet.ssrc
-        if self._closed or not self.outbounds:
+        if self._closed or self.paused or not self.outbounds:
             return
         keyframe = self.kind == "video" and is_vp8_keyframe_start(packet.payload)
         template: bytes | None = None

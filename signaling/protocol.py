@@ -15,16 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "AdmitMessage",
     "AnswerMessage",
     "ClientMessage",
+    "DenyMessage",
+    "EndMeetingMessage",
     "ErrorCode",
     "ErrorMessage",
     "IceServerInfo",
     "JoinMessage",
     "JoinedMessage",
+    "KnockInfo",
+    "KnockMessage",
+    "KnockResolvedMessage",
     "LeaveMessage",
+    "LockMessage",
+    "MakeHostMessage",
     "MediaState",
     "MediaStateMessage",
+    "MuteMessage",
     "OfferMessage",
     "ParticipantInfo",
     "ParticipantJoinedMessage",
@@ -33,10 +42,14 @@ __all__ = [
     "PingMessage",
     "PongMessage",
     "ProtocolError",
+    "RemoveMessage",
     "RoomClosedMessage",
     "RoomInfo",
+    "RoomUpdatedMessage",
     "ServerMessage",
+    "SetLobbyMessage",
     "TrackInfo",
+    "WaitingMessage",
     "parse_client_message",
 ]
 
@@ -64,6 +77,18 @@ class ErrorCode(StrEnum):
     """The room does not exist, has expired or has ended."""
     ROOM_FULL = "room_full"
     """The room has reached its participant cap."""
+    ROOM_ENDED = "room_ended"
+    """The meeting has ended or its link has expired (the page answers 410)."""
+    LOCKED = "locked"
+    """A host locked the room: nobody new gets in."""
+    REMOVED = "removed"
+    """A host removed this session; it cannot come straight back."""
+    DENIED = "denied"
+    """A host turned this knock away at the lobby."""
+    NOT_HOST = "not_host"
+    """Only a host may send this message."""
+    RATE_LIMITED = "rate_limited"
+    """Too many messages; slow down (a flood closes the connection, 1008)."""
     NEGOTIATION_FAILED = "negotiation_failed"
     """The SDP answer could not be applied; the client should rejoin."""
     SERVER_ERROR = "server_error"
@@ -97,6 +122,8 @@ class JoinMessage(_ClientMessage):
     """Whether the client has a microphone track to publish."""
     video: bool = True
     """Whether the client has a camera track to publish."""
+    host_token: str | None = Field(default=None, max_length=64)
+    """The host secret handed to the room's creator (never part of the shareable link)."""
 
 
 class AnswerMessage(_ClientMessage):
@@ -116,6 +143,62 @@ class MediaStateMessage(_ClientMessage):
     video: bool
 
 
+class _TargetedMessage(_ClientMessage):
+    participant_id: str = Field(min_length=1, max_length=32)
+    """Whom the host command is about."""
+
+
+class AdmitMessage(_TargetedMessage):
+    """Host: let someone in from the lobby."""
+
+    type: Literal["admit"] = "admit"
+
+
+class DenyMessage(_TargetedMessage):
+    """Host: turn someone away from the lobby."""
+
+    type: Literal["deny"] = "deny"
+
+
+class RemoveMessage(_TargetedMessage):
+    """Host: remove someone from the call; their session cannot come straight back."""
+
+    type: Literal["remove"] = "remove"
+
+
+class MuteMessage(_TargetedMessage):
+    """Host: stop (or resume) forwarding someone's audio."""
+
+    type: Literal["mute"] = "mute"
+    muted: bool = True
+
+
+class MakeHostMessage(_TargetedMessage):
+    """Host: give host rights to another participant."""
+
+    type: Literal["make_host"] = "make_host"
+
+
+class LockMessage(_ClientMessage):
+    """Host: lock or unlock the room (no new joins while locked)."""
+
+    type: Literal["lock"] = "lock"
+    locked: bool
+
+
+class SetLobbyMessage(_ClientMessage):
+    """Host: turn the lobby on or off."""
+
+    type: Literal["set_lobby"] = "set_lobby"
+    enabled: bool
+
+
+class EndMeetingMessage(_ClientMessage):
+    """Host: end the meeting for everyone; the link then answers 410."""
+
+    type: Literal["end_meeting"] = "end_meeting"
+
+
 class PingMessage(_ClientMessage):
     """Application-level keepalive; answered by ``pong``."""
 
@@ -129,11 +212,39 @@ class LeaveMessage(_ClientMessage):
 
 
 ClientMessage = Annotated[
-    JoinMessage | AnswerMessage | MediaStateMessage | PingMessage | LeaveMessage,
+    JoinMessage
+    | AnswerMessage
+    | MediaStateMessage
+    | PingMessage
+    | LeaveMessage
+    | AdmitMessage
+    | DenyMessage
+    | RemoveMessage
+    | MuteMessage
+    | MakeHostMessage
+    | LockMessage
+    | SetLobbyMessage
+    | EndMeetingMessage,
     Field(discriminator="type"),
 ]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
-_CLIENT_TYPES = frozenset({"join", "answer", "media_state", "ping", "leave"})
+_CLIENT_TYPES = frozenset(
+    {
+        "join",
+        "answer",
+        "media_state",
+        "ping",
+        "leave",
+        "admit",
+        "deny",
+        "remove",
+        "mute",
+        "make_host",
+        "lock",
+        "set_lobby",
+        "end_meeting",
+    }
+)
 
 
 # ---------------------------------------------------------------- server -> client
@@ -154,6 +265,10 @@ class ParticipantInfo(_Message):
     name: str
     """Display name: untrusted text, to be shown with ``textContent`` only."""
     media: MediaState
+    host: bool = False
+    """Has host rights."""
+    muted_by_host: bool = False
+    """A host stopped forwarding this participant's audio."""
 
 
 class RoomInfo(_Message):
@@ -164,6 +279,10 @@ class RoomInfo(_Message):
     url: str
     """The shareable link."""
     max_participants: int
+    locked: bool = False
+    """Nobody new gets in."""
+    lobby: bool = False
+    """Newcomers wait for a host."""
 
 
 class IceServerInfo(_Message):
@@ -188,9 +307,13 @@ class JoinedMessage(_Message):
     type: Literal["joined"] = "joined"
     version: int = PROTOCOL_VERSION
     participant_id: str
+    host: bool = False
+    """Whether you have host rights."""
     room: RoomInfo
     participants: list[ParticipantInfo]
     """Everyone else already in the room."""
+    waiting: list[KnockInfo] = []
+    """For hosts: who waits in the lobby now."""
     ice_servers: list[IceServerInfo]
 
 
@@ -203,6 +326,42 @@ class OfferMessage(_Message):
     revision: int
     sdp: str
     tracks: dict[str, TrackInfo]
+
+
+class WaitingMessage(_Message):
+    """Answer to ``join`` in a room with a lobby: wait until a host admits you (``joined`` and an
+    ``offer`` follow) or denies you (``error`` ``denied``)."""
+
+    type: Literal["waiting"] = "waiting"
+    room: RoomInfo
+
+
+class KnockInfo(_Message):
+    id: str
+    name: str
+    """Untrusted text."""
+
+
+class KnockMessage(_Message):
+    """To hosts: someone waits in the lobby."""
+
+    type: Literal["knock"] = "knock"
+    participant: KnockInfo
+
+
+class KnockResolvedMessage(_Message):
+    """To hosts: a knock was answered, or the knocker left."""
+
+    type: Literal["knock_resolved"] = "knock_resolved"
+    participant_id: str
+    admitted: bool
+
+
+class RoomUpdatedMessage(_Message):
+    """The room's lock or lobby setting changed."""
+
+    type: Literal["room_updated"] = "room_updated"
+    room: RoomInfo
 
 
 class ParticipantJoinedMessage(_Message):
@@ -239,10 +398,15 @@ class RoomClosedMessage(_Message):
 
     type: Literal["room_closed"] = "room_closed"
     reason: Literal["expired", "ended", "server_shutdown"]
+    """``ended``: a host ended the meeting for everyone."""
 
 
 ServerMessage = (
     JoinedMessage
+    | WaitingMessage
+    | KnockMessage
+    | KnockResolvedMessage
+    | RoomUpdatedMessage
     | OfferMessage
     | ParticipantJoinedMessage
     | ParticipantUpdatedMessage

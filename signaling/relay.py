@@ -87,6 +87,10 @@ class RelayBackend(Protocol):
 
     async def remove_participant(self, room_id: str, participant_id: str) -> None: ...
 
+    async def set_forwarding(
+        self, room_id: str, participant_id: str, kind: Kind, enabled: bool
+    ) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -303,6 +307,15 @@ class Relay:
         if session is None:
             raise ProtocolError(ErrorCode.OUT_OF_ORDER, "No offer is waiting for an answer.")
         await session.apply_answer(revision, sdp)
+
+    async def set_forwarding(
+        self, room_id: str, participant_id: str, kind: Kind, enabled: bool
+    ) -> None:
+        """Stop or resume forwarding one participant's track (a host's mute)."""
+        media = self.rooms.get(room_id)
+        for publication in media.publications.get(participant_id, []) if media else []:
+            if publication.kind == kind:
+                publication.paused = not enabled
 
     async def remove_participant(self, room_id: str, participant_id: str) -> None:
         media = self.rooms.get(room_id)

@@ -5,7 +5,7 @@ JSON lines: requests on stdin, offers and results on stdout (logs go to stderr).
 carries an ``id``; the worker answers each with ``{"op": "result", "id": ..., "error": ...}``.
 
 Requests: ``add`` (room, participant, kinds), ``answer`` (room, participant, revision, sdp),
-``remove`` (room, participant), ``stats``. Events: ``offer`` (room, participant, offer).
+``forward`` (room, participant, kind, enabled), ``remove`` (room, participant), ``stats``. Events: ``offer`` (room, participant, offer).
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ class Worker:
             await self._relay.add_participant(room, participant, kinds, send_offer)
         elif op == "answer":
             await self._relay.apply_answer(room, participant, request["revision"], request["sdp"])
+        elif op == "forward":
+            await self._relay.set_forwarding(room, participant, request["kind"], request["enabled"])
         elif op == "remove":
             await self._relay.remove_participant(room, participant)
         elif op == "stats":

@@ -7,6 +7,8 @@ call this service; none of them keeps room state of its own.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -17,7 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from .errors import RoomFull, RoomNotFound, TooManyRooms
+from .errors import (
+    ParticipantRemoved,
+    RoomFull,
+    RoomGone,
+    RoomLocked,
+    RoomNotFound,
+    TooManyRooms,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +73,10 @@ class Participant:
     """Whether the microphone is on."""
     video: bool = True
     """Whether the camera is on."""
+    host: bool = False
+    """Whether this participant has host rights (admit, lock, remove, mute, end)."""
+    muted_by_host: bool = False
+    """A host stopped forwarding this participant's audio (until a host lets it through again)."""
 
 
 @dataclass
@@ -93,6 +106,18 @@ class Room:
     origin: str | None = None
     """Which chat created it (``slack``, ``discord``) or None for the web page; adapters use it
     to pick up only their own rooms' events."""
+    host_keys: list[bytes] = field(default_factory=list)
+    """SHA-256 of each host token issued for the room (the tokens themselves are never kept)."""
+    lobby: bool = False
+    """Newcomers wait until a host admits them."""
+    locked: bool = False
+    """Nobody new gets in (not even through the lobby)."""
+    waiting: dict[str, Participant] = field(default_factory=dict)
+    """People in the lobby, by participant id."""
+    banned_sessions: set[str] = field(default_factory=set)
+    """Sessions a host removed or denied: they cannot come straight back."""
+    join_deadline: float | None = None
+    """After this clock time the link admits nobody new (``/meetnow --for 2h``)."""
 
     @property
     def people_count(self) -> int:
@@ -100,10 +125,13 @@ class Room:
         return len(self.sessions_seen)
 
     def find_session(self, session: str) -> Participant | None:
-        for participant in self.participants.values():
+        for participant in [*self.participants.values(), *self.waiting.values()]:
             if secrets.compare_digest(participant.session, session):
                 return participant
         return None
+
+    def hosts(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.host]
 
 
 class RoomStore(Protocol):
@@ -151,7 +179,17 @@ class RoomEvents(Protocol):
         """Someone left; ``room.participants`` no longer includes them."""
 
     def room_closed(self, room: Room, reason: str) -> None:
-        """The room closed (``expired``: never used, or empty past its grace period) and is gone."""
+        """The room closed and is gone: ``expired`` (never used, past its lifetime, or empty past
+        its grace period), ``ended`` (a host ended it for everyone) or ``server_shutdown``."""
+
+    def participant_waiting(self, room: Room, participant: Participant) -> None:
+        """Someone knocked: they wait in the lobby for a host (in the call or in the chat)."""
+
+    def waiting_resolved(self, room: Room, participant: Participant, admitted: bool) -> None:
+        """A knock was answered (or the knocker gave up: ``admitted`` False)."""
+
+    def room_changed(self, room: Room) -> None:
+        """The room's lock or lobby setting changed."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +208,8 @@ class RoomLimits:
     """Longest topic kept (longer ones are cut)."""
     name_max_length: int = 64
     """Longest display name kept (longer ones are cut)."""
+    tombstone_seconds: float = 7 * 24 * 3600
+    """How long an ended or expired room's id keeps answering 410 (only a hash of it is kept)."""
 
 
 class RoomService:
@@ -190,6 +230,7 @@ class RoomService:
         self._make_room_id = make_room_id
         self._make_participant_id = make_participant_id
         self._listeners: list[RoomEvents] = []
+        self._tombstones: dict[bytes, float] = {}  # sha256(room id) -> until
 
     def add_listener(self, listener: RoomEvents) -> None:
         """Be told of every join, leave and room end."""
@@ -198,8 +239,17 @@ class RoomService:
     def now(self) -> float:
         return self._clock()
 
-    def create_room(self, topic: str | None = None, *, origin: str | None = None) -> Room:
-        """Open a new room. Raises :class:`TooManyRooms` at the server's cap."""
+    def create_room(
+        self,
+        topic: str | None = None,
+        *,
+        origin: str | None = None,
+        lobby: bool = False,
+        lifetime_seconds: float | None = None,
+    ) -> Room:
+        """Open a new room. ``lobby``: newcomers wait for a host. ``lifetime_seconds``: the link
+        admits nobody new after that long (default: only the unused-room TTL applies). Raises
+        :class:`TooManyRooms` at the server's cap."""
         # Sweeping scans every room: only when at the cap (the server also sweeps periodically).
         if len(self._store) >= self.limits.max_rooms:
             self.sweep()
@@ -208,18 +258,39 @@ class RoomService:
         topic = clean_text(topic, self.limits.topic_max_length) if topic else None
         now = self._clock()
         room_id = self._make_room_id()
-        while self._store.get(room_id) is not None:  # only an injected id source can collide
+        # Only an injected id source can collide; an ended room's id never comes back either.
+        while self._store.get(room_id) is not None or _key(room_id) in self._tombstones:
             room_id = self._make_room_id()
+        ttl = self.limits.unused_ttl_seconds
         room = Room(
             id=room_id,
             topic=topic or None,
             created_at=now,
-            expires_at=now + self.limits.unused_ttl_seconds,
+            expires_at=now + (min(ttl, lifetime_seconds) if lifetime_seconds else ttl),
             max_participants=self.limits.max_participants,
             origin=origin,
+            lobby=lobby,
+            join_deadline=now + lifetime_seconds if lifetime_seconds else None,
         )
         self._store.put(room)
         return room
+
+    def issue_host_token(self, room: Room) -> str:
+        """A new secret that makes whoever presents it a host of ``room``. Only its hash is kept:
+        hand it to the room's creator alone, never in the shareable link."""
+        token = secrets.token_urlsafe(24)
+        room.host_keys.append(_key(token))
+        return token
+
+    def is_host_token(self, room: Room, token: str | None) -> bool:
+        """Constant-time check of a presented host token."""
+        if not token:
+            return False
+        presented = _key(token)
+        found = False
+        for key in room.host_keys:
+            found |= hmac.compare_digest(key, presented)
+        return found
 
     def get_room(self, room_id: str) -> Room | None:
         """The open room with this id, or None for a malformed, unknown, expired or closed one."""
@@ -233,47 +304,125 @@ class RoomService:
             return None
         return room
 
-    def join(self, room_id: str, name: str, session: str) -> tuple[Participant, Participant | None]:
-        """Add a participant. Returns it and the participant it replaced (same session), if any."""
+    def is_gone(self, room_id: str) -> bool:
+        """Whether this id belonged to a room that ended or expired (answered 410, not 404)."""
+        if not ROOM_ID_PATTERN.fullmatch(room_id):
+            return False
+        until = self._tombstones.get(_key(room_id))
+        return until is not None and until > self._clock()
+
+    def join(
+        self, room_id: str, name: str, session: str, *, host_token: str | None = None
+    ) -> tuple[Participant, Participant | None]:
+        """Add a participant, or put them in the lobby (``participant.id in room.waiting``).
+        Returns it and the participant it replaced (same session), if any.
+
+        Raises :class:`RoomNotFound`, :class:`RoomGone` (ended, expired, or past its
+        ``--for`` lifetime), :class:`ParticipantRemoved`, :class:`RoomLocked`, :class:`RoomFull`.
+        """
         room = self.get_room(room_id)
         if room is None:
+            if self.is_gone(room_id):
+                raise RoomGone("This meeting has ended.")
             raise RoomNotFound("This meeting link is not valid or has expired.")
+        host = self.is_host_token(room, host_token)
+        now = self._clock()
+        if not host:
+            if room.join_deadline is not None and now >= room.join_deadline:
+                raise RoomGone("This meeting link has expired.")
+            if session in room.banned_sessions:
+                raise ParticipantRemoved("The host removed you from this meeting.")
         replaced = room.find_session(session)
         if replaced is not None:
-            self.leave(room, replaced.id)
+            self._drop(room, replaced)
+        if not host and room.locked:
+            raise RoomLocked("The host has locked this meeting.")
         if len(room.participants) >= room.max_participants:
             raise RoomFull(f"This meeting is full ({room.max_participants} people).")
         participant = Participant(
             id=self._make_participant_id(),
             name=clean_text(name, self.limits.name_max_length) or "Guest",
             session=session,
-            joined_at=self._clock(),
+            joined_at=now,
+            host=host,
         )
-        room.participants[participant.id] = participant
-        if room.first_joined_at is None:
-            room.first_joined_at = participant.joined_at
-        room.sessions_seen.add(session)
-        room.ever_joined = True
-        room.empty_since = None
-        self._notify("participant_joined", room, participant)
+        if room.lobby and not host:
+            room.waiting[participant.id] = participant
+            self._notify("participant_waiting", room, participant)
+        else:
+            self._enter(room, participant)
         return participant, replaced
 
-    def leave(self, room: Room, participant_id: str) -> Participant | None:
-        """Remove a participant; the room starts its grace period when it becomes empty."""
-        participant = room.participants.pop(participant_id, None)
+    def admit(self, room: Room, participant_id: str) -> Participant | None:
+        """Let someone in from the lobby. None if they are no longer waiting."""
+        participant = room.waiting.get(participant_id)
         if participant is None:
             return None
-        if not room.participants:
-            room.empty_since = self._clock()
-        self._notify("participant_left", room, participant)
+        if len(room.participants) >= room.max_participants:
+            raise RoomFull(f"This meeting is full ({room.max_participants} people).")
+        del room.waiting[participant_id]
+        participant.joined_at = self._clock()
+        self._notify("waiting_resolved", room, participant, True)
+        self._enter(room, participant)
+        return participant
+
+    def deny(self, room: Room, participant_id: str) -> Participant | None:
+        """Turn someone away from the lobby; their session cannot knock again."""
+        participant = room.waiting.pop(participant_id, None)
+        if participant is not None:
+            room.banned_sessions.add(participant.session)
+            self._notify("waiting_resolved", room, participant, False)
+        return participant
+
+    def remove(self, room: Room, participant_id: str) -> Participant | None:
+        """A host removes someone: they leave, and their session cannot come straight back."""
+        participant = room.participants.get(participant_id) or room.waiting.get(participant_id)
+        if participant is None:
+            return None
+        room.banned_sessions.add(participant.session)
+        self._drop(room, participant)
+        return participant
+
+    def set_locked(self, room: Room, locked: bool) -> None:
+        room.locked = locked
+        self._notify("room_changed", room)
+
+    def set_lobby(self, room: Room, lobby: bool) -> None:
+        room.lobby = lobby
+        self._notify("room_changed", room)
+
+    def make_host(self, room: Room, participant_id: str) -> Participant | None:
+        """Give host rights to a participant (hosts can share them)."""
+        participant = room.participants.get(participant_id)
+        if participant is not None:
+            participant.host = True
+        return participant
+
+    def end(self, room: Room) -> None:
+        """A host ends the meeting for everyone; the link then answers 410 for good."""
+        if self._store.get(room.id) is room:
+            if room.empty_since is None:
+                room.empty_since = self._clock()
+            self._close(room, "ended")
+
+    def leave(self, room: Room, participant_id: str) -> Participant | None:
+        """Remove a participant (or a knocker who gave up); the room starts its grace period when
+        it becomes empty."""
+        participant = room.participants.get(participant_id) or room.waiting.get(participant_id)
+        if participant is None:
+            return None
+        self._drop(room, participant)
         return participant
 
     def sweep(self) -> list[Room]:
-        """Close every room that is due: never joined past its TTL, or empty past the grace."""
+        """Close every room that is due: never joined past its TTL, or empty past the grace.
+        Forget tombstones past their time."""
         now = self._clock()
         due = [room for room in self._store if self._is_due(room, now)]
         for room in due:
             self._close(room, "expired")
+        for key in [k for k, until in self._tombstones.items() if until <= now]:
+            del self._tombstones[key]
         return due
 
     def close_all(self, reason: str) -> None:
@@ -283,6 +432,25 @@ class RoomService:
 
     def rooms(self) -> list[Room]:
         return list(self._store)
+
+    def _enter(self, room: Room, participant: Participant) -> None:
+        room.participants[participant.id] = participant
+        if room.first_joined_at is None:
+            room.first_joined_at = participant.joined_at
+        room.sessions_seen.add(participant.session)
+        room.ever_joined = True
+        room.empty_since = None
+        self._notify("participant_joined", room, participant)
+
+    def _drop(self, room: Room, participant: Participant) -> None:
+        if room.waiting.pop(participant.id, None) is not None:
+            self._notify("waiting_resolved", room, participant, False)
+            return
+        if room.participants.pop(participant.id, None) is None:
+            return
+        if not room.participants:
+            room.empty_since = self._clock()
+        self._notify("participant_left", room, participant)
 
     def _is_due(self, room: Room, now: float) -> bool:
         if room.participants:
@@ -294,15 +462,25 @@ class RoomService:
 
     def _close(self, room: Room, reason: str) -> None:
         self._store.delete(room.id)
+        if reason != "server_shutdown":
+            # Only a hash of the id: its link keeps answering 410 "ended" and is never reused.
+            self._tombstones[_key(room.id)] = self._clock() + self.limits.tombstone_seconds
         self._notify("room_closed", room, reason)
 
-    def _notify(self, event: str, room: Room, detail: Participant | str) -> None:
+    def _notify(self, event: str, room: Room, *details: object) -> None:
         for listener in self._listeners:
+            handler = getattr(listener, event, None)
+            if handler is None:
+                continue
             try:
-                getattr(listener, event)(room, detail)
+                handler(room, *details)
             except Exception:
                 # A chat adapter's bug must not break joining or leaving a call.
                 logger.exception("room event listener failed on %s", event)
+
+
+def _key(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
 
 
 def clean_text(text: str | None, max_length: int) -> str:

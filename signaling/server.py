@@ -7,13 +7,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
@@ -21,8 +25,16 @@ from aiohttp import WSCloseCode, web
 from bot import install_chat_adapters
 
 from .aiortc_hooks import set_host_addresses
-from .connection import ClientConnection, RoomHub
-from .errors import TooManyRooms
+from .connection import ClientConnection, RoomHub, knock_info
+from .errors import RateLimited, TooManyRooms
+from .limits import ServerLimits
+from .protocol import (
+    IceServerInfo,
+    KnockMessage,
+    KnockResolvedMessage,
+    RoomInfo,
+    RoomUpdatedMessage,
+)
 from .relay import Relay, RelayBackend, RelayConfig
 from .rooms import Participant, Room, RoomLimits, RoomService, iso_utc
 from .settings import Settings
@@ -76,6 +88,8 @@ class MeetnowServer:
             )
         self.hub = RoomHub()
         """Open websockets by room."""
+        self.limits = ServerLimits()
+        """Rate limits (room creation, unknown-id lookups)."""
         self.static_dir = web_client_dir()
         self._pages: dict[str, bytes] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -106,8 +120,42 @@ class MeetnowServer:
         if connection is not None:
             await connection.evict()
 
-    # RoomEvents: the service tells us; the websocket side needs nothing here yet, since rooms
-    # only close once empty. Chat adapters will listen to the same events.
+    def room_info(self, room: Room) -> RoomInfo:
+        return RoomInfo(
+            id=room.id,
+            topic=room.topic,
+            url=self.room_url(room.id),
+            max_participants=room.max_participants,
+            locked=room.locked,
+            lobby=room.lobby,
+        )
+
+    def ice_servers_for(self, participant_id: str) -> list[IceServerInfo]:
+        """The ICE servers an admitted participant gets: the configured ones, plus short-lived
+        TURN credentials of its own when a TURN secret is set (coturn ``use-auth-secret``)."""
+        servers = [IceServerInfo(**s.model_dump()) for s in self.settings.ice_servers]
+        secret = self.settings.turn_secret
+        if self.settings.turn_urls and secret is not None:
+            username, credential = turn_credentials(
+                secret.get_secret_value(),
+                participant_id,
+                self.rooms.now() + self.settings.turn_ttl_seconds,
+            )
+            servers.append(
+                IceServerInfo(
+                    urls=self.settings.turn_urls, username=username, credential=credential
+                )
+            )
+        return servers
+
+    def client_ip(self, request: web.Request) -> str:
+        if self.settings.trust_forwarded_for:
+            forwarded = request.headers.get("X-Forwarded-For", "")
+            if forwarded:
+                return forwarded.split(",")[0].strip()
+        return request.remote or "unknown"
+
+    # RoomEvents: the room service tells the websockets (and, separately, the chat adapters).
     def participant_joined(self, room: Room, participant: Participant) -> None:
         pass
 
@@ -116,9 +164,34 @@ class MeetnowServer:
 
     def room_closed(self, room: Room, reason: str) -> None:
         for connection in self.hub.connections(room.id):
-            task = asyncio.ensure_future(connection.room_closed(reason))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(connection.room_closed(reason))
+
+    def participant_waiting(self, room: Room, participant: Participant) -> None:
+        self._spawn(self.hub.to_hosts(room, KnockMessage(participant=knock_info(participant))))
+
+    def waiting_resolved(self, room: Room, participant: Participant, admitted: bool) -> None:
+        resolved = KnockResolvedMessage(participant_id=participant.id, admitted=admitted)
+        self._spawn(self.hub.to_hosts(room, resolved))
+        connection = self.hub.get(room.id, participant.id)
+        if connection is not None and not connection.in_call:
+            self._spawn(connection.admitted() if admitted else connection.denied())
+
+    def room_changed(self, room: Room) -> None:
+        update = RoomUpdatedMessage(room=self.room_info(room))
+        self._spawn(self.hub.broadcast(room.id, update, exclude=None))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def turn_credentials(secret: str, user: str, expires_at: float) -> tuple[str, str]:
+    """TURN REST credentials (coturn ``use-auth-secret``): ``expiry:user`` and
+    ``base64(HMAC-SHA1(secret, username))``."""
+    username = f"{int(expires_at)}:{user}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode()
 
 
 SERVER = web.AppKey("server", MeetnowServer)
@@ -130,14 +203,48 @@ def _origin(url: str) -> str:
 
 
 def not_found(server: MeetnowServer) -> web.Response:
-    """The one 404 for every unknown, malformed, expired or closed room (and any unknown path)."""
+    """The one 404 for every unknown or malformed room id (and any unknown path)."""
+    return _page(server, 404, "404.html")
+
+
+def gone(server: MeetnowServer) -> web.Response:
+    """The one 410 for a room that ended or expired: its link never comes back to life."""
+    return _page(server, 410, "410.html")
+
+
+def too_many(server: MeetnowServer) -> web.Response:
+    """429 for an address that swept too many unknown ids."""
+    response = _page(server, 429, "429.html")
+    response.headers["Retry-After"] = "60"
+    return response
+
+
+def _page(server: MeetnowServer, status: int, name: str) -> web.Response:
     return web.Response(
-        status=404,
-        body=server.page("404.html"),
+        status=status,
+        body=server.page(name),
         content_type="text/html",
         charset="utf-8",
         headers={"Cache-Control": "no-store"},
     )
+
+
+def lookup_room(request: web.Request) -> Room | web.Response:
+    """The open room named in the path, or the response to give instead: 429 for an address that
+    swept too many unknown ids (before any lookup), 410 for an ended room, the same 404 for
+    everything else."""
+    server = request.app[SERVER]
+    ip = server.client_ip(request)
+    if server.limits.lookups_blocked(ip):
+        return too_many(server)
+    room_id = request.match_info["room_id"]
+    room = server.rooms.get_room(room_id)
+    if room is not None:
+        return room
+    if server.rooms.is_gone(room_id):
+        return gone(server)
+    server.limits.count_unknown_lookup(ip)
+    return not_found(server)
 
 
 @web.middleware
@@ -165,8 +272,9 @@ async def landing_page(request: web.Request) -> web.Response:
 async def room_page(request: web.Request) -> web.Response:
     """The room page. Read-only: chat apps fetch links for previews, so loading joins nothing."""
     server = request.app[SERVER]
-    if server.rooms.get_room(request.match_info["room_id"]) is None:
-        return not_found(server)
+    found = lookup_room(request)
+    if isinstance(found, web.Response):
+        return found
     return web.Response(
         body=server.page("room.html"),
         content_type="text/html",
@@ -176,8 +284,16 @@ async def room_page(request: web.Request) -> web.Response:
 
 
 async def create_room(request: web.Request) -> web.Response:
+    """Create a room. The answer carries the shareable ``url`` and, for the creator alone, a
+    ``host_url`` whose fragment holds the host token (fragments never reach a server or a
+    Referer, and the room page moves it into the browser's storage)."""
     server = request.app[SERVER]
+    try:
+        server.limits.check_web_creation(server.client_ip(request))
+    except RateLimited as error:
+        return _api_error(429, "rate_limited", str(error))
     topic: str | None = None
+    lobby = False
     if request.can_read_body:
         try:
             body = json.loads(await request.text() or "{}")
@@ -189,12 +305,23 @@ async def create_room(request: web.Request) -> web.Response:
         if raw is not None and not isinstance(raw, str):
             return _api_error(400, "invalid_topic", "'topic' must be a string.")
         topic = raw
+        lobby_raw = body.get("lobby", False)
+        if not isinstance(lobby_raw, bool):
+            return _api_error(400, "invalid_lobby", "'lobby' must be true or false.")
+        lobby = lobby_raw
     try:
-        room = server.rooms.create_room(topic)
+        room = server.rooms.create_room(topic, lobby=lobby)
     except TooManyRooms as error:
         return _api_error(503, "too_many_rooms", str(error))
+    url = server.room_url(room.id)
+    host_token = server.rooms.issue_host_token(room)
     return web.json_response(
-        {"id": room.id, "url": server.room_url(room.id), "expires_at": iso_utc(room.expires_at)},
+        {
+            "id": room.id,
+            "url": url,
+            "expires_at": iso_utc(room.expires_at),
+            "host_url": f"{url}#host={host_token}",
+        },
         status=201,
         headers={"Cache-Control": "no-store"},
     )
@@ -223,9 +350,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     server = request.app[SERVER]
-    room = server.rooms.get_room(request.match_info["room_id"])
-    if room is None:
-        return not_found(server)
+    found = lookup_room(request)
+    if isinstance(found, web.Response):
+        return found
+    room = found
     origin = request.headers.get("Origin")
     # Browsers always send Origin; a foreign one means another site is trying to use our socket.
     if origin is not None and origin.lower() not in server.allowed_origins(request):

@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     """Relay worker processes, each using one core; rooms are pinned to one. Unset: one per core.
     0: the relay runs inside the main process (one core in all)."""
 
+    turn_urls: Annotated[list[str], NoDecode] = []
+    """TURN server URLs (``turn:host:3478?transport=udp``), comma-separated. With ``turn_secret``,
+    each admitted participant gets short-lived credentials (coturn ``use-auth-secret``)."""
+    turn_secret: SecretStr | None = None
+    """The TURN server's shared secret (coturn ``static-auth-secret``)."""
+    turn_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    """Lifetime of minted TURN credentials."""
+    trust_forwarded_for: bool = False
+    """Take the client address from ``X-Forwarded-For`` (only behind a reverse proxy you run):
+    rate limits are per client address."""
+
     room_max_participants: int = Field(default=50, ge=2, le=500)
     """Participants allowed in one room at once."""
     room_unused_ttl_seconds: float = Field(default=24 * 3600, gt=0)
@@ -91,7 +102,9 @@ class Settings(BaseSettings):
     discord_application_id: str | None = None
     """Discord application id, for the HTTP interactions endpoint's follow-ups."""
 
-    @field_validator("allowed_origins", "ice_host_addresses", "discord_guild_ids", mode="before")
+    @field_validator(
+        "allowed_origins", "ice_host_addresses", "discord_guild_ids", "turn_urls", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

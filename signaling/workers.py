@@ -121,6 +121,22 @@ class WorkerPool:
             },
         )
 
+    async def set_forwarding(
+        self, room_id: str, participant_id: str, kind: Kind, enabled: bool
+    ) -> None:
+        worker = self._room_worker.get(room_id)
+        if worker is not None and worker.alive:
+            await self._request(
+                worker,
+                {
+                    "op": "forward",
+                    "room": room_id,
+                    "participant": participant_id,
+                    "kind": kind,
+                    "enabled": enabled,
+                },
+            )
+
     async def remove_participant(self, room_id: str, participant_id: str) -> None:
         worker = self._room_worker.get(room_id)
         members = self._room_participants.get(room_id, set())

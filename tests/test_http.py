@@ -107,9 +107,12 @@ async def test_create_room(server: RunningServer, http: aiohttp.ClientSession) -
         assert response.headers.get("Cache-Control") == "no-store"
         data = await response.json()
     after = time.time()
-    assert set(data) == {"id", "url", "expires_at"}
+    assert set(data) == {"id", "url", "expires_at", "host_url"}
     assert ROOM_ID_PATTERN.match(data["id"])
     assert data["url"] == server.base_url + "/r/" + data["id"]
+    # The host credential rides only in the creator's link, in the fragment.
+    assert data["host_url"].startswith(data["url"] + "#host=")
+    assert data["host_url"].split("#host=")[1] not in data["url"]
     assert data["expires_at"].endswith("Z")
     expires = parse_iso_z(data["expires_at"])
     # Whole seconds on the wire: allow the truncation on either side.
@@ -276,11 +279,9 @@ async def test_same_404_for_every_unknown_room(
         "unknown valid-looking id": "/r/" + unknown_id,
         "malformed id": "/r/short",
         "malformed id with dots": "/r/" + "." * 22,
-        "expired room": "/r/" + expired_id,
         "random path": "/nope",
         "nested random path": "/r/" + unknown_id + "/extra",
         "websocket for unknown room": "/ws/" + unknown_id,
-        "websocket for expired room": "/ws/" + expired_id,
     }
     bodies = {}
     for what, path in paths.items():
@@ -294,7 +295,13 @@ async def test_same_404_for_every_unknown_room(
     page = next(iter(bodies.values()))
     assert page
     assert unknown_id.encode() not in page
-    assert expired_id.encode() not in page
+    # An expired room's link is not unknown: it answers 410 "ended", page and websocket alike,
+    # and never comes back to life.
+    for path in ("/r/" + expired_id, "/ws/" + expired_id):
+        async with http.get(raw_url(server, path)) as response:
+            assert response.status == 410, path
+            assert_security_headers(response)
+            assert b"This meeting has ended" in await response.read()
     assert server.meetnow.rooms.get_room(expired_id) is None
 
 

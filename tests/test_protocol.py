@@ -10,6 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signaling.protocol import (
+    AdmitMessage,
+    DenyMessage,
+    EndMeetingMessage,
+    LockMessage,
+    MakeHostMessage,
+    MuteMessage,
+    RemoveMessage,
+    SetLobbyMessage,
     MAX_SDP_LENGTH,
     PROTOCOL_VERSION,
     AnswerMessage,
@@ -37,8 +45,37 @@ from signaling.protocol import (
 )
 
 SESSION = "abcdefghijklmnop"  # 16 characters, the shortest allowed
-CLIENT_TYPES = ["join", "answer", "media_state", "ping", "leave"]
-CLIENT_MODELS = (JoinMessage, AnswerMessage, MediaStateMessage, PingMessage, LeaveMessage)
+CLIENT_TYPES = [
+    "join",
+    "answer",
+    "media_state",
+    "ping",
+    "leave",
+    "admit",
+    "deny",
+    "remove",
+    "mute",
+    "make_host",
+    "lock",
+    "set_lobby",
+    "end_meeting",
+]
+CLIENT_MODELS = (
+    JoinMessage,
+    AnswerMessage,
+    MediaStateMessage,
+    PingMessage,
+    LeaveMessage,
+    AdmitMessage,
+    DenyMessage,
+    RemoveMessage,
+    MuteMessage,
+    MakeHostMessage,
+    LockMessage,
+    SetLobbyMessage,
+    EndMeetingMessage,
+)
+)
 MAX_ERROR_LENGTH = 300
 
 
@@ -447,7 +484,13 @@ def test_server_message_wire_shapes() -> None:
     assert joined["version"] == PROTOCOL_VERSION
     assert joined["room"]["topic"] == "Weekly sync"
     assert joined["participants"] == [
-        {"id": "p1", "name": "Zoë <b>🎉</b>", "media": {"audio": True, "video": False}}
+        {
+            "id": "p1",
+            "name": "Zoë <b>🎉</b>",
+            "media": {"audio": True, "video": False},
+            "host": False,
+            "muted_by_host": False,
+        }
     ]
     assert joined["ice_servers"][0] == {
         "urls": ["stun:stun.example:3478"],

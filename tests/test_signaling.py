@@ -168,7 +168,7 @@ async def test_room_that_expired_after_the_socket_opened_refuses_join(
         error = await expect_error(
             client,
             json.dumps({"type": "join", "name": "late", "session": "l" * 20}),
-            "room_not_found",
+            "room_ended",
         )
         assert error["fatal"] is True
     finally:

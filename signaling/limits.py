@@ -1,0 +1,100 @@
+"""Rate limits: token buckets keyed by who is asking, with an injectable clock.
+
+Defaults are generous for real use and tight for abuse: a person creates a few rooms an hour, a
+sweeper tries thousands of ids a minute.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import RateLimited
+
+__all__ = ["Bucket", "KeyedLimiter", "ServerLimits"]
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """``burst`` requests at once, refilled at ``per_second``."""
+
+    burst: float
+    """Bucket size: requests allowed back to back."""
+    per_second: float
+    """Sustained rate."""
+
+
+class KeyedLimiter:
+    """One token bucket per key (an IP, a chat user...), the oldest keys forgotten past
+    ``max_keys`` so memory stays bounded under a flood of sources."""
+
+    def __init__(
+        self, bucket: Bucket, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ) -> None:
+        self.bucket = bucket
+        self._clock = clock
+        self._max_keys = max_keys
+        self._state: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+
+    def allow(self, key: str, cost: float = 1.0) -> bool:
+        """Spend ``cost`` tokens of ``key``'s bucket if it has them."""
+        now = self._clock()
+        tokens, at = self._state.pop(key, (self.bucket.burst, now))
+        tokens = min(self.bucket.burst, tokens + (now - at) * self.bucket.per_second)
+        allowed = tokens >= cost
+        if allowed:
+            tokens -= cost
+        self._state[key] = (tokens, now)
+        if len(self._state) > self._max_keys:
+            self._state.popitem(last=False)
+        return allowed
+
+    def exhausted(self, key: str) -> bool:
+        """Whether ``key`` has no token left right now (without spending one)."""
+        entry = self._state.get(key)
+        if entry is None:
+            return False
+        tokens, at = entry
+        return tokens + (self._clock() - at) * self.bucket.per_second < 1.0
+
+
+class ServerLimits:
+    """Every limit of one server."""
+
+    def __init__(
+        self,
+        *,
+        rooms_per_ip: Bucket = Bucket(burst=20, per_second=60 / 3600),
+        rooms_per_user: Bucket = Bucket(burst=10, per_second=30 / 3600),
+        rooms_per_org: Bucket = Bucket(burst=100, per_second=600 / 3600),
+        unknown_lookups_per_ip: Bucket = Bucket(burst=20, per_second=20 / 60),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rooms_per_ip = KeyedLimiter(rooms_per_ip, clock)
+        """Rooms created from the web page or API, per client address."""
+        self.rooms_per_user = KeyedLimiter(rooms_per_user, clock)
+        """Rooms created by one chat user."""
+        self.rooms_per_org = KeyedLimiter(rooms_per_org, clock)
+        """Rooms created in one Slack workspace or Discord guild."""
+        self.unknown_lookups = KeyedLimiter(unknown_lookups_per_ip, clock)
+        """Lookups of room ids that do not exist, per client address: sweeping ids hits 429."""
+
+    def check_web_creation(self, ip: str) -> None:
+        if not self.rooms_per_ip.allow(ip):
+            raise RateLimited("Too many meetings created from this address; try again later.")
+
+    def check_chat_creation(self, platform: str, org: str, user: str) -> None:
+        """Raise :class:`RateLimited` if this chat user or their workspace/guild creates too much."""
+        if not self.rooms_per_user.allow(f"{platform}:{org}:{user}"):
+            raise RateLimited("You have started many meetings recently; try again in a while.")
+        if not self.rooms_per_org.allow(f"{platform}:{org}"):
+            raise RateLimited("This workspace has started many meetings recently; try again later.")
+
+    def lookups_blocked(self, ip: str) -> bool:
+        """Whether this address has swept too many unknown ids: it gets 429 for every lookup."""
+        return self.unknown_lookups.exhausted(ip)
+
+    def count_unknown_lookup(self, ip: str) -> None:
+        self.unknown_lookups.allow(ip)
