@@ -10,25 +10,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from signaling.protocol import (
-    AdmitMessage,
-    DenyMessage,
-    EndMeetingMessage,
-    LockMessage,
-    MakeHostMessage,
-    MuteMessage,
-    RemoveMessage,
-    SetLobbyMessage,
     MAX_SDP_LENGTH,
     PROTOCOL_VERSION,
+    AdmitMessage,
     AnswerMessage,
+    DenyMessage,
+    EndMeetingMessage,
     ErrorCode,
     ErrorMessage,
     IceServerInfo,
     JoinedMessage,
     JoinMessage,
     LeaveMessage,
+    LockMessage,
+    MakeHostMessage,
     MediaState,
     MediaStateMessage,
+    MuteMessage,
     OfferMessage,
     ParticipantInfo,
     ParticipantJoinedMessage,
@@ -37,8 +35,10 @@ from signaling.protocol import (
     PingMessage,
     PongMessage,
     ProtocolError,
+    RemoveMessage,
     RoomClosedMessage,
     RoomInfo,
+    SetLobbyMessage,
     TrackInfo,
     dump_server_message,
     parse_client_message,
@@ -74,7 +74,6 @@ CLIENT_MODELS = (
     LockMessage,
     SetLobbyMessage,
     EndMeetingMessage,
-)
 )
 MAX_ERROR_LENGTH = 300
 
