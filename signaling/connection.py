@@ -28,6 +28,7 @@ from .protocol import (
     JoinedMessage,
     JoinMessage,
     KnockInfo,
+    KnockMessage,
     LeaveMessage,
     LockMessage,
     MakeHostMessage,
@@ -363,10 +364,9 @@ class ClientConnection:
             if target is not None:
                 await target.removed()
         elif isinstance(message, MuteMessage):
-            participant = room.participants.get(message.participant_id)
+            participant = server.rooms.set_muted(room, message.participant_id, message.muted)
             if participant is None:
                 raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is here.")
-            participant.muted_by_host = message.muted
             await server.relay.set_forwarding(room.id, participant.id, "audio", not message.muted)
             await server.hub.broadcast(
                 room.id,
@@ -382,6 +382,11 @@ class ClientConnection:
                 ParticipantUpdatedMessage(participant=participant_info(participant)),
                 exclude=None,
             )
+            # The new host learns who already waits in the lobby.
+            new_host = server.hub.get(room.id, participant.id)
+            if new_host is not None:
+                for waiting in list(room.waiting.values()):
+                    await new_host.send(KnockMessage(participant=knock_info(waiting)))
         elif isinstance(message, LockMessage):
             server.rooms.set_locked(room, message.locked)
         elif isinstance(message, SetLobbyMessage):

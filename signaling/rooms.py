@@ -116,6 +116,12 @@ class Room:
     """People in the lobby, by participant id."""
     banned_sessions: set[str] = field(default_factory=set)
     """Sessions a host removed or denied: they cannot come straight back."""
+    admitted_sessions: set[str] = field(default_factory=set)
+    """Sessions that have been in the call: reconnecting, they skip the lobby and the lock."""
+    host_sessions: set[str] = field(default_factory=set)
+    """Sessions with host rights (by token or granted): they keep them across reconnects."""
+    muted_sessions: set[str] = field(default_factory=set)
+    """Sessions a host muted: reconnecting does not unmute them."""
     join_deadline: float | None = None
     """After this clock time the link admits nobody new (``/meetnow --for 2h``)."""
 
@@ -325,17 +331,19 @@ class RoomService:
             if self.is_gone(room_id):
                 raise RoomGone("This meeting has ended.")
             raise RoomNotFound("This meeting link is not valid or has expired.")
-        host = self.is_host_token(room, host_token)
+        host = self.is_host_token(room, host_token) or session in room.host_sessions
         now = self._clock()
         if not host:
             if room.join_deadline is not None and now >= room.join_deadline:
                 raise RoomGone("This meeting link has expired.")
             if session in room.banned_sessions:
                 raise ParticipantRemoved("The host removed you from this meeting.")
+        # Someone already let in who reconnects (a network blip, a reload) is not a newcomer.
+        returning = host or session in room.admitted_sessions
         replaced = room.find_session(session)
         if replaced is not None:
             self._drop(room, replaced)
-        if not host and room.locked:
+        if not returning and room.locked:
             raise RoomLocked("The host has locked this meeting.")
         if len(room.participants) >= room.max_participants:
             raise RoomFull(f"This meeting is full ({room.max_participants} people).")
@@ -345,8 +353,9 @@ class RoomService:
             session=session,
             joined_at=now,
             host=host,
+            muted_by_host=session in room.muted_sessions,
         )
-        if room.lobby and not host:
+        if room.lobby and not returning:
             room.waiting[participant.id] = participant
             self._notify("participant_waiting", room, participant)
         else:
@@ -380,7 +389,20 @@ class RoomService:
         if participant is None:
             return None
         room.banned_sessions.add(participant.session)
+        room.admitted_sessions.discard(participant.session)
+        room.host_sessions.discard(participant.session)
         self._drop(room, participant)
+        return participant
+
+    def set_muted(self, room: Room, participant_id: str, muted: bool) -> Participant | None:
+        """A host stops (or resumes) forwarding someone's audio; it sticks across reconnects."""
+        participant = room.participants.get(participant_id)
+        if participant is not None:
+            participant.muted_by_host = muted
+            if muted:
+                room.muted_sessions.add(participant.session)
+            else:
+                room.muted_sessions.discard(participant.session)
         return participant
 
     def set_locked(self, room: Room, locked: bool) -> None:
@@ -396,6 +418,7 @@ class RoomService:
         participant = room.participants.get(participant_id)
         if participant is not None:
             participant.host = True
+            room.host_sessions.add(participant.session)
         return participant
 
     def end(self, room: Room) -> None:
@@ -435,6 +458,9 @@ class RoomService:
 
     def _enter(self, room: Room, participant: Participant) -> None:
         room.participants[participant.id] = participant
+        room.admitted_sessions.add(participant.session)
+        if participant.host:
+            room.host_sessions.add(participant.session)
         if room.first_joined_at is None:
             room.first_joined_at = participant.joined_at
         room.sessions_seen.add(participant.session)

@@ -558,3 +558,23 @@ def test_iso_utc_format_and_round_trip() -> None:
 )
 def test_clean_text_drops_invisible_format_characters(raw: str, expected: str) -> None:
     assert clean_text(raw, 64) == expected
+
+
+def test_a_participant_let_in_who_reconnects_skips_lock_and_lobby(clock: FakeClock) -> None:
+    rooms = make_service(clock, RoomLimits())
+    room = rooms.create_room(lobby=True)
+    token = rooms.issue_host_token(room)
+    host, _ = rooms.join(room.id, "Host", SESSION_A, host_token=token)
+    guest, _ = rooms.join(room.id, "Guest", SESSION_B)
+    assert guest.id in room.waiting
+    rooms.admit(room, guest.id)
+    rooms.set_muted(room, guest.id, True)
+    rooms.set_locked(room, True)
+    # A network blip: the same session joins again while its old connection lingers.
+    again, replaced = rooms.join(room.id, "Guest", SESSION_B)
+    assert replaced is guest
+    assert again.id in room.participants  # not back in the lobby, not refused by the lock
+    assert again.muted_by_host  # reconnecting does not undo a host's mute
+    # Host rights survive a reconnect without the token too.
+    host_again, _ = rooms.join(room.id, "Host", SESSION_A)
+    assert host_again.host and host is not host_again

@@ -1,4 +1,5 @@
-// meetnow landing page: "Meet now" creates a room and opens its link.
+// meetnow landing page: "Meet now" creates a room and opens its host link (the room link plus
+// `#host=TOKEN`: the room page moves the token into storage and drops the fragment at once).
 
 /**
  * @template {HTMLElement} T
@@ -14,6 +15,7 @@ function byId(id, type) {
 
 const form = byId("create-form", HTMLFormElement);
 const topicInput = byId("topic-input", HTMLInputElement);
+const lobbyInput = byId("lobby-input", HTMLInputElement);
 const button = byId("create-button", HTMLButtonElement);
 const errorText = byId("create-error", HTMLElement);
 
@@ -42,8 +44,9 @@ async function failureText(response) {
   return `Could not start a meeting (error ${response.status}). Please try again.`;
 }
 
-/** @param {string} url */
+/** @param {unknown} url */
 function isUsableUrl(url) {
+  if (typeof url !== "string") return false;
   try {
     const parsed = new URL(url, location.href);
     return parsed.protocol === "http:" || parsed.protocol === "https:";
@@ -61,7 +64,7 @@ async function createRoom() {
     const response = await fetch("/api/rooms", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(topic ? { topic } : {}),
+      body: JSON.stringify({ topic: topic || null, lobby: lobbyInput.checked }),
       credentials: "same-origin",
     });
     if (!response.ok) {
@@ -70,12 +73,15 @@ async function createRoom() {
     }
     /** @type {unknown} */
     const room = await response.json();
-    const url = room && typeof room === "object" ? /** @type {{url?: unknown}} */ (room).url : undefined;
-    if (typeof url !== "string" || !isUsableUrl(url)) {
+    const fields = room && typeof room === "object" ? /** @type {{url?: unknown, host_url?: unknown}} */ (room) : {};
+    // The host link makes this browser the meeting's host; the plain link is only a fallback for
+    // a server that issues no host link.
+    const target = isUsableUrl(fields.host_url) ? fields.host_url : isUsableUrl(fields.url) ? fields.url : null;
+    if (typeof target !== "string") {
       errorText.textContent = "The server answered with no meeting link. Please try again.";
       return;
     }
-    location.assign(url);
+    location.assign(target);
   } catch {
     errorText.textContent = "Could not reach the server. Check your connection and try again.";
   } finally {

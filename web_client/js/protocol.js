@@ -5,10 +5,17 @@
 // every candidate).
 //
 // Events dispatched by MeetnowCall (all CustomEvent; `detail` shown):
-//   "joined"              {participantId, room, participants, rejoined}  (also after each reconnect:
-//                         `participants` is then the complete list of everyone else, rebuild from it)
+//   "waiting"             {room, rejoined}          in the lobby: a host must let us in ("joined"
+//                         follows) or turn us away ("ended" with code "denied")
+//   "joined"              {participantId, host, room, participants, waiting, rejoined}  (also after
+//                         each reconnect: `participants` is then the complete list of everyone else,
+//                         and `waiting` (hosts only) the complete lobby: rebuild from them)
 //   "participant-joined"  {participant}
-//   "participant-updated" {participant}
+//   "participant-updated" {participant}             someone else changed (media, host, muted_by_host)
+//   "self-updated"        {participant}             a host changed us (made us a host, muted us)
+//   "knock"               {participant}             hosts: someone waits in the lobby ({id, name})
+//   "knock-resolved"      {participantId, admitted} hosts: a knock was answered or given up
+//   "room-updated"        {room}                    the room's `locked` or `lobby` changed
 //   "participant-left"    {participantId}
 //   "remote-stream"       {participantId, stream}   stream: MediaStream with that participant's
 //                         receiver tracks, or null when it has none (re-emitted whenever the set
@@ -16,9 +23,12 @@
 //   "reconnecting"        {attempt, delayMs, reason}
 //   "reconnected"         {}                        (after "joined", when it was a rejoin)
 //   "server-error"        {code, message}           a non-fatal `error` from the server
-//   "ended"               {code, message, reason}   terminal: fatal error, room_closed
-//                         (code "room_closed", reason expired|ended|server_shutdown), "replaced"
-//                         (same session joined elsewhere), "webrtc_unsupported"
+//                         (rate_limited, not_host, out_of_order...): the call goes on
+//   "ended"               {code, message, reason}   terminal, never followed by a reconnect: a fatal
+//                         error (locked, removed, denied, room_ended, room_not_found, room_full...),
+//                         room_closed (code "room_closed", reason expired|ended|server_shutdown; "ended"
+//                         means a host ended it for everyone), "replaced" (same session joined
+//                         elsewhere), "webrtc_unsupported"
 //   "left"                {}                        after leave()
 
 export const PROTOCOL_VERSION = 1;
@@ -31,16 +41,24 @@ const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 5_000;
 /** Close code the server uses when the same session joined again from another connection. */
 const CLOSE_REPLACED = 4000;
+/** Error codes after which joining again cannot help: they end the call even if not marked fatal. */
+const TERMINAL_CODES = new Set(["locked", "removed", "denied", "room_ended", "room_not_found", "unsupported_version"]);
 
 /**
  * @typedef {{audio: boolean, video: boolean}} MediaState
- * @typedef {{id: string, name: string, media: MediaState}} ParticipantInfo
- * @typedef {{id: string, topic: string | null, url: string, max_participants: number}} RoomInfo
+ * @typedef {{id: string, name: string, media: MediaState, host?: boolean, muted_by_host?: boolean}} ParticipantInfo
+ * @typedef {{id: string, topic: string | null, url: string, max_participants: number,
+ *   locked?: boolean, lobby?: boolean}} RoomInfo
+ * @typedef {{id: string, name: string}} KnockInfo
  * @typedef {{urls: string[] | string, username?: string | null, credential?: string | null}} IceServerInfo
  * @typedef {{participant: string, kind: "audio" | "video"}} TrackInfo
  *
- * @typedef {{type: "joined", version: number, participant_id: string, room: RoomInfo,
- *   participants: ParticipantInfo[], ice_servers: IceServerInfo[]}} JoinedMessage
+ * @typedef {{type: "joined", version: number, participant_id: string, host?: boolean, room: RoomInfo,
+ *   participants: ParticipantInfo[], waiting?: KnockInfo[], ice_servers: IceServerInfo[]}} JoinedMessage
+ * @typedef {{type: "waiting", room: RoomInfo}} WaitingMessage
+ * @typedef {{type: "knock", participant: KnockInfo}} KnockMessage
+ * @typedef {{type: "knock_resolved", participant_id: string, admitted: boolean}} KnockResolvedMessage
+ * @typedef {{type: "room_updated", room: RoomInfo}} RoomUpdatedMessage
  * @typedef {{type: "offer", revision: number, sdp: string, tracks: Record<string, TrackInfo>}} OfferMessage
  * @typedef {{type: "participant_joined", participant: ParticipantInfo}} ParticipantJoinedMessage
  * @typedef {{type: "participant_updated", participant: ParticipantInfo}} ParticipantUpdatedMessage
@@ -48,16 +66,28 @@ const CLOSE_REPLACED = 4000;
  * @typedef {{type: "pong"}} PongMessage
  * @typedef {{type: "error", code: string, message: string, fatal?: boolean}} ErrorMessage
  * @typedef {{type: "room_closed", reason: "expired" | "ended" | "server_shutdown"}} RoomClosedMessage
- * @typedef {JoinedMessage | OfferMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage
- *   | ParticipantLeftMessage | PongMessage | ErrorMessage | RoomClosedMessage} ServerMessage
+ * @typedef {JoinedMessage | WaitingMessage | KnockMessage | KnockResolvedMessage | RoomUpdatedMessage
+ *   | OfferMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage
+ *   | PongMessage | ErrorMessage | RoomClosedMessage} ServerMessage
  *
- * @typedef {{type: "join", version: number, name: string, session: string, audio: boolean, video: boolean}
+ * @typedef {{type: "join", version: number, name: string, session: string, audio: boolean, video: boolean,
+ *     host_token?: string}
  *   | {type: "answer", revision: number, sdp: string}
  *   | {type: "media_state", audio: boolean, video: boolean}
  *   | {type: "ping"}
- *   | {type: "leave"}} ClientMessage
+ *   | {type: "leave"}
+ *   | {type: "admit" | "deny" | "remove" | "make_host", participant_id: string}
+ *   | {type: "mute", participant_id: string, muted: boolean}
+ *   | {type: "lock", locked: boolean}
+ *   | {type: "set_lobby", enabled: boolean}
+ *   | {type: "end_meeting"}} ClientMessage
  *
- * @typedef {{participantId: string, room: RoomInfo, participants: ParticipantInfo[], rejoined: boolean}} JoinedDetail
+ * @typedef {{participantId: string, host: boolean, room: RoomInfo, participants: ParticipantInfo[],
+ *   waiting: KnockInfo[], rejoined: boolean}} JoinedDetail
+ * @typedef {{room: RoomInfo, rejoined: boolean}} WaitingDetail
+ * @typedef {{participant: KnockInfo}} KnockDetail
+ * @typedef {{participantId: string, admitted: boolean}} KnockResolvedDetail
+ * @typedef {{room: RoomInfo}} RoomUpdatedDetail
  * @typedef {{participant: ParticipantInfo}} ParticipantDetail
  * @typedef {{participantId: string}} ParticipantLeftDetail
  * @typedef {{participantId: string, stream: MediaStream | null}} RemoteStreamDetail
@@ -71,7 +101,8 @@ const CLOSE_REPLACED = 4000;
  * @property {string} session 16-64 chars of [A-Za-z0-9_-], kept across reconnects
  * @property {MediaStream} stream local media; may hold no audio and/or no video track
  * @property {string} [url] websocket URL; default: /ws/{roomId} on the page's host
- * @property {string} [roomPageUrl] URL whose 404 means the room is gone; default /r/{roomId}
+ * @property {string} [roomPageUrl] URL whose 404 or 410 means the room is gone; default /r/{roomId}
+ * @property {string | null} [hostToken] the host secret from the host link (sent in `join` only)
  */
 
 const SESSION_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -165,6 +196,15 @@ function isStopped(transceiver) {
 }
 
 /**
+ * Whether `value` looks like a host token (what `secrets.token_urlsafe` makes, at most 64 chars).
+ * @param {unknown} value
+ * @returns {value is string}
+ */
+export function isValidHostToken(value) {
+  return typeof value === "string" && /^[A-Za-z0-9_-]{16,64}$/.test(value);
+}
+
+/**
  * @param {unknown} value
  * @returns {value is ServerMessage}
  */
@@ -188,6 +228,8 @@ export class MeetnowCall extends EventTarget {
     /** @private @readonly */ this._url = options.url ?? websocketUrl(options.roomId);
     /** @private @readonly */ this._roomPageUrl =
       options.roomPageUrl ?? `/r/${encodeURIComponent(options.roomId)}`;
+    /** Never logged, never put in a URL: it only goes into `join`. @private @readonly */
+    this._hostToken = isValidHostToken(options.hostToken) ? options.hostToken : null;
 
     /** @private */ this._audioEnabled = this._trackEnabled("audio");
     /** @private */ this._videoEnabled = this._trackEnabled("video");
@@ -210,6 +252,8 @@ export class MeetnowCall extends EventTarget {
     /** @private */ this._lastPingAt = 0;
     /** @private @type {Promise<void>} */ this._offerChain = Promise.resolve();
     /** @private @type {string | null} */ this._participantId = null;
+    /** @private */ this._host = false;
+    /** @private */ this._waiting = false;
     /** @private @type {{audio: boolean, video: boolean} | null} */ this._sentMedia = null;
     /** Per remote participant: its receiver tracks and the stream handed to the UI.
      * @private @type {Map<string, {key: string, stream: MediaStream}>} */
@@ -233,6 +277,16 @@ export class MeetnowCall extends EventTarget {
   /** Whether we are joined right now (not connecting, not reconnecting, not ended). */
   get connected() {
     return this._joinedNow;
+  }
+
+  /** Whether we have host rights in the room right now. */
+  get isHost() {
+    return this._joinedNow && this._host;
+  }
+
+  /** Whether we wait in the lobby right now. */
+  get waiting() {
+    return this._waiting;
   }
 
   /** The media state we announce: {audio, video}. */
@@ -278,6 +332,54 @@ export class MeetnowCall extends EventTarget {
     return this._videoEnabled;
   }
 
+  // ------------------------------------------------------------------ host commands
+  // Each returns whether it was sent; the server answers with events (knock-resolved,
+  // participant-updated, room-updated...) or a non-fatal "server-error" (not_host...).
+
+  /** @param {string} participantId someone waiting in the lobby */
+  admit(participantId) {
+    return this._sendInCall({ type: "admit", participant_id: participantId });
+  }
+
+  /** @param {string} participantId someone waiting in the lobby */
+  deny(participantId) {
+    return this._sendInCall({ type: "deny", participant_id: participantId });
+  }
+
+  /** @param {string} participantId someone in the call; their session cannot come straight back */
+  remove(participantId) {
+    return this._sendInCall({ type: "remove", participant_id: participantId });
+  }
+
+  /**
+   * Stop (or resume) forwarding someone's audio to the others.
+   * @param {string} participantId
+   * @param {boolean} muted
+   */
+  mute(participantId, muted) {
+    return this._sendInCall({ type: "mute", participant_id: participantId, muted });
+  }
+
+  /** @param {string} participantId */
+  makeHost(participantId) {
+    return this._sendInCall({ type: "make_host", participant_id: participantId });
+  }
+
+  /** @param {boolean} locked */
+  setLocked(locked) {
+    return this._sendInCall({ type: "lock", locked });
+  }
+
+  /** @param {boolean} enabled */
+  setLobby(enabled) {
+    return this._sendInCall({ type: "set_lobby", enabled });
+  }
+
+  /** End the meeting for everyone; every page then gets "ended" (room_closed, reason "ended"). */
+  endMeeting() {
+    return this._sendInCall({ type: "end_meeting" });
+  }
+
   /** Leave the room and close everything. Local tracks are left to the caller. */
   leave() {
     if (this._stopped) {
@@ -311,14 +413,17 @@ export class MeetnowCall extends EventTarget {
       if (generation !== this._generation) return;
       opened = true;
       this._lastMessageAt = Date.now();
-      this._send({
+      /** @type {ClientMessage} */
+      const join = {
         type: "join",
         version: PROTOCOL_VERSION,
         name: this.name,
         session: this.session,
         audio: this.stream.getAudioTracks().length > 0,
         video: this.stream.getVideoTracks().length > 0,
-      });
+      };
+      if (this._hostToken !== null) join.host_token = this._hostToken;
+      this._send(join);
       this._startPing();
     };
     ws.onmessage = (event) => {
@@ -356,15 +461,17 @@ export class MeetnowCall extends EventTarget {
    * @param {number} generation
    */
   async _checkRoomThenRetry(generation) {
-    let gone = false;
+    let status = 0;
     try {
       const response = await fetch(this._roomPageUrl, { cache: "no-store", credentials: "same-origin" });
-      gone = response.status === 404;
+      status = response.status;
     } catch {
       // Network trouble: retry below.
     }
     if (generation !== this._generation || this._stopped) return;
-    if (gone) {
+    if (status === 410) {
+      this._end("room_ended", "This meeting has ended.", null);
+    } else if (status === 404) {
       this._end("room_not_found", "This meeting link is not valid or has expired.", null);
     } else {
       this._connectionLost("could not connect");
@@ -419,6 +526,8 @@ export class MeetnowCall extends EventTarget {
   _teardown() {
     this._generation += 1;
     this._joinedNow = false;
+    this._waiting = false;
+    this._host = false;
     this._sentMedia = null;
     this._participantId = null;
     this._offerChain = Promise.resolve();
@@ -489,6 +598,15 @@ export class MeetnowCall extends EventTarget {
     }
   }
 
+  /**
+   * @private
+   * @param {ClientMessage} message
+   * @returns {boolean}
+   */
+  _sendInCall(message) {
+    return this._joinedNow && this._send(message);
+  }
+
   /** @private */
   _sendMediaState() {
     if (!this._joinedNow) return;
@@ -530,6 +648,22 @@ export class MeetnowCall extends EventTarget {
       case "joined":
         this._onJoined(message);
         break;
+      case "waiting":
+        this._onWaiting(message);
+        break;
+      case "knock":
+        if (message.participant && typeof message.participant.id === "string") {
+          this._emit("knock", { participant: message.participant });
+        }
+        break;
+      case "knock_resolved":
+        if (typeof message.participant_id === "string") {
+          this._emit("knock-resolved", { participantId: message.participant_id, admitted: message.admitted === true });
+        }
+        break;
+      case "room_updated":
+        if (message.room) this._emit("room-updated", { room: message.room });
+        break;
       case "offer": {
         const chain = this._offerChain.then(() => this._handleOffer(message, generation));
         this._offerChain = chain.catch((error) => {
@@ -545,7 +679,11 @@ export class MeetnowCall extends EventTarget {
         }
         break;
       case "participant_updated":
-        if (message.participant && message.participant.id !== this._participantId) {
+        if (!message.participant) break;
+        if (message.participant.id === this._participantId) {
+          this._host = message.participant.host === true;
+          this._emit("self-updated", { participant: message.participant });
+        } else {
           this._emit("participant-updated", { participant: message.participant });
         }
         break;
@@ -559,7 +697,7 @@ export class MeetnowCall extends EventTarget {
       case "error": {
         const code = String(message.code);
         const text = typeof message.message === "string" ? message.message : code;
-        if (message.fatal) {
+        if (message.fatal || TERMINAL_CODES.has(code)) {
           this._end(code, text, null);
         } else {
           this._emit("server-error", { code, message: text });
@@ -572,6 +710,20 @@ export class MeetnowCall extends EventTarget {
       default:
         break;
     }
+  }
+
+  /**
+   * In the lobby: nothing of the call yet (no peer connection); a host admits or denies us.
+   * @private
+   * @param {WaitingMessage} message
+   */
+  _onWaiting(message) {
+    this._closePeerConnection();
+    this._waiting = true;
+    this._joinedNow = false;
+    this._attempt = 0;
+    this._reconnecting = false;
+    this._emit("waiting", { room: message.room, rejoined: this._everJoined });
   }
 
   /**
@@ -597,13 +749,17 @@ export class MeetnowCall extends EventTarget {
 
     this._participantId = message.participant_id;
     this._joinedNow = true;
+    this._waiting = false;
+    this._host = message.host === true;
     this._attempt = 0;
     const rejoined = this._everJoined;
     this._everJoined = true;
     this._emit("joined", {
       participantId: message.participant_id,
+      host: this._host,
       room: message.room,
       participants: Array.isArray(message.participants) ? message.participants : [],
+      waiting: this._host && Array.isArray(message.waiting) ? message.waiting : [],
       rejoined,
     });
     if (this._reconnecting) {
