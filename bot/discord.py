@@ -17,6 +17,14 @@ button "Join". :class:`DiscordCards` edits it as people come and go and, at the 
 through the interaction while its token is fresh, then through the bot's channel message API
 (which needs the bot token; without one the card stops changing and a log line says why).
 
+Against zoombombing: whoever ran ``/meetnow`` is the host. They alone get the host link, in an
+ephemeral follow-up (never in the channel, never in a log). ``lobby:true`` makes newcomers wait:
+the card then shows who waits, with Admit / Deny buttons that only the host's clicks can use
+(:meth:`DiscordAdapter.click`; the gateway bot gets the clicks through the dynamic item
+:class:`KnockButton`, the HTTP endpoint as signed MESSAGE_COMPONENT interactions).
+``for:2h`` ends the link's welcome after two hours (at most 7 days), and room creation is rate
+limited per user and per guild (``ServerLimits.check_chat_creation``).
+
 Nothing here keeps room state; logs carry no token, name, topic, link or room id.
 """
 
@@ -26,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -37,7 +46,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from discord import app_commands
 
-from signaling.errors import TooManyRooms
+from signaling.errors import RateLimited, TooManyRooms
 from signaling.rooms import Participant, Room
 
 from .core import CallSummary, ChatCards
@@ -49,11 +58,16 @@ __all__ = [
     "COMMAND",
     "DISCORD",
     "INVITE_PERMISSIONS",
+    "KNOCK_PATTERN",
+    "CallRequest",
+    "ClickAnswer",
     "DiscordAdapter",
     "DiscordCard",
     "DiscordCards",
+    "KnockButton",
     "install_discord",
     "invite_url",
+    "parse_duration",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,15 +92,29 @@ MESSAGE_ID_RETRY_DELAYS: Final = (0.5, 1.0, 2.0, 4.0)
 MAX_INTERACTION_BYTES: Final = 64 * 1024
 """Largest interaction accepted on the HTTP endpoint (the app's own API limit is smaller)."""
 
+HOST_LINK_RETRY_DELAYS: Final = (0.2, 0.5, 1.0, 2.0, 4.0)
+"""HTTP endpoint: when to send the host link (a follow-up works once Discord has our answer)."""
+SUPPRESS_EMBEDS: Final = 1 << 2
+"""Message flag: no link preview (nothing fetches the host link, not even Discord's previewer)."""
+MAX_LIFETIME_SECONDS: Final = 7 * 24 * 3600
+"""Longest ``for``: a week."""
+MAX_KNOCK_ROWS: Final = 4
+"""A message holds 5 action rows: the Join link takes one, each person waiting one more."""
+
 _INTERACTION_PING: Final = 1
 _INTERACTION_COMMAND: Final = 2
+_INTERACTION_COMPONENT: Final = 3
+_COMPONENT_BUTTON: Final = 2
 _CALLBACK_PONG: Final = 1
 _CALLBACK_MESSAGE: Final = 4
+_CALLBACK_UPDATE_MESSAGE: Final = 7
 
 COMMAND_NAME: Final = "meetnow"
 COMMAND_DESCRIPTION: Final = "Start a video call here and post its Join link"
 TOPIC_DESCRIPTION: Final = "What the call is about"
 INVITE_DESCRIPTION: Final = "Someone to mention in the message"
+LOBBY_DESCRIPTION: Final = "Newcomers wait until you let them in"
+FOR_DESCRIPTION: Final = "How long the link lets people in, e.g. 2h, 90m or 1h30m (at most 7 days)"
 
 COMMAND: Final[dict[str, Any]] = {
     "name": COMMAND_NAME,
@@ -95,6 +123,8 @@ COMMAND: Final[dict[str, Any]] = {
     "options": [
         {"type": 3, "name": "topic", "description": TOPIC_DESCRIPTION, "required": False},
         {"type": 6, "name": "invite", "description": INVITE_DESCRIPTION, "required": False},
+        {"type": 5, "name": "lobby", "description": LOBBY_DESCRIPTION, "required": False},
+        {"type": 3, "name": "for", "description": FOR_DESCRIPTION, "required": False},
     ],
     "contexts": [0],
     "integration_types": [0],
@@ -109,6 +139,41 @@ def invite_url(application_id: int | str, permissions: int = INVITE_PERMISSIONS)
         f"https://discord.com/oauth2/authorize?client_id={application_id}"
         f"&scope=bot&permissions={permissions}"
     )
+
+
+_DURATION: Final = re.compile(r"(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m)?")
+DURATION_HELP: Final = (
+    "`for` takes how long the link should let people in, like `2h`, `90m` or `1h30m` "
+    "(at most 7 days, `7d`). No meeting was started."
+)
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``2h``, ``90m``, ``1h30m``, ``1d 12h`` (case and spaces do not matter), up to
+    :data:`MAX_LIFETIME_SECONDS`. Raises ``ValueError`` with :data:`DURATION_HELP` otherwise."""
+    compact = "".join(text.split()).lower()
+    match = _DURATION.fullmatch(compact) if compact else None
+    if match is None:
+        raise ValueError(DURATION_HELP)
+    days, hours, minutes = (int(group) if group else 0 for group in match.groups())
+    seconds = days * 86400 + hours * 3600 + minutes * 60
+    if not 0 < seconds <= MAX_LIFETIME_SECONDS:
+        raise ValueError(DURATION_HELP)
+    return seconds
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """One ``/meetnow``, whichever transport brought it."""
+
+    user_id: int
+    """Who ran it: the host."""
+    guild_id: int | None
+    topic: str | None = None
+    invite_id: int | None = None
+    lobby: bool = False
+    duration: str | None = None
+    """The ``for`` option as typed."""
 
 
 # Messages -----------------------------------------------------------------------------------------
@@ -133,28 +198,45 @@ def _title(room: Room) -> str:
     return title
 
 
+def _capped(lines: list[str]) -> str:
+    """Lines for an embed field, cut with "… and N more" before the field's limit."""
+    shown: list[str] = []
+    used = 0
+    for index, line in enumerate(lines):
+        if used + len(line) + 1 > FIELD_LIMIT - 20:
+            shown.append(f"… and {len(lines) - index} more")
+            break
+        shown.append(line)
+        used += len(line) + 1
+    return "\n".join(shown)
+
+
 def _names(room: Room) -> str:
     names = [participant.name for participant in room.participants.values()]
     if not names:
         return "Nobody right now" if room.ever_joined else "Nobody yet"
-    lines: list[str] = []
-    used = 0
-    for index, name in enumerate(names):
-        line = f"• {_plain(name)}"
-        if used + len(line) + 1 > FIELD_LIMIT - 20:
-            lines.append(f"… and {len(names) - index} more")
-            break
-        lines.append(line)
-        used += len(line) + 1
-    return "\n".join(lines)
+    return _capped([f"• {_plain(name)}" for name in names])
+
+
+def _waiting(room: Room) -> str:
+    lines = [f"{_plain(p.name)} is waiting" for p in room.waiting.values()]
+    if len(lines) > MAX_KNOCK_ROWS:
+        # Buttons fit for the first few; the next ones get theirs as those are answered.
+        lines.insert(MAX_KNOCK_ROWS, "(the next get buttons as these are answered)")
+    return _capped(lines)
 
 
 def live_embed(room: Room, starter_id: int) -> discord.Embed:
     """The card while the call is open."""
-    embed = discord.Embed(
-        title=_title(room), description=f"Started by <@{starter_id}>", colour=LIVE_COLOUR
-    )
+    lines = [f"Started by <@{starter_id}>"]
+    if room.lobby:
+        lines.append("Lobby on: the host lets people in.")
+    if room.join_deadline is not None:
+        lines.append(f"New people can join until <t:{int(room.join_deadline)}:f>.")
+    embed = discord.Embed(title=_title(room), description="\n".join(lines), colour=LIVE_COLOUR)
     embed.add_field(name="In the call", value=_names(room), inline=False)
+    if room.waiting:
+        embed.add_field(name="Waiting in the lobby", value=_waiting(room), inline=False)
     return embed
 
 
@@ -172,10 +254,92 @@ def join_components(url: str) -> list[dict[str, Any]]:
     return [{"type": 1, "components": [{"type": 2, "style": 5, "label": "Join", "url": url}]}]
 
 
-def join_view(url: str) -> discord.ui.View:
+def join_view(url: str, knocks: tuple[Knock, ...] = ()) -> discord.ui.View:
+    """The same components for discord.py: the Join link, then a row of Admit / Deny per knock."""
     view = discord.ui.View(timeout=None)
-    view.add_item(discord.ui.Button(label="Join", url=url, style=discord.ButtonStyle.link))
+    view.add_item(discord.ui.Button(label="Join", url=url, style=discord.ButtonStyle.link, row=0))
+    for row, knock in enumerate(knocks, start=1):
+        view.add_item(KnockButton(knock.custom_id("admit"), knock.label("admit"), row=row))
+        view.add_item(KnockButton(knock.custom_id("deny"), knock.label("deny"), row=row))
     return view
+
+
+# Lobby buttons ------------------------------------------------------------------------------------
+
+KNOCK_PATTERN: Final = re.compile(
+    r"meetnow:(?P<action>admit|deny):(?P<room>[A-Za-z0-9_-]{22}):(?P<participant>[A-Za-z0-9_-]{1,40})"
+)
+"""``custom_id`` of an Admit / Deny button (at most 79 characters; Discord allows 100). It names
+the room and the person; the click still counts only if it comes from the card's host."""
+LABEL_LIMIT: Final = 80
+
+
+@dataclass(frozen=True)
+class Knock:
+    """Someone waiting in a room's lobby, as the card's buttons name them."""
+
+    room_id: str
+    participant_id: str
+    name: str
+    """Untrusted text: only ever shown as a button label (plain text, no markdown, no pings)."""
+
+    def custom_id(self, action: str) -> str:
+        custom_id = f"meetnow:{action}:{self.room_id}:{self.participant_id}"
+        assert KNOCK_PATTERN.fullmatch(custom_id) and len(custom_id) <= 100
+        return custom_id
+
+    def label(self, action: str) -> str:
+        label = f"{'Admit' if action == 'admit' else 'Deny'} {self.name}"
+        return label if len(label) <= LABEL_LIMIT else label[: LABEL_LIMIT - 1] + "…"
+
+    def buttons(self) -> dict[str, Any]:
+        """The action row (raw API form)."""
+        return {
+            "type": 1,
+            "components": [
+                {
+                    "type": 2,
+                    "style": 3 if action == "admit" else 4,
+                    "label": self.label(action),
+                    "custom_id": self.custom_id(action),
+                }
+                for action in ("admit", "deny")
+            ],
+        }
+
+
+class KnockButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=KNOCK_PATTERN
+):
+    """Admit / Deny for the gateway bot: a *dynamic item*, so discord.py routes every click on a
+    button whose ``custom_id`` matches :data:`KNOCK_PATTERN` here, whichever message it is on,
+    without keeping a View (and so anything about a room) per message."""
+
+    def __init__(self, custom_id: str, label: str = "", *, row: int | None = None) -> None:
+        admit = custom_id.split(":", 2)[1] == "admit"
+        super().__init__(
+            discord.ui.Button(
+                label=label or ("Admit" if admit else "Deny"),
+                style=discord.ButtonStyle.success if admit else discord.ButtonStyle.danger,
+                custom_id=custom_id,
+            ),
+            row=row,
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> KnockButton:
+        return cls(match.group(0), getattr(item, "label", None) or "")
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        client = interaction.client
+        if isinstance(client, MeetnowBot):
+            await client.adapter.gateway_click(interaction, self.custom_id)
 
 
 @dataclass
@@ -216,20 +380,45 @@ class Reply:
 
 @dataclass
 class Edit:
-    """A new state of a card: its embed, and its Join link (None removes the button)."""
+    """A new state of a card: its embed, its Join link (None removes every button) and the
+    Admit / Deny buttons of the people waiting in the lobby."""
 
     embed: discord.Embed
     join_url: str | None
+    knocks: tuple[Knock, ...] = ()
 
     def data(self) -> dict[str, Any]:
+        components: list[dict[str, Any]] = []
+        if self.join_url:
+            components = join_components(self.join_url)
+            components += [knock.buttons() for knock in self.knocks]
         return {
             "embeds": [self.embed.to_dict()],
-            "components": join_components(self.join_url) if self.join_url else [],
+            "components": components,
             "allowed_mentions": {"parse": []},
         }
 
     def view(self) -> discord.ui.View | None:
-        return join_view(self.join_url) if self.join_url else None
+        return join_view(self.join_url, self.knocks) if self.join_url else None
+
+
+def live_edit(room: Room, starter_id: int, url: str) -> Edit:
+    """The card as the room is now: who is in, who waits (with Admit / Deny), the Join link."""
+    waiting = list(room.waiting.values())[:MAX_KNOCK_ROWS]
+    knocks = tuple(Knock(room.id, p.id, p.name) for p in waiting)
+    return Edit(live_embed(room, starter_id), url, knocks)
+
+
+NOT_HOST_TEXT: Final = "Only the host can admit people."
+
+
+@dataclass
+class ClickAnswer:
+    """The answer to a click on Admit / Deny: an ephemeral ``text`` for the clicker alone, or
+    ``edit``, the card's new state, shown at once by updating the message (callback type 7)."""
+
+    text: str | None = None
+    edit: Edit | None = None
 
 
 # Errors -------------------------------------------------------------------------------------------
@@ -318,15 +507,42 @@ class DiscordCards(ChatCards[DiscordCard]):
         self._count_pending(room)
         super().participant_left(room, participant)
 
+    def participant_waiting(self, room: Room, participant: Participant) -> None:
+        self._count_pending(room)
+        super().participant_waiting(room, participant)
+
+    def waiting_resolved(self, room: Room, participant: Participant, admitted: bool) -> None:
+        self._count_pending(room)
+        super().waiting_resolved(room, participant, admitted)
+
+    def room_changed(self, room: Room) -> None:
+        # The lobby switched on or off in the call: the card says which.
+        self._count_pending(room)
+        self._schedule(room, lambda card: self._refresh(card, room))
+
     def _count_pending(self, room: Room) -> None:
         card = self.card(room.id)
         if card is not None and room.origin == self.origin:
             card.pending += 1
 
+    def room_url(self, room: Room) -> str:
+        return self.adapter.server.room_url(room.id)
+
+    def live_edit(self, card: DiscordCard, room: Room) -> Edit:
+        return live_edit(room, card.starter_id, self.room_url(room))
+
     async def joined(self, card: DiscordCard, room: Room, participant: Participant) -> None:
         await self._refresh(card, room)
 
     async def left(self, card: DiscordCard, room: Room, participant: Participant) -> None:
+        await self._refresh(card, room)
+
+    async def knocked(self, card: DiscordCard, room: Room, participant: Participant) -> None:
+        await self._refresh(card, room)
+
+    async def knock_answered(
+        self, card: DiscordCard, room: Room, participant: Participant, admitted: bool
+    ) -> None:
         await self._refresh(card, room)
 
     async def ended(self, card: DiscordCard, room: Room, summary: CallSummary) -> None:
@@ -342,8 +558,7 @@ class DiscordCards(ChatCards[DiscordCard]):
         card.pending = max(0, card.pending - 1)
         if card.pending:
             return  # a later update is queued; it shows this state too
-        url = self.adapter.server.room_url(room.id)
-        await self.adapter.deliver(card, Edit(live_embed(room, card.starter_id), url))
+        await self.adapter.deliver(card, self.live_edit(card, room))
 
 
 # The gateway bot ----------------------------------------------------------------------------------
@@ -373,6 +588,8 @@ class MeetnowBot(discord.AutoShardedClient):
                 allowed_installs=app_commands.AppInstallationType(guild=True),
             )
         )
+        # Admit / Deny clicks, on any card, reach KnockButton.callback (see KnockButton).
+        self.add_dynamic_items(KnockButton)
         self._announced = False
 
     async def setup_hook(self) -> None:
@@ -388,15 +605,29 @@ class MeetnowBot(discord.AutoShardedClient):
             self.adapter.announce(invite_url(self.application_id))
 
 
-@app_commands.describe(topic=TOPIC_DESCRIPTION, invite=INVITE_DESCRIPTION)
+@app_commands.describe(
+    topic=TOPIC_DESCRIPTION,
+    invite=INVITE_DESCRIPTION,
+    lobby=LOBBY_DESCRIPTION,
+    for_=FOR_DESCRIPTION,
+)
+@app_commands.rename(for_="for")
 async def _meetnow_command(
     interaction: discord.Interaction[MeetnowBot],
     topic: str | None = None,
     invite: discord.User | None = None,
+    lobby: bool | None = None,
+    for_: str | None = None,
 ) -> None:
-    await interaction.client.adapter.gateway_command(
-        interaction, topic, invite.id if invite is not None else None
+    request = CallRequest(
+        user_id=interaction.user.id,
+        guild_id=interaction.guild_id,
+        topic=topic,
+        invite_id=invite.id if invite is not None else None,
+        lobby=bool(lobby),
+        duration=for_,
     )
+    await interaction.client.adapter.gateway_command(interaction, request)
 
 
 class _NoDebugPayloads(logging.Filter):
@@ -447,20 +678,91 @@ class DiscordAdapter:
 
     # The command handler, one for both transports ----------------------------------------------
 
-    def start_call(
-        self, user_id: int, topic: str | None, invite_id: int | None
-    ) -> tuple[Room | None, Reply]:
-        """Create the room and the answer; no room (and an ephemeral answer) if that failed."""
+    def start_call(self, request: CallRequest) -> tuple[Room | None, Reply]:
+        """Create the room and the answer; no room (and an ephemeral answer only the author
+        sees) for a bad ``for``, a rate limit, or a full server."""
+        lifetime: int | None = None
+        if request.duration is not None:
+            try:
+                lifetime = parse_duration(request.duration)
+            except ValueError as error:
+                return None, Reply(content=str(error), ephemeral=True)
+        org = str(request.guild_id) if request.guild_id is not None else "dm"
         try:
-            room = self.server.rooms.create_room(topic, origin="discord")
+            self.server.limits.check_chat_creation("discord", org, str(request.user_id))
+        except RateLimited as error:
+            logger.warning("discord: /meetnow refused: rate limited")
+            return None, Reply(content=str(error), ephemeral=True)
+        try:
+            room = self.server.rooms.create_room(
+                request.topic, origin="discord", lobby=request.lobby, lifetime_seconds=lifetime
+            )
         except TooManyRooms as error:
             logger.warning("discord: /meetnow refused: too many open rooms")
             return None, Reply(content=str(error), ephemeral=True)
-        reply = Reply(embed=live_embed(room, user_id), join_url=self.server.room_url(room.id))
-        if invite_id is not None:
-            reply.content = f"<@{invite_id}> you're invited to join this call."
-            reply.mention = invite_id
+        reply = Reply(
+            embed=live_embed(room, request.user_id), join_url=self.server.room_url(room.id)
+        )
+        if request.invite_id is not None:
+            reply.content = f"<@{request.invite_id}> you're invited to join this call."
+            reply.mention = request.invite_id
         return room, reply
+
+    def host_link_text(self, room: Room) -> str:
+        """The ephemeral follow-up for the command's author alone: a fresh host link."""
+        return (
+            f"Your host link — keep it to yourself: {self.cards.host_link(room)}\n"
+            "Open it to join as the host: you let people in from the lobby, and can lock the "
+            "room, remove or mute people and end the meeting. Anyone holding it is a host too. "
+            "The Admit / Deny buttons on the call message work for you alone."
+        )
+
+    # Admit / Deny, one handler for both transports -----------------------------------------------
+
+    def click(self, user_id: int, message_id: int | None, custom_id: str) -> ClickAnswer:
+        """A click on a card's button: only the card's host (who ran ``/meetnow``) can answer a
+        knock. Everyone else gets an ephemeral refusal and nothing changes."""
+        match = KNOCK_PATTERN.fullmatch(custom_id)
+        if match is None:
+            return ClickAnswer("meetnow does not know this button.")
+        room_id, participant_id = match["room"], match["participant"]
+        card = self.cards.card(room_id)
+        room = self.server.rooms.get_room(room_id)
+        if card is None or room is None or room.origin != self.cards.origin:
+            return ClickAnswer("This meeting has ended.")
+        if message_id is not None and card.message_id not in (None, message_id):
+            return ClickAnswer("This button does not belong to this meeting's message.")
+        if user_id != card.starter_id:
+            logger.info("discord: a click on Admit/Deny by someone other than the host: refused")
+            return ClickAnswer(NOT_HOST_TEXT)
+        if participant_id in room.waiting:
+            admit = match["action"] == "admit"
+            if not self.cards.answer_knock(room_id, participant_id, admit):
+                return ClickAnswer(
+                    f"The meeting is full ({room.max_participants} people): nobody else can "
+                    "come in now."
+                )
+        # Answered now, or earlier (in the call, another click) or given up: show the card as is.
+        return ClickAnswer(edit=self.cards.live_edit(card, room))
+
+    async def gateway_click(self, interaction: discord.Interaction[Any], custom_id: str) -> None:
+        """Answer a click over the gateway: update the message (type 7) or refuse (ephemeral)."""
+        try:
+            message = interaction.message
+            answer = self.click(interaction.user.id, message.id if message else None, custom_id)
+            if answer.edit is not None:
+                await interaction.response.edit_message(
+                    embed=answer.edit.embed,
+                    view=answer.edit.view(),
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )
+            else:
+                await interaction.response.send_message(answer.text or "", ephemeral=True)
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
+            logger.warning("discord: could not answer a button click: %s", _describe(error))
+        except Exception as error:
+            # Never let it reach discord.py: its log line would print the button's custom_id.
+            logger.error("discord: a button click failed: %s", type(error).__name__)
 
     def _open_card(
         self,
@@ -486,17 +788,14 @@ class DiscordAdapter:
     # Gateway transport ---------------------------------------------------------------------------
 
     async def gateway_command(
-        self,
-        interaction: discord.Interaction[MeetnowBot],
-        topic: str | None,
-        invite_id: int | None,
+        self, interaction: discord.Interaction[MeetnowBot], request: CallRequest
     ) -> None:
-        room, reply = self.start_call(interaction.user.id, topic, invite_id)
+        room, reply = self.start_call(request)
         card = None
         if room is not None:
             card = self._open_card(
                 room,
-                interaction.user.id,
+                request.user_id,
                 interaction.application_id,
                 interaction.channel_id,
                 interaction.token,
@@ -519,12 +818,21 @@ class DiscordAdapter:
                 card.dead = True
                 card.posted.set()
             return
-        assert card is not None
+        assert card is not None and room is not None
         card.message_id = callback.message_id
         card.posted.set()
         if card.message_id is None:
             with contextlib.suppress(discord.HTTPException, aiohttp.ClientError, TimeoutError):
                 card.message_id = (await interaction.original_response()).id
+        try:
+            await interaction.followup.send(
+                self.host_link_text(room),
+                ephemeral=True,
+                suppress_embeds=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
+            self._log_card(card, "host_link", "could not send the host link", error)
         await self._warn_if_blind(card, interaction.app_permissions.value)
 
     async def register_commands(self, client: MeetnowBot) -> None:
@@ -625,33 +933,59 @@ class DiscordAdapter:
         if kind == _INTERACTION_PING:
             return _json_response({"type": _CALLBACK_PONG})
         data = payload.get("data")
+        if kind == _INTERACTION_COMPONENT and isinstance(data, dict):
+            return self._http_click(payload, data)
         if kind != _INTERACTION_COMMAND or not isinstance(data, dict):
             return web.Response(status=400, text="unsupported interaction\n")
         if data.get("name") != COMMAND_NAME:
             reply = Reply(content="meetnow does not know this command.", ephemeral=True)
             return _json_response({"type": _CALLBACK_MESSAGE, "data": reply.data()})
         try:
-            user_id, topic, invite_id, channel_id, application_id, token, permissions = (
-                _parse_command(payload, self.settings.discord_application_id)
-            )
+            command = _parse_command(payload, self.settings.discord_application_id)
         except (KeyError, TypeError, ValueError):
             return web.Response(status=400, text="invalid interaction\n")
         configured = self.settings.discord_application_id
-        if configured and configured.strip() != str(application_id):
+        if configured and configured.strip() != str(command.application_id):
             self._log_once(
                 "application_id",
                 "discord: MEETNOW_DISCORD_APPLICATION_ID differs from the application id Discord "
                 "sends; using Discord's",
             )
-        room, reply = self.start_call(user_id, topic, invite_id)
+        room, reply = self.start_call(command.request)
         if room is not None:
-            card = self._open_card(room, user_id, application_id, channel_id, token)
+            card = self._open_card(
+                room,
+                command.request.user_id,
+                command.application_id,
+                command.channel_id,
+                command.token,
+            )
             # Discord posts the answer once it has our response; edits before it would miss.
             card.posted.set()
-            self._spawn(self._after_http_answer(card, permissions))
+            self._spawn(self._after_http_answer(card, room, command.permissions))
         return _json_response({"type": _CALLBACK_MESSAGE, "data": reply.data()})
 
-    async def _after_http_answer(self, card: DiscordCard, permissions: int | None) -> None:
+    def _http_click(self, payload: Mapping[str, Any], data: Mapping[str, Any]) -> web.Response:
+        """A signed MESSAGE_COMPONENT interaction: a click on Admit / Deny."""
+        custom_id = data.get("custom_id")
+        try:
+            user_id = int(_author(payload)["id"])
+            message = payload.get("message")
+            message_id = _snowflake(message, "id") if isinstance(message, dict) else None
+        except (KeyError, TypeError, ValueError):
+            return web.Response(status=400, text="invalid interaction\n")
+        if not isinstance(custom_id, str) or data.get("component_type") != _COMPONENT_BUTTON:
+            return web.Response(status=400, text="invalid interaction\n")
+        answer = self.click(user_id, message_id, custom_id)
+        if answer.edit is not None:
+            return _json_response({"type": _CALLBACK_UPDATE_MESSAGE, "data": answer.edit.data()})
+        reply = Reply(content=answer.text, ephemeral=True)
+        return _json_response({"type": _CALLBACK_MESSAGE, "data": reply.data()})
+
+    async def _after_http_answer(
+        self, card: DiscordCard, room: Room, permissions: int | None
+    ) -> None:
+        await self._send_host_link_http(card, room)
         if self.settings.discord_token is None:
             return  # no bot path: the message id would never be used
         for delay in MESSAGE_ID_RETRY_DELAYS:
@@ -672,6 +1006,31 @@ class DiscordAdapter:
                 card.message_id = _snowflake(message, "id")
                 break
         await self._warn_if_blind(card, permissions)
+
+    async def _send_host_link_http(self, card: DiscordCard, room: Room) -> None:
+        """The host link as an ephemeral follow-up. A follow-up only works once Discord has
+        posted our answer (which it does after our response): until then it is a 404."""
+        text = self.host_link_text(room)
+        body = {
+            "content": text,
+            "flags": EPHEMERAL | SUPPRESS_EMBEDS,
+            "allowed_mentions": {"parse": []},
+        }
+        error: BaseException | None = None
+        for delay in HOST_LINK_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            if card.dead or self.cards.card(room.id) is not card:
+                return
+            try:
+                await self._rest("POST", f"/webhooks/{card.application_id}/{card.token}", body)
+                return
+            except DiscordApiError as failed:
+                error = failed
+                if failed.status != 404:
+                    break
+            except (aiohttp.ClientError, TimeoutError) as failed:
+                error = failed
+        self._log_card(card, "host_link", "could not send the host link", error)
 
     # Raw REST (HTTP endpoint cards) ----------------------------------------------------------------
 
@@ -913,20 +1272,43 @@ def _retry_after(headers: Mapping[str, str], body: Mapping[str, Any]) -> float |
         return None
 
 
+def _author(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Who sent an interaction: ``member.user`` in a guild, ``user`` elsewhere."""
+    user: Mapping[str, Any] = payload["member"]["user"] if "member" in payload else payload["user"]
+    return user
+
+
+@dataclass(frozen=True)
+class _HttpCommand:
+    """The parts of a signed APPLICATION_COMMAND payload the handler uses."""
+
+    request: CallRequest
+    channel_id: int | None
+    application_id: int
+    token: str = field(repr=False)
+    permissions: int | None
+    """The app's permissions in the channel."""
+
+
 def _parse_command(
     payload: Mapping[str, Any], configured_application_id: str | None
-) -> tuple[int, str | None, int | None, int | None, int, str, int | None]:
-    """The parts of a signed APPLICATION_COMMAND payload the handler uses: user, topic, invited
-    user, channel, application id, token, the app's permissions there."""
+) -> _HttpCommand:
     data = payload["data"]
-    user = payload["member"]["user"] if "member" in payload else payload["user"]
-    topic: str | None = None
-    invite_id: int | None = None
+    options: dict[str, Any] = {}
     for option in data.get("options") or []:
-        if option.get("name") == "topic" and isinstance(option.get("value"), str):
-            topic = option["value"]
-        elif option.get("name") == "invite" and option.get("value") is not None:
-            invite_id = int(option["value"])
+        options[option.get("name")] = option.get("value")
+    topic = options.get("topic")
+    duration = options.get("for")
+    invite = options.get("invite")
+    guild_id = payload.get("guild_id")
+    request = CallRequest(
+        user_id=int(_author(payload)["id"]),
+        guild_id=int(guild_id) if guild_id is not None else None,
+        topic=topic if isinstance(topic, str) else None,
+        invite_id=int(invite) if invite is not None else None,
+        lobby=options.get("lobby") is True,
+        duration=duration if isinstance(duration, str) else None,
+    )
     channel_id = payload.get("channel_id") or (payload.get("channel") or {}).get("id")
     # The payload's own (signed) application id is the one its token belongs to.
     application_id = int(payload.get("application_id") or configured_application_id or "")
@@ -934,14 +1316,12 @@ def _parse_command(
     if not isinstance(token, str) or not token:
         raise ValueError("no token")
     permissions = payload.get("app_permissions")
-    return (
-        int(user["id"]),
-        topic,
-        invite_id,
-        int(channel_id) if channel_id is not None else None,
-        application_id,
-        token,
-        int(permissions) if permissions is not None else None,
+    return _HttpCommand(
+        request=request,
+        channel_id=int(channel_id) if channel_id is not None else None,
+        application_id=application_id,
+        token=token,
+        permissions=int(permissions) if permissions is not None else None,
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +17,17 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bot.discord import DISCORD, INVITE_PERMISSIONS, DiscordAdapter, invite_url
+from bot.discord import (
+    COMMAND,
+    DISCORD,
+    INVITE_PERMISSIONS,
+    DiscordAdapter,
+    invite_url,
+    live_edit,
+    parse_duration,
+)
 from signaling.client import ParticipantClient
+from signaling.rooms import Room, RoomService
 
 from .conftest import FakeClock, RunningServer, start_server, test_settings
 from .fakes.discord import (
@@ -32,6 +41,9 @@ from .fakes.discord import (
 )
 
 STARTER = user(1_300_000_000_000_000_001, "starter", "Starter")
+"""Who runs ``/meetnow`` in these tests (the fake's default invoker): the host."""
+STRANGER = user(1_300_000_000_000_000_002, "stranger", "Stranger")
+"""Someone else in the channel, who can see and click the same buttons."""
 
 
 @dataclass
@@ -81,7 +93,7 @@ def in_the_call(message: dict[str, Any]) -> str:
 
 
 def join_url(message: dict[str, Any]) -> str:
-    (row,) = message["components"]
+    row = message["components"][0]  # then a row of Admit / Deny per person waiting
     (button,) = row["components"]
     assert button["type"] == 2 and button["style"] == 5 and button["label"] == "Join"
     assert "custom_id" not in button
@@ -102,6 +114,67 @@ async def answered(env: Env, **interaction: Any) -> tuple[dict[str, Any], dict[s
     return payload, message
 
 
+def the_room(env: Env, message: dict[str, Any]) -> Room:
+    room = env.server.meetnow.rooms.get_room(join_url(message).rsplit("/", 1)[1])
+    assert room is not None
+    return room
+
+
+def field(message: dict[str, Any], name: str) -> str:
+    fields = embed_of(message).get("fields", [])
+    return "\n".join(f["value"] for f in fields if f["name"] == name)
+
+
+def knock_rows(message: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The Admit / Deny buttons of the card, one row per person waiting."""
+    return [row["components"] for row in message["components"][1:]]
+
+
+async def host_link_for(env: Env, payload: dict[str, Any]) -> str:
+    """The host link the command's author was sent: an ephemeral follow-up on their
+    interaction's own webhook (nobody else's)."""
+    call = await env.fake.wait_for(
+        lambda: next(
+            (
+                c
+                for c in env.fake.calls_to("followup")
+                if c.status == 200 and "#host=" in c.body["content"]
+            ),
+            None,
+        )
+    )
+    assert call.path.endswith(f"/webhooks/{APPLICATION_ID}/{payload['token']}")
+    assert call.body["flags"] & 64  # ephemeral: the author alone sees it
+    assert call.body["flags"] & 4  # no link preview: nothing fetches it
+    content: str = call.body["content"]
+    assert "Your host link — keep it to yourself" in content
+    (link,) = [word for word in content.split() if "#host=" in word]
+    return link
+
+
+async def knock(env: Env, url: str, name: str) -> ParticipantClient:
+    """A guest who joins a room with a lobby and is told to wait."""
+    client = ParticipantClient(env.server.base_url, url.rsplit("/", 1)[1], name=name)
+    await client.connect()
+    since = len(client.messages)
+    await client.send(
+        {
+            "type": "join",
+            "version": 1,
+            "name": name,
+            "session": client.session,
+            "audio": False,
+            "video": False,
+        }
+    )
+    await client.next_message("waiting", since=since)
+    return client
+
+
+def received(client: ParticipantClient) -> list[str]:
+    return [m["type"] for m in client.messages]
+
+
 # 1. The gateway bot, start to end -----------------------------------------------------------------
 
 
@@ -119,13 +192,19 @@ async def test_gateway_bot_answers_and_keeps_the_card_up_to_date() -> None:
         assert [(o["name"], o["type"], o["required"]) for o in command["options"]] == [
             ("topic", 3, False),
             ("invite", 6, False),
+            ("lobby", 5, False),
+            ("for", 3, False),
         ]
+        # What discord.py registers is what COMMAND (the HTTP-only setup's curl) says.
+        fields = ("name", "type", "description", "required")
+        assert [{k: o[k] for k in fields} for o in command["options"]] == COMMAND["options"]
         assert env.adapter.invite_url == invite_url(APPLICATION_ID)
         assert env.adapter.invite_url.endswith(f"&scope=bot&permissions={INVITE_PERMISSIONS}")
 
         _, message = await answered(env, topic="Weekly sync")
         (callback,) = fake.calls_to("callback")
         assert callback.query.get("with_response") in ("1", "true")
+        assert len(message["components"]) == 1  # no lobby: the Join link alone
         assert callback.body["type"] == 4  # answered at once, well within 3 s
         embed = embed_of(message)
         assert embed["title"] == "Weekly sync"
@@ -379,8 +458,10 @@ async def test_too_many_rooms_is_an_ephemeral_answer() -> None:
 async def test_a_bot_that_cannot_see_the_channel_warns_the_user_at_once() -> None:
     async with discord_env() as env:
         await answered(env, app_permissions=1 << 11)  # Send Messages, but not View Channel
-        (warning,) = await env.fake.wait_for(lambda: env.fake.followups)
-        assert warning["flags"] & 64 and "15 minutes" in warning["content"]
+        warning = await env.fake.wait_for(
+            lambda: next((m for m in env.fake.followups if "15 minutes" in m["content"]), None)
+        )
+        assert warning["flags"] & 64
 
 
 # 6. Logs --------------------------------------------------------------------------------------
@@ -391,11 +472,24 @@ async def test_logs_of_a_whole_flow_hold_no_token_name_topic_or_room_id(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     async with discord_env() as env:
-        env.fake.fail("webhook_patch", forbidden())
-        env.fake.fail("webhook_patch", rate_limited(0.05))
-        payload, message = await answered(env, topic="Secret Topic", invite=user(77, "Invitee"))
+        payload, message = await answered(
+            env, topic="Secret Topic", invite=user(77, "Invitee"), lobby=True, duration="2h"
+        )
         url = join_url(message)
         room_id = url.rsplit("/", 1)[1]
+        link = await host_link_for(env, payload)
+        # The lobby, answered from the chat: a stranger's click, then the host's.
+        knocker = await knock(env, url, "Knocker Hiddenname")
+        await env.fake.wait_for(lambda: knock_rows(message))
+        admit = knock_rows(message)[0][0]["custom_id"]
+        await env.fake.send_component(message, admit, STRANGER)
+        await env.fake.send_component(message, admit, STARTER)
+        await knocker.next_message("joined", since=0)
+        await env.settle()
+        env.fake.fail("webhook_patch", forbidden())
+        env.fake.fail("webhook_patch", rate_limited(0.05))
+        rooms = env.server.meetnow.rooms
+        rooms.set_lobby(the_room(env, message), False)  # the others walk straight in
         zelda = await join(env, url, "Zelda Secretname")
         sneaky = await join(env, url, "@everyone *look* <@123456789012345678>")
         await env.fake.wait_for(lambda: "Secretname" in in_the_call(message))
@@ -408,6 +502,7 @@ async def test_logs_of_a_whole_flow_hold_no_token_name_topic_or_room_id(
         env.clock.advance(15 * 60)
         await zelda.close()
         await sneaky.close()
+        await knocker.close()
         env.clock.advance(31)
         env.server.meetnow.rooms.sweep()
         await env.fake.wait_for(lambda: message["components"] == [])
@@ -419,8 +514,12 @@ async def test_logs_of_a_whole_flow_hold_no_token_name_topic_or_room_id(
         "Secretname",
         "Zelda",
         "look",
+        "Hiddenname",
         room_id,
         url,
+        link,
+        link.split("#host=")[1],
+        admit,
     ]
     # The access log (off in ``meetnow serve``) prints request paths; everything else is ours
     # or a library's and must hold none of these.
@@ -429,3 +528,290 @@ async def test_logs_of_a_whole_flow_hold_no_token_name_topic_or_room_id(
     text = "\n".join(caplog.handler.format(r) for r in records)
     for secret in secrets:
         assert secret not in text, secret
+
+
+# 7. Zoombombing defences: host, lobby from the chat, lifetime, rate limits ------------------------
+
+
+async def test_lobby_over_the_gateway_only_the_hosts_clicks_count() -> None:
+    async with discord_env() as env:
+        fake = env.fake
+        payload, message = await answered(env, topic="Standup", lobby=True)
+        room = the_room(env, message)
+        assert room.lobby and room.origin == "discord"
+        assert "Lobby on" in embed_of(message)["description"]
+        # The host link goes to the author alone; the channel's message never holds it.
+        link = await host_link_for(env, payload)
+        url = join_url(message)
+        assert link.startswith(url + "#host=")
+        assert "#host=" not in json.dumps(message)
+        holding = [m for m in fake.messages.values() if "#host=" in json.dumps(m)]
+        assert [m["flags"] & 64 for m in holding] == [64]  # only the ephemeral follow-up
+        assert all(link not in json.dumps(body) for _, _, body in fake.edits)
+
+        ada = await knock(env, url, "Ada *Lovelace*")
+        await fake.wait_for(lambda: knock_rows(message))
+        assert field(message, "Waiting in the lobby") == "Ada \\*Lovelace\\* is waiting"
+        ((admit, deny),) = knock_rows(message)
+        (ada_id,) = room.waiting
+        assert admit["label"] == "Admit Ada *Lovelace*" and admit["style"] == 3
+        assert deny["label"] == "Deny Ada *Lovelace*" and deny["style"] == 4
+        assert admit["custom_id"] == f"meetnow:admit:{room.id}:{ada_id}"
+        assert deny["custom_id"] == f"meetnow:deny:{room.id}:{ada_id}"
+        assert len(admit["custom_id"]) <= 100
+
+        # Someone else clicks Admit: told so, alone; Ada still waits.
+        click = await fake.send_component(message, admit["custom_id"], STRANGER)
+        refusal = await fake.wait_for(lambda: fake.message_for(click["token"]))
+        assert refusal["content"] == "Only the host can admit people."
+        assert refusal["flags"] & 64 and refusal["id"] != message["id"]
+        # ... and on a message that is not the card (say, a copy), not even the host's click.
+        forged = {**message, "id": str(int(message["id"]) + 1)}
+        fake.messages[int(forged["id"])] = forged
+        click = await fake.send_component(forged, admit["custom_id"], STARTER)
+        refusal = await fake.wait_for(lambda: fake.message_for(click["token"]))
+        assert refusal["flags"] & 64 and "does not belong" in refusal["content"]
+        await env.settle()
+        assert list(room.waiting) == [ada_id] and "joined" not in received(ada)
+        assert len(knock_rows(message)) == 1
+
+        # The host admits her from the message: she is in, and her buttons are gone.
+        since = len(ada.messages)
+        click = await fake.send_component(message, admit["custom_id"], STARTER)
+        joined = await ada.next_message("joined", since=since)
+        assert joined["host"] is False
+        (callback,) = [c for c in fake.calls_to("callback") if click["id"] in c.path]
+        assert callback.body["type"] == 7  # the clicked message itself is updated
+        await fake.wait_for(lambda: not knock_rows(message) and "Ada" in in_the_call(message))
+        assert join_url(message) == url
+
+        # Another guest; the host denies him.
+        mallory = await knock(env, url, "Mallory")
+        await fake.wait_for(lambda: knock_rows(message))
+        ((_, deny),) = knock_rows(message)
+        since = len(mallory.messages)
+        await fake.send_component(message, deny["custom_id"], STARTER)
+        error = await mallory.next_message("error", since=since)
+        assert error["code"] == "denied"
+        assert await mallory.wait_closed() is not None
+        await fake.wait_for(lambda: not knock_rows(message))
+        await env.settle()
+        assert "Mallory" not in in_the_call(message) and not room.waiting
+        assert "Waiting in the lobby" not in json.dumps(embed_of(message))
+        # discord.py routed the clicks through KnockButton, a dynamic item: it keeps no View,
+        # and so nothing about the room, per message.
+        assert env.adapter.client is not None
+        store = env.adapter.client._connection._view_store
+        assert not store._views and not store._synced_message_views
+        await ada.close()
+        await mallory.close()
+
+
+def signed_post(
+    env: Env, key: Ed25519PrivateKey
+) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """Post an interaction to the HTTP endpoint, signed as Discord signs it; its response."""
+
+    async def post(payload: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(payload).encode()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                env.server.base_url + "/discord/interactions", data=body, headers=signed(key, body)
+            ) as response,
+        ):
+            assert response.status == 200, await response.text()
+            answer: dict[str, Any] = await response.json()
+            return answer
+
+    return post
+
+
+async def test_lobby_over_the_http_endpoint_only_the_hosts_clicks_count() -> None:
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes_raw().hex()
+    async with discord_env(gateway=False, discord_public_key=public) as env:
+        fake, post = env.fake, signed_post(env, key)
+        payload = fake.interaction_payload(topic="Standup", lobby=True)
+        message = fake.create_answer(payload, await post(payload))
+        room = the_room(env, message)
+        assert room.lobby
+        url = join_url(message)
+        # Sent once Discord has posted the answer (a follow-up before that is a 404).
+        link = await host_link_for(env, payload)
+        assert link.startswith(url + "#host=") and "#host=" not in json.dumps(message)
+
+        ada = await knock(env, url, "Ada")
+        await fake.wait_for(lambda: knock_rows(message))
+        ((admit, _),) = knock_rows(message)
+        assert fake.edits[-1][0] == "webhook_patch"  # through the command's interaction token
+
+        answer = await post(fake.component_payload(message, admit["custom_id"], STRANGER))
+        assert answer["type"] == 4 and answer["data"]["flags"] & 64
+        assert answer["data"]["content"] == "Only the host can admit people."
+        await env.settle()
+        assert len(room.waiting) == 1 and "joined" not in received(ada)
+
+        since = len(ada.messages)
+        click = fake.component_payload(message, admit["custom_id"], STARTER)
+        answer = await post(click)
+        assert answer["type"] == 7
+        assert fake.respond(click, answer) is message
+        assert not knock_rows(message)  # gone at once, in the answer to the click itself
+        await ada.next_message("joined", since=since)
+        await fake.wait_for(lambda: "Ada" in in_the_call(message))
+
+        # The same Admit again (a second click, say): nobody waits; the card is shown as it is.
+        answer = await post(click | {"id": str(int(click["id"]) + 10**6)})
+        assert answer["type"] == 7 and len(answer["data"]["components"]) == 1
+        assert len(room.participants) == 1
+
+        mallory = await knock(env, url, "Mallory")
+        await fake.wait_for(lambda: knock_rows(message))
+        ((_, deny),) = knock_rows(message)
+        since = len(mallory.messages)
+        click = fake.component_payload(message, deny["custom_id"], STARTER)
+        answer = await post(click)
+        assert answer["type"] == 7
+        fake.respond(click, answer)
+        error = await mallory.next_message("error", since=since)
+        assert error["code"] == "denied"
+        assert not knock_rows(message) and "Mallory" not in in_the_call(message)
+        await ada.close()
+        await mallory.close()
+
+
+async def test_the_host_link_makes_its_holder_a_host_who_skips_the_lobby() -> None:
+    async with discord_env() as env:
+        payload, message = await answered(env, lobby=True)
+        link = await host_link_for(env, payload)
+        url, token = link.split("#host=")
+        room = the_room(env, message)
+        host = ParticipantClient(env.server.base_url, room.id, name="Host")
+        await host.connect()
+        await host.send(
+            {
+                "type": "join",
+                "version": 1,
+                "name": "Host",
+                "session": host.session,
+                "audio": False,
+                "video": False,
+                "host_token": token,
+            }
+        )
+        joined = await host.next_message("joined", since=0)
+        assert joined["host"] is True and "waiting" not in received(host)
+        assert not room.waiting and [p.host for p in room.participants.values()] == [True]
+        # A guest knocks; the host admits from the call: the chat's buttons go away too.
+        guest = await knock(env, url, "Guest")
+        knocked = await host.next_message("knock", since=0)
+        await env.fake.wait_for(lambda: knock_rows(message))
+        await host.send({"type": "admit", "participant_id": knocked["participant"]["id"]})
+        await guest.next_message("joined", since=0)
+        await env.fake.wait_for(lambda: not knock_rows(message))
+        assert "Guest" in in_the_call(message) and "Host" in in_the_call(message)
+        # The host turns the lobby off in the call: the card says so, and people walk in.
+        await host.send({"type": "set_lobby", "enabled": False})
+        await env.fake.wait_for(lambda: "Lobby on" not in embed_of(message)["description"])
+        walk_in = await join(env, url, "Walk In")
+        await walk_in.close()
+        await host.close()
+        await guest.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2h", 7200),
+        ("90m", 5400),
+        ("1h30m", 5400),
+        (" 1H 30M ", 5400),
+        ("1d12h", 36 * 3600),
+        ("7d", 7 * 86400),
+        ("168h", 7 * 86400),
+    ],
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["", "nonsense", "2", "h", "0m", "8d", "169h", "1.5h", "-2h", "2h2h", "30m1h"]
+)
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="2h"):
+        parse_duration(text)
+
+
+async def test_for_sets_when_the_link_stops_letting_people_in() -> None:
+    async with discord_env() as env:
+        rooms = env.server.meetnow.rooms
+        _, message = await answered(env, topic="Short", duration="90m")
+        room = the_room(env, message)
+        assert room.join_deadline == room.created_at + 90 * 60
+        assert room.expires_at == room.created_at + 90 * 60  # unused, it closes then too
+        assert f"<t:{int(room.join_deadline)}:f>" in embed_of(message)["description"]
+
+        before = len(rooms.rooms())
+        payload, refusal = await answered(env, topic="Bad", duration="nonsense")
+        assert refusal["flags"] & 64 and "`2h`" in refusal["content"]
+        assert refusal["components"] == [] and not refusal["embeds"]
+        assert len(rooms.rooms()) == before  # no room
+        await env.settle()
+        assert all(payload["token"] not in c.path for c in env.fake.calls_to("followup"))
+
+        # Past the deadline the link lets nobody new in (those in the call stay).
+        early = await join(env, join_url(message), "Early")
+        env.clock.advance(90 * 60)
+        late = ParticipantClient(env.server.base_url, room.id, name="Late")
+        await late.connect()
+        await late.send(
+            {"type": "join", "version": 1, "name": "Late", "session": late.session, "video": False}
+        )
+        error = await late.next_message("error", since=0)
+        assert error["code"] == "room_ended" and room.participants
+        await late.close()
+        await early.close()
+
+
+async def test_many_commands_from_one_user_are_rate_limited() -> None:
+    async with discord_env() as env:
+        rooms = env.server.meetnow.rooms
+        refusal: dict[str, Any] | None = None
+        for attempt in range(30):
+            before = len(rooms.rooms())
+            _, message = await answered(env, topic=f"Call {attempt}")
+            if message["flags"] & 64:
+                refusal = message
+                assert len(rooms.rooms()) == before  # no new room
+                break
+        assert refusal is not None, "never rate limited"
+        assert "try again" in refusal["content"] and refusal["components"] == []
+        assert attempt >= 3  # real use (a few calls in a row) is not refused
+        # The limit is this user's: someone else in the same server still can.
+        _, message = await answered(env, invoker=STRANGER)
+        assert not message["flags"] & 64 and join_url(message)
+
+
+def test_a_crowded_lobby_fits_discords_five_rows_and_names_stay_text() -> None:
+    rooms = RoomService()
+    room = rooms.create_room(origin="discord", lobby=True)
+    names = ["@everyone", "<img src=x onerror=alert(1)>", "**bold**", "x" * 200, "E", "F"]
+    for index, name in enumerate(names):
+        rooms.join(room.id, name, f"session-{index:012d}")
+    data = live_edit(room, 42, "https://meet.example/r/" + room.id).data()
+    rows = data["components"]
+    assert len(rows) == 5  # Join, then buttons for the first four
+    labels = [b["label"] for row in rows[1:] for b in row["components"]]
+    assert labels[:2] == ["Admit @everyone", "Deny @everyone"]  # labels never ping
+    assert all(len(label) <= 80 for label in labels)
+    assert all(len(b["custom_id"]) <= 100 for row in rows[1:] for b in row["components"])
+    (waiting,) = [f["value"] for f in data["embeds"][0]["fields"] if f["name"].startswith("Wait")]
+    assert "@everyone" not in waiting and "\\*\\*bold\\*\\*" in waiting
+    assert "<img src=x onerror=alert(1)> is waiting" in waiting  # text (Discord renders no HTML)
+    assert "F is waiting" in waiting and "as these are answered" in waiting
+    # The next person gets buttons once one of the four is answered.
+    rooms.deny(room, next(iter(room.waiting)))
+    rows = live_edit(room, 42, "https://meet.example/r/" + room.id).data()["components"]
+    assert rows[-1]["components"][0]["label"] == "Admit E"

@@ -2,7 +2,10 @@
 
 REST lives under ``/api/v10`` (point ``MEETNOW_DISCORD_API_URL`` at :attr:`FakeDiscord.api_url`);
 ``GET /gateway/bot`` hands out this fake's own websocket gateway, which sends HELLO, takes
-IDENTIFY, answers heartbeats, sends READY and then, on demand, ``INTERACTION_CREATE``.
+IDENTIFY, answers heartbeats, sends READY and then, on demand, ``INTERACTION_CREATE``: a
+``/meetnow`` command (type 2) or a click on a message's button (type 3, MESSAGE_COMPONENT). The
+same payloads, signed by the test, go to the HTTP interactions endpoint; :meth:`FakeDiscord.respond`
+then does with the endpoint's answer what Discord does (post a message, or update the clicked one).
 
 What it must do for discord.py to accept it (each learnt the hard way):
 
@@ -264,14 +267,19 @@ class FakeDiscord:
         guild_id: int = GUILD_ID,
         channel_id: int = CHANNEL_ID,
         app_permissions: int = ALL_PERMISSIONS,
+        lobby: bool | None = None,
+        duration: str | None = None,
     ) -> dict[str, Any]:
-        """An APPLICATION_COMMAND interaction for ``/meetnow``, shaped as Discord sends it."""
-        interaction_id = next(self._ids)
-        invoker = invoker or user(1_300_000_000_000_000_001, "starter", "Starter")
+        """An APPLICATION_COMMAND interaction for ``/meetnow``, shaped as Discord sends it
+        (``duration`` is the ``for`` option)."""
         options: list[dict[str, Any]] = []
         resolved: dict[str, Any] = {}
         if topic is not None:
             options.append({"name": "topic", "type": 3, "value": topic})
+        if lobby is not None:
+            options.append({"name": "lobby", "type": 5, "value": lobby})
+        if duration is not None:
+            options.append({"name": "for", "type": 3, "value": duration})
         if invite is not None:
             options.append({"name": "invite", "type": 6, "value": invite["id"]})
             invited_member = {k: v for k, v in member(invite).items() if k != "user"}
@@ -288,10 +296,35 @@ class FakeDiscord:
         }
         if resolved:
             data["resolved"] = resolved
+        return self._interaction(2, data, invoker, guild_id, channel_id, app_permissions)
+
+    def component_payload(
+        self, message: dict[str, Any], custom_id: str, clicker: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A MESSAGE_COMPONENT interaction: ``clicker`` clicked the button ``custom_id`` of
+        ``message`` (which carries the message as it is now, as Discord does)."""
+        data = {"custom_id": custom_id, "component_type": 2}
+        payload = self._interaction(
+            3, data, clicker, int(message["guild_id"]), int(message["channel_id"]), ALL_PERMISSIONS
+        )
+        payload["message"] = json.loads(json.dumps(message))
+        return payload
+
+    def _interaction(
+        self,
+        kind: int,
+        data: dict[str, Any],
+        invoker: dict[str, Any] | None,
+        guild_id: int,
+        channel_id: int,
+        app_permissions: int,
+    ) -> dict[str, Any]:
+        interaction_id = next(self._ids)
+        invoker = invoker or user(1_300_000_000_000_000_001, "starter", "Starter")
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(APPLICATION_ID),
-            "type": 2,
+            "type": kind,
             "data": data,
             "guild_id": str(guild_id),
             "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
@@ -330,6 +363,14 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload, interaction_id=int(payload["id"]))
         return payload
 
+    async def send_component(
+        self, message: dict[str, Any], custom_id: str, clicker: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send a click on a button of ``message`` over the gateway."""
+        payload = self.component_payload(message, custom_id, clicker)
+        await self.dispatch("INTERACTION_CREATE", payload, interaction_id=int(payload["id"]))
+        return payload
+
     async def dispatch(self, event: str, data: Any, *, interaction_id: int | None = None) -> None:
         await asyncio.wait_for(self.ready.wait(), 10)
         assert self._ws is not None
@@ -341,10 +382,32 @@ class FakeDiscord:
 
     def create_answer(self, payload: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
         """What Discord does with an HTTP endpoint's response: post the answer as a message."""
-        message = self._new_message(payload, response.get("data") or {})
-        self._by_token[payload["token"]] = int(message["id"])
-        self._responded.add(int(payload["id"]))
+        message = self.respond(payload, response)
+        assert message is not None
         return message
+
+    def respond(self, payload: dict[str, Any], response: dict[str, Any]) -> dict[str, Any] | None:
+        """What Discord does with an HTTP endpoint's response to an interaction: type 4 posts a
+        message (the answer, or an ephemeral one), type 7 updates the clicked message, type 6
+        changes nothing. Returns the message posted or updated."""
+        self._responded.add(int(payload["id"]))
+        return self._apply_callback(payload, response["type"], response.get("data") or {})
+
+    def _apply_callback(
+        self, interaction: dict[str, Any], kind: int, data: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        if kind in (4, 5):
+            message = self._new_message(interaction, data)
+            if kind == 5:
+                message["flags"] = (data.get("flags") or 0) | 128
+            self._by_token[interaction["token"]] = int(message["id"])
+            return message
+        if kind == 7:
+            message = self.messages[int(interaction["message"]["id"])]
+            self._apply_edit("component_update", message, data)
+            self._by_token[interaction["token"]] = int(message["id"])
+            return message
+        return None
 
     # Internals ----------------------------------------------------------------------------------
 
@@ -499,12 +562,7 @@ class FakeDiscord:
         self.callback_at[interaction_id] = received
         kind = call.body["type"]
         data = call.body.get("data") or {}
-        message = None
-        if kind in (4, 5):
-            message = self._new_message(interaction, data)
-            if kind == 5:
-                message["flags"] = (data.get("flags") or 0) | 128
-            self._by_token[interaction["token"]] = int(message["id"])
+        message = self._apply_callback(interaction, kind, data)
         if request.query.get("with_response") not in ("1", "true", "True"):
             return await self._done(call, web.Response(status=204))
         answer: dict[str, Any] = {
@@ -558,7 +616,8 @@ class FakeDiscord:
         if token in self.expired_tokens:
             return await self._done(call, token_expired().response())
         interaction = next((i for i in self.interactions.values() if i["token"] == token), None)
-        if interaction is None:
+        # Like Discord: no follow-up before the interaction has its answer.
+        if interaction is None or int(interaction["id"]) not in self._responded:
             return await self._done(call, reply({"message": "Unknown Webhook", "code": 10015}, 404))
         message = self._new_message(interaction, call.body or {})
         self.followups.append(message)
