@@ -191,6 +191,8 @@ class ParticipantClient:
     """Origin header to send; None sends none (like any non-browser client)."""
     decode: bool = True
     """Decode what arrives (tests); False only counts RTP packets."""
+    host_token: str | None = None
+    """The host secret from a host link (``#host=...``), sent in ``join``."""
     count_encrypted: bool = False
     """With ``decode=False``: count SRTP datagrams off the socket without decrypting them, the
     cheapest way to receive (the load generator)."""
@@ -232,22 +234,27 @@ class ParticipantClient:
         self._ws = await self._http.ws_connect(ws_url, headers=headers, max_msg_size=0)
         self._tasks.append(asyncio.ensure_future(self._read()))
 
-    async def join(self, timeout: float = 10.0) -> None:
-        """Connect, send ``join`` and wait for ``joined``."""
+    async def join(self, timeout: float = 10.0, *, wait_for: str = "joined") -> dict[str, Any]:
+        """Connect, send ``join`` and wait for ``joined`` (or ``waiting``, in a room with a
+        lobby); returns that message."""
         self.join_started_at = time.monotonic()
         if self._ws is None:
             await self.connect()
-        await self.send(
-            {
-                "type": "join",
-                "version": 1,
-                "name": self.name,
-                "session": self.session,
-                "audio": self.audio is not None,
-                "video": self.video is not None,
-            }
-        )
-        await asyncio.wait_for(self._joined_event.wait(), timeout)
+        mark = len(self.messages)
+        message: dict[str, Any] = {
+            "type": "join",
+            "version": 1,
+            "name": self.name,
+            "session": self.session,
+            "audio": self.audio is not None,
+            "video": self.video is not None,
+        }
+        if self.host_token is not None:
+            message["host_token"] = self.host_token
+        await self.send(message)
+        if wait_for == "joined":
+            await asyncio.wait_for(self._joined_event.wait(), timeout)
+        return await self.next_message(wait_for, timeout, since=mark)
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self._ws is not None
