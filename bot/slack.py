@@ -12,8 +12,15 @@ listener acks, bolt answers Slack, the listener carries on). The card is then po
 Calls API (``calls.add`` and a ``call`` block) or, without the ``calls:write`` scope, as a Block Kit
 message with a Join button; :class:`SlackCards` keeps it up to date from the room service's events.
 
+Zoombombing defences: whoever types the command is the host, and the command's acknowledgement
+(ephemeral: its author alone sees it) carries the host link; ``--lobby`` makes newcomers wait, and
+their knocks appear in Slack with *Admit* / *Deny* buttons that only the host's clicks can use;
+``--for 2h`` limits how long the link lets people in; room creation is rate-limited per user and
+per workspace (:class:`~signaling.limits.ServerLimits`).
+
 No room logic lives here: one :meth:`RoomService.create_room` per command, then the events. Logs
-carry Slack error codes and exception types only: never tokens, names, topics, links or room ids.
+carry Slack error codes and exception types only: never tokens, names, topics, links or room ids
+(and the Slack libraries, which would log whole requests at DEBUG, are kept at INFO).
 """
 
 from __future__ import annotations
@@ -43,8 +50,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from signaling.errors import TooManyRooms
-from signaling.rooms import Participant, Room
+from signaling.errors import RateLimited, TooManyRooms
+from signaling.rooms import Participant, Room, iso_utc
 
 from .core import CallSummary, ChatCards, call_seconds, summarize
 
@@ -65,6 +72,11 @@ logger = logging.getLogger(__name__)
 JOIN_ACTION = "meetnow_join"
 """``action_id`` of every Join button. A link button still sends Slack an interaction, which must
 be acknowledged (or Slack shows a warning next to the button)."""
+ADMIT_ACTION = "meetnow_admit"
+DENY_ACTION = "meetnow_deny"
+"""``action_id`` of the lobby's buttons; their ``value`` is ``<room id>:<participant id>``."""
+MAX_KNOCKS_SHOWN = 10
+"""People waiting shown with buttons (two blocks each; Slack allows 50 blocks a message)."""
 MAX_INVITEES = 20
 """People one command invites by DM (Slack allows about one message per second per conversation;
 a DM each is a different conversation, but a big list is better posted as a channel)."""
@@ -115,6 +127,18 @@ CHANNEL_REF = re.compile(r"<#[A-Z0-9]+(?:\|([^<>]*))?>")
 SPECIAL_REF = re.compile(r"<!([a-z]+)[^<>|]*(?:\|([^<>]*))?>")
 LINK_REF = re.compile(r"<([^<>|@#!][^<>|]*)(?:\|([^<>]*))?>")
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
+LEADING_MENTION = re.compile(r"<@[UW][A-Z0-9]{2,30}(?:\|[^<>]*)?>")
+LEADING_OPTION = re.compile(r"(--|\u2014|\u2013)([A-Za-z][A-Za-z-]*)(?:=(\S*))?(?=\s|\Z)")
+"""An option word at the start of the text. Slack's desktop clients may turn ``--`` into a dash
+(``\u2014``, ``\u2013``) as the person types: a known option after one counts too."""
+OPTIONS = frozenset({"lobby", "for"})
+DURATION = re.compile(r"(?:(\d{1,2})d)?(?:(\d{1,3})h)?(?:(\d{1,5})m(?:in)?)?")
+MAX_LIFETIME_SECONDS = 7 * 24 * 3600
+"""Longest ``--for``: a week."""
+DURATION_ERROR = (
+    "`--for` takes how long the link works, like `2h`, `90m` or `1h30m` (at most 7 days)."
+)
+OPTION_ERROR = "The options are `--lobby` and `--for <length>`."
 
 
 # --------------------------------------------------------------------------------- the command
@@ -130,20 +154,93 @@ class ParsedCommand:
     """Slack user ids mentioned, in order, without repeats."""
     topic: str | None = None
     """The rest of the text, as plain text (Slack's escaping undone), or None."""
+    lobby: bool = False
+    """``--lobby``: newcomers wait until the host lets them in."""
+    lifetime_seconds: int | None = None
+    """``--for 2h``: the link lets nobody new in after this long."""
+    error: str | None = None
+    """What was wrong with the options (the command then only explains, no room)."""
 
 
 def parse_command(text: str) -> ParsedCommand:
     """Parse the text of a slash command sent with ``should_escape: true``: mentions arrive as
-    ``<@U123|name>`` (or ``<@U123>``), ``&``, ``<`` and ``>`` as HTML entities."""
+    ``<@U123|name>`` (or ``<@U123>``), ``&``, ``<`` and ``>`` as HTML entities.
+
+    Options come first (mentions may sit among them): ``--lobby`` and ``--for <length>``
+    (``--for=<length>`` too). The first word that is neither ends them: the rest is the topic."""
     stripped = text.strip()
     if stripped.lower() in HELP_WORDS:
         return ParsedCommand(help=True)
+    lobby = False
+    lifetime: int | None = None
+    rest = stripped
+    while True:
+        rest = rest.lstrip()
+        mention = LEADING_MENTION.match(rest)
+        if mention is not None:
+            rest = rest[mention.end() :]
+            continue
+        option = LEADING_OPTION.match(rest)
+        if option is None:
+            break
+        name = option.group(2).lower()
+        if option.group(1) != "--" and name not in OPTIONS:
+            break  # a topic that starts with a dash, like an em dash and "Budget review"
+        rest = rest[option.end() :]
+        if name == "lobby" and option.group(3) is None:
+            lobby = True
+        elif name == "for":
+            value = option.group(3)
+            if value is None:
+                word = re.match(r"\s*(\S+)", rest)
+                value = word.group(1) if word is not None else ""
+                rest = rest[word.end() :] if word is not None else rest
+            lifetime = parse_duration(value)
+            if lifetime is None:
+                return ParsedCommand(error=DURATION_ERROR)
+        else:
+            return ParsedCommand(error=OPTION_ERROR)
+    # Mentions count wherever they are (the leading ones were skipped above, not dropped).
+    head = stripped[: len(stripped) - len(rest)]
     invitees: list[str] = []
-    for user_id in MENTION.findall(stripped):
+    for user_id in MENTION.findall(head) + MENTION.findall(rest):
         if user_id not in invitees:
             invitees.append(user_id)
-    topic = slack_to_plain(MENTION.sub(" ", stripped))
-    return ParsedCommand(invitees=tuple(invitees), topic=topic or None)
+    topic = slack_to_plain(MENTION.sub(" ", rest))
+    return ParsedCommand(
+        invitees=tuple(invitees),
+        topic=topic or None,
+        lobby=lobby,
+        lifetime_seconds=lifetime,
+    )
+
+
+def parse_duration(value: str) -> int | None:
+    """``2h``, ``90m``, ``1h30m``, ``45m``, ``1d`` in seconds; None if malformed, zero or longer
+    than :data:`MAX_LIFETIME_SECONDS`."""
+    match = DURATION.fullmatch(value.strip().lower())
+    if match is None or not any(match.groups()):
+        return None
+    days, hours, minutes = (int(group or 0) for group in match.groups())
+    seconds = ((days * 24 + hours) * 60 + minutes) * 60
+    if not 0 < seconds <= MAX_LIFETIME_SECONDS:
+        return None
+    return seconds
+
+
+def describe_duration(seconds: int) -> str:
+    """``1 h 30 min``, ``2 days``: how a lifetime is shown."""
+    days, rest = divmod(seconds, 24 * 3600)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = []
+    if days:
+        parts.append("1 day" if days == 1 else f"{days} days")
+    if hours:
+        parts.append(f"{hours} h")
+    if minutes:
+        parts.append(f"{minutes} min")
+    return " ".join(parts) or "0 min"
 
 
 def slack_to_plain(text: str) -> str:
@@ -165,13 +262,39 @@ def mrkdwn_escape(text: str) -> str:
 def usage(command: str) -> str:
     return (
         f"*{command}* starts a video call and posts its link here: whoever clicks *Join* is in "
-        "the call, in the browser.\n"
+        "the call, in the browser. You get a host link too, for your eyes only.\n"
         f"• `{command}`: start a call\n"
         f"• `{command} Weekly sync`: start a call with a topic\n"
         f"• `{command} @alice @bob Design review`: also invite Alice and Bob (they get the same "
         "link by direct message)\n"
+        f"• `{command} --lobby Interview`: people wait in a lobby until you let them in, from the "
+        "call or with *Admit* / *Deny* on the card\n"
+        f"• `{command} --for 2h Office hours`: the link lets nobody new in after 2 hours "
+        "(`90m`, `1h30m`, `45m`; at most 7 days)\n"
+        f"• Options come first and combine: `{command} --lobby --for 45m @alice Interview`\n"
         f"• `{command} help`: this message (only you see it)"
     )
+
+
+def host_message(link: str, lobby: bool, lifetime_seconds: int | None = None) -> str:
+    """The command's ephemeral answer: the host link, for the command's author alone."""
+    text = (
+        f"Your host link — keep it to yourself: {link}\n"
+        "Open it to join as the host: you can lock the room, remove people, mute them and end "
+        "the meeting. Everyone else uses the link on the card."
+    )
+    if lifetime_seconds is not None:
+        text += (
+            f"\nThe card's link lets nobody new in after {describe_duration(lifetime_seconds)} "
+            "(yours still works)."
+        )
+    if lobby:
+        text += (
+            "\nThe lobby is on: people wait until you let them in, from the call or with the "
+            "*Admit* / *Deny* buttons meetnow shows here, on the card or in its thread (only "
+            "your clicks count)."
+        )
+    return text
 
 
 OFF_MESSAGE = (
@@ -190,7 +313,7 @@ class SlackCard:
     channel: str
     """The conversation the command came from (then the one the card is in)."""
     user: str
-    """Slack user id of who started the call."""
+    """Slack user id of who started the call: the host, the only one whose clicks admit."""
     topic: str | None
     """The room's topic (plain, untrusted text)."""
     url: str
@@ -215,10 +338,26 @@ class SlackCard:
     """The blocks last sent, so an update that changes nothing is not sent."""
     ready: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     """Set once the card has been posted (or could not be): updates wait for it."""
+    team: str = ""
+    """Slack team (workspace) id the command came from: a click must come from the same host."""
+    lobby_ts: str | None = None
+    """Calls mode: the threaded message under the card where the lobby's buttons are."""
+    lobby_shown: list[dict[str, Any]] | None = None
+    """The blocks last sent to that threaded message."""
 
     @property
     def title(self) -> str:
         return self.topic or "Meet now"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Where to answer someone who clicked a button, privately."""
+
+    url: str | None
+    """The click's ``response_url``."""
+    channel: str
+    user: str
 
 
 class SlackFailure(Exception):
@@ -281,11 +420,18 @@ class SlackCards(ChatCards[SlackCard]):
     # Bolt listeners ---------------------------------------------------------------------------
 
     async def on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
-        """``/meetnow``: acknowledge first (no Web API call before it), then post the card."""
+        """``/meetnow``: acknowledge first (no Web API call before it), then post the card.
+
+        The acknowledgement is the host link, which Slack shows to the command's author alone
+        (an ephemeral answer: no Web API call, no ``response_url`` post used up, and it works in
+        conversations the bot is not in)."""
         parsed = parse_command(str(command.get("text") or ""))
         name = str(command.get("command") or "/meetnow")
         if parsed.help:
             await ack(text=usage(name))
+            return
+        if parsed.error is not None:
+            await ack(text=f"{parsed.error}\n\n{usage(name)}")
             return
         if self.refused is not None:
             await ack(text=OFF_MESSAGE)
@@ -294,17 +440,25 @@ class SlackCards(ChatCards[SlackCard]):
         if not USER_ID.fullmatch(user) or not channel:
             await ack(text="This command came without a user or a conversation; try again.")
             return
+        team = str(command.get("team_id") or command.get("enterprise_id") or "")
         try:
-            room = self.rooms.create_room(parsed.topic, origin=self.origin)
-        except TooManyRooms as error:
+            self.server.limits.check_chat_creation(self.origin, team, user)
+            room = self.rooms.create_room(
+                parsed.topic,
+                origin=self.origin,
+                lobby=parsed.lobby,
+                lifetime_seconds=parsed.lifetime_seconds,
+            )
+        except (RateLimited, TooManyRooms) as error:
             await ack(text=str(error))
             return
         response_url = command.get("response_url")
         card = SlackCard(
             channel=channel,
             user=user,
+            team=team,
             topic=room.topic,
-            url=self.server.room_url(room.id),
+            url=self.room_url(room),
             response_url=response_url if isinstance(response_url, str) else None,
             invitees=tuple(u for u in parsed.invitees if u != user)[:MAX_INVITEES],
         )
@@ -312,7 +466,9 @@ class SlackCards(ChatCards[SlackCard]):
         self._posting += 1
         self._no_posting.clear()
         try:
-            await ack()
+            link = self.host_link(room)
+            text = host_message(link, room.lobby, parsed.lifetime_seconds)
+            await ack(text=text, response_type="ephemeral", unfurl_links=False, unfurl_media=False)
             await self.post(card, room)
         except Exception as error:
             # Not bolt's handler: its log line would carry the error's text (links, names).
@@ -323,9 +479,61 @@ class SlackCards(ChatCards[SlackCard]):
             if self._posting == 0:
                 self._no_posting.set()
 
+    def room_url(self, room: Room) -> str:
+        return self.server.room_url(room.id)
+
     async def on_join_click(self, ack: AsyncAck) -> None:
         """The Join button is a link: the browser opens it; Slack only wants the click acked."""
         await ack()
+
+    async def on_knock_click(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        """*Admit* / *Deny* under "<name> is waiting": acknowledged at once; only the clicks of
+        the command's author (same user, same workspace) answer the knock. Anyone else is told
+        so, privately, and nothing changes."""
+        await ack()
+        try:
+            await self._answer_click(body, action)
+        except Exception as error:
+            # Not bolt's handler: its log line would carry the error's text (links, names).
+            logger.error("Slack: handling a lobby click failed (%s)", type(error).__name__)
+
+    async def _answer_click(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+        admit = action.get("action_id") == ADMIT_ACTION
+        room_id, _, participant_id = str(action.get("value") or "").partition(":")
+        clicker, team = as_dict(body.get("user")), as_dict(body.get("team"))
+        user_id = str(clicker.get("id") or "")
+        teams = {t for t in (clicker.get("team_id"), team.get("id")) if isinstance(t, str) and t}
+        response_url = body.get("response_url")
+        reply = Reply(
+            url=response_url if isinstance(response_url, str) else None,
+            channel=str(as_dict(body.get("channel")).get("id") or ""),
+            user=user_id,
+        )
+        card = self.card(room_id) if room_id else None
+        room = self.rooms.get_room(room_id) if card is not None else None
+        if card is None or room is None:
+            await self._reply(reply, "This meeting has ended.")
+            return
+        if user_id != card.user or card.team not in teams:
+            logger.info("Slack: a click on Admit/Deny by someone other than the host: refused")
+            await self._reply(reply, "Only the host can admit people.")
+            return
+        ephemeral = bool(as_dict(body.get("container")).get("is_ephemeral"))
+        if card.via_response_url and not ephemeral and reply.url is not None:
+            # The card came through the command's response_url (five posts in 30 minutes); the
+            # click brings a fresh one for the same message: the card's updates use it now.
+            card.response_url, card.response_url_posts = reply.url, 0
+            card.started = time.monotonic()
+        if participant_id not in room.waiting:
+            await self._reply(reply, "They are no longer waiting.")
+        elif not self.answer_knock(room_id, participant_id, admit):
+            await self._reply(reply, "The meeting is full: nobody else can come in right now.")
+        if ephemeral and reply.url is not None:
+            # A message only the host sees (chat.update can't reach it): refresh it in place.
+            message = {"replace_original": True, **lobby_message(room)}
+            await self._post_response_url(reply.url, message)
 
     # Posting ----------------------------------------------------------------------------------
 
@@ -469,7 +677,75 @@ class SlackCards(ChatCards[SlackCard]):
                 )
             except SlackFailure as failure:
                 logger.warning("Slack: calls.end failed (%s)", failure.code)
+            if card.lobby_ts is not None:
+                await self._update_lobby_thread(card, room, ended=True)
         await self._update(card, room, summary)
+
+    async def knocked(self, card: SlackCard, room: Room, participant: Participant) -> None:
+        await card.ready.wait()
+        await self._show_lobby(card, room, knock=participant)
+
+    async def knock_answered(
+        self, card: SlackCard, room: Room, participant: Participant, admitted: bool
+    ) -> None:
+        await card.ready.wait()
+        await self._show_lobby(card, room)
+
+    async def _show_lobby(
+        self, card: SlackCard, room: Room, knock: Participant | None = None
+    ) -> None:
+        """Show who waits, each with *Admit* / *Deny*: on a Block Kit card, on the card itself;
+        under a Calls API card (whose ``call`` block is Slack's to draw), in a threaded reply
+        kept up to date the same way; where the bot can't post, privately to the host."""
+        if card.mode != "call" or card.call_id is None:
+            await self._update(card, room)
+        elif card.ts is not None:
+            await self._update_lobby_thread(card, room)
+        elif knock is not None and knock.id in room.waiting:
+            await self._knock_privately(card, room)
+
+    async def _update_lobby_thread(self, card: SlackCard, room: Room, ended: bool = False) -> None:
+        assert card.ts is not None
+        if ended:
+            text, blocks = "The meeting has ended.", [context_plain("The meeting has ended.")]
+        else:
+            message = lobby_message(room)
+            text, blocks = message["text"], message["blocks"]
+        if card.lobby_ts is None:
+            if ended or not room.waiting:
+                return
+            try:
+                response = await self._api(
+                    "chat.postMessage",
+                    self.client.chat_postMessage(
+                        channel=card.channel, thread_ts=card.ts, text=text, blocks=blocks
+                    ),
+                )
+            except SlackFailure as failure:
+                logger.warning("Slack: posting the lobby failed (%s)", failure.code)
+                return
+            card.lobby_ts = str(response.get("ts") or "") or None
+        elif blocks != card.lobby_shown:
+            try:
+                await self._api(
+                    "chat.update",
+                    self.client.chat_update(
+                        channel=card.channel, ts=card.lobby_ts, text=text, blocks=blocks
+                    ),
+                )
+            except SlackFailure as failure:
+                logger.warning("Slack: updating the lobby failed (%s)", failure.code)
+                return
+        card.lobby_shown = blocks
+
+    async def _knock_privately(self, card: SlackCard, room: Room) -> None:
+        """The bot is not in the conversation of a Calls API card: the buttons go to the host
+        alone, through the command's ``response_url`` (keeping its last post for the end)."""
+        left = RESPONSE_URL_POSTS - card.response_url_posts - 1
+        if left <= 0 or time.monotonic() - card.started > RESPONSE_URL_SECONDS:
+            return
+        message = {"response_type": "ephemeral", "replace_original": False, **lobby_message(room)}
+        await self._respond(card, message)
 
     async def end_all(self) -> None:
         """The server is stopping and its rooms end with it: end every live card."""
@@ -534,8 +810,11 @@ class SlackCards(ChatCards[SlackCard]):
             if summary is not None:
                 blocks.append(context_plain(summary.text()))
                 return blocks, f"{title}: {summary.text()}"
-            if card.invitees:
-                blocks.append(context_mrkdwn(invited_line(card.invitees)))
+            notes = [invited_line(card.invitees)] if card.invitees else []
+            if room.join_deadline is not None:
+                notes.append(open_until(room.join_deadline))
+            if notes:
+                blocks.append(context_mrkdwn(" · ".join(notes)))
             return blocks, f"<@{card.user}> started a video call: {title}. Join: {card.url}"
         header = {"type": "header", "text": plain(card.title[:150])}
         if summary is not None:
@@ -544,11 +823,14 @@ class SlackCards(ChatCards[SlackCard]):
         started = f"Started by <@{card.user}>"
         if card.invitees:
             started += f" · {invited_line(card.invitees)}"
+        if room.join_deadline is not None:
+            started += f" · {open_until(room.join_deadline)}"
         blocks = [
             header,
             {"type": "section", "text": {"type": "mrkdwn", "text": started}},
             context_plain(who_is_in(room)),
             join_button(card.url),
+            *lobby_blocks(room),
         ]
         text = f"<@{card.user}> started a video call: {title}. Join: {card.url}"
         if card.invitees:
@@ -570,8 +852,12 @@ class SlackCards(ChatCards[SlackCard]):
         if card.response_url is None:
             return False
         card.response_url_posts += 1
+        return await self._post_response_url(card.response_url, message)
+
+    async def _post_response_url(self, url: str, message: dict[str, Any]) -> bool:
+        """Post to a ``response_url`` (a command's or a click's); False if that failed."""
         webhook = AsyncWebhookClient(
-            card.response_url,
+            url,
             session=self.client.session,
             timeout=int(API_TIMEOUT_SECONDS),
             retry_handlers=retry_handlers(),
@@ -589,6 +875,22 @@ class SlackCards(ChatCards[SlackCard]):
             return False
         return True
 
+    async def _reply(self, reply: Reply, text: str) -> None:
+        """A message only the person who clicked sees: the click's ``response_url``, else
+        ``chat.postEphemeral``."""
+        message = {"response_type": "ephemeral", "replace_original": False, "text": text}
+        if reply.url is not None and await self._post_response_url(reply.url, message):
+            return
+        if not reply.channel or not USER_ID.fullmatch(reply.user):
+            return
+        try:
+            await self._api(
+                "chat.postEphemeral",
+                self.client.chat_postEphemeral(channel=reply.channel, user=reply.user, text=text),
+            )
+        except SlackFailure as failure:
+            logger.warning("Slack: chat.postEphemeral failed (%s)", failure.code)
+
     async def _tell_user(self, card: SlackCard, text: str) -> None:
         """A message only the command's author sees: through ``response_url`` (works even with a
         refused token), else ``chat.postEphemeral``."""
@@ -601,6 +903,10 @@ class SlackCards(ChatCards[SlackCard]):
             )
         except SlackFailure as failure:
             logger.warning("Slack: chat.postEphemeral failed (%s)", failure.code)
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def plain(text: str) -> dict[str, Any]:
@@ -643,6 +949,66 @@ def who_is_in(room: Room) -> str:
     return f"In the call ({len(names)}): {shown}" + (f" and {more} more" if more > 0 else "")
 
 
+def lobby_message(room: Room) -> dict[str, Any]:
+    """A message of its own for the lobby: who waits, with buttons, or that nobody does. Its
+    notification text carries no name (names only go out as ``plain_text``)."""
+    blocks = lobby_blocks(room)
+    if not blocks:
+        return {
+            "text": "Nobody is waiting now.",
+            "blocks": [context_plain("Nobody is waiting now.")],
+        }
+    return {"text": "Someone is waiting to join the call", "blocks": blocks}
+
+
+def lobby_blocks(room: Room) -> list[dict[str, Any]]:
+    """ "<name> is waiting" (plain text: names are untrusted) and *Admit* / *Deny* for each
+    person in the lobby; empty when nobody waits."""
+    blocks: list[dict[str, Any]] = []
+    waiting = list(room.waiting.values())
+    for participant in waiting[:MAX_KNOCKS_SHOWN]:
+        value = f"{room.id}:{participant.id}"
+        blocks.append(
+            {
+                "type": "section",
+                "block_id": f"knock_{participant.id}",
+                "text": plain(f"{participant.name} is waiting"),
+            }
+        )
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"knock_{participant.id}_answer",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ADMIT_ACTION,
+                        "text": plain("Admit"),
+                        "value": value,
+                        "style": "primary",
+                    },
+                    {
+                        "type": "button",
+                        "action_id": DENY_ACTION,
+                        "text": plain("Deny"),
+                        "value": value,
+                        "style": "danger",
+                    },
+                ],
+            }
+        )
+    more = len(waiting) - MAX_KNOCKS_SHOWN
+    if more > 0:
+        blocks.append(context_plain(f"and {more} more waiting: let them in from the call"))
+    return blocks
+
+
+def open_until(deadline: float) -> str:
+    """mrkdwn: when the link stops letting people in, in each reader's own time zone."""
+    stamp = int(deadline)
+    return f"Link open until <!date^{stamp}^{{date_short_pretty}} at {{time}}|{iso_utc(stamp)}>"
+
+
 # ------------------------------------------------------------------------------------ the wiring
 
 
@@ -683,6 +1049,7 @@ class SlackAdapter:
 
         self.bolt = AsyncApp(
             name="meetnow",
+            logger=quiet_slack_libraries(),
             client=self._bolt_client,
             signing_secret=self.signing_secret,
             authorize=authorize,
@@ -692,6 +1059,8 @@ class SlackAdapter:
         """The bolt app: request verification on, listeners for the command and the button."""
         self.bolt.command(re.compile(r"^/"))(self.cards.on_command)
         self.bolt.action(JOIN_ACTION)(self.cards.on_join_click)
+        self.bolt.action(ADMIT_ACTION)(self.cards.on_knock_click)
+        self.bolt.action(DENY_ACTION)(self.cards.on_knock_click)
         self.identity: AuthorizeResult | None = None
         """Who the bot is, from ``auth.test``."""
         self.socket_mode: AsyncSocketModeHandler | None = None
@@ -844,6 +1213,25 @@ class SlackAdapter:
 
 SLACK = web.AppKey("meetnow_slack", SlackAdapter)
 """Where the adapter is kept on the aiohttp app (tests reach the cards through it)."""
+
+
+LIBRARY_LOGGERS = ("slack_sdk", "slack_bolt.meetnow")
+"""slack_sdk's loggers, and the one the bolt app and its Socket Mode client log to. At DEBUG they
+log whole requests and answers: the host link in a command's acknowledgement, the names on cards,
+topics, room links."""
+
+
+def quiet_slack_libraries() -> logging.Logger:
+    """Keep the Slack libraries at INFO (or the root's level if higher) even when the server logs
+    at DEBUG (``meetnow serve -v``); a level someone set on them on purpose is left alone.
+    Returns the logger to give bolt (which otherwise copies the root's level onto loggers of its
+    own, out of reach of a level set on ``slack_bolt``)."""
+    level = max(logging.INFO, logging.getLogger().getEffectiveLevel())
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        if library.level == logging.NOTSET:
+            library.setLevel(level)
+    return logging.getLogger(LIBRARY_LOGGERS[-1])
 
 
 def install_slack(app: web.Application, server: MeetnowServer) -> None:

@@ -9,11 +9,14 @@ after the command is acknowledged, so tests wait for them (the fake's record, or
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,6 +34,7 @@ from .fakes.slack import (
     SIGNING_SECRET,
     ApiCall,
     FakeSlack,
+    block_actions,
     signed_headers,
     slash_command,
 )
@@ -76,6 +80,10 @@ class Meetnow:
         url = f"{self.running.base_url}/slack/events"
         async with self.http.post(url, data=body, headers=headers) as response:
             return response.status, await response.text()
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.running.base_url}/slack/events"
 
     async def join(self, url: str, name: str) -> ParticipantClient:
         client = ParticipantClient(self.running.base_url, url.rsplit("/", 1)[1], name=name)
@@ -123,6 +131,16 @@ async def make_meetnow(fake: FakeSlack) -> AsyncIterator[Factory]:
     await http.close()
 
 
+def ack_text(body: str) -> str:
+    """The text of a command's acknowledgement (what Slack shows its author alone)."""
+    if not body.startswith("{"):
+        return body  # bolt answers a text-only acknowledgement as plain text
+    answer = json.loads(body)
+    assert answer.get("response_type", "ephemeral") == "ephemeral"
+    text: str = answer["text"]
+    return text
+
+
 def block_types(call: ApiCall | dict[str, Any]) -> list[str]:
     params = call.params if isinstance(call, ApiCall) else call
     return [block["type"] for block in params["blocks"]]
@@ -155,7 +173,8 @@ async def test_only_really_signed_commands_are_accepted(
     caplog.set_level(logging.INFO, logger="bot")
     meetnow = await make_meetnow()
     status, body = await meetnow.command("Standup")
-    assert (status, body) == (200, "")
+    assert status == 200
+    assert "#host=" in ack_text(body)
     await fake.wait_calls("chat.postMessage")
 
     payload = urlencode(slash_command("Sneaky", response_url=fake.response_url()))
@@ -181,7 +200,9 @@ async def test_the_command_is_acknowledged_before_any_web_api_call(
 ) -> None:
     meetnow = await make_meetnow()
     fake.hold("calls.add")  # Slack is slow: calls.add hangs until released
-    assert await meetnow.command("Standup") == (200, "")
+    status, body = await meetnow.command("Standup")
+    assert status == 200
+    assert "Your host link" in ack_text(body)  # the host link is in the acknowledgement itself
     assert fake.calls_to("chat.postMessage", ok_only=False) == []
     fake.release("calls.add")
     await fake.wait_calls("chat.postMessage")
@@ -301,7 +322,7 @@ async def test_a_refused_post_gives_the_user_the_link_privately(
     fake.fail("calls.add", "missing_scope")
     fake.fail("chat.postMessage", "invalid_auth")
     meetnow = await make_meetnow()
-    assert await meetnow.command("Standup") == (200, "")
+    assert (await meetnow.command("Standup"))[0] == 200
     await fake.wait_responses()
     [(_, message)] = fake.responses
     assert message["response_type"] == "ephemeral"
@@ -378,7 +399,7 @@ async def test_mentioned_people_are_invited_to_the_same_room(
 
 async def test_a_full_server_says_so_privately(make_meetnow: Factory, fake: FakeSlack) -> None:
     meetnow = await make_meetnow(max_rooms=1)
-    assert await meetnow.command("First") == (200, "")
+    assert (await meetnow.command("First"))[0] == 200
     status, body = await meetnow.command("Second")
     assert status == 200
     assert "too many open rooms" in body
@@ -387,30 +408,8 @@ async def test_a_full_server_says_so_privately(make_meetnow: Factory, fake: Fake
 
 async def test_a_click_on_join_is_acknowledged(make_meetnow: Factory, fake: FakeSlack) -> None:
     meetnow = await make_meetnow()
-    action = {
-        "type": "block_actions",
-        "team": {"id": "T0FAKE", "domain": "fake"},
-        "user": {"id": "U0BOB", "team_id": "T0FAKE"},
-        "api_app_id": "A0FAKE",
-        "channel": {"id": "C0GENERAL"},
-        "container": {"type": "message", "message_ts": "1800000001.000001"},
-        "trigger_id": "1337.42.abcdef",
-        "response_url": fake.response_url(),
-        "actions": [
-            {
-                "type": "button",
-                "action_id": "meetnow_join",
-                "block_id": "b1",
-                "text": {"type": "plain_text", "text": "Join"},
-                "action_ts": "1800000002.000002",
-            }
-        ],
-    }
-    body = urlencode({"payload": json.dumps(action)})
-    url = f"{meetnow.running.base_url}/slack/events"
-    headers = signed_headers(SIGNING_SECRET, body)
-    async with meetnow.http.post(url, data=body, headers=headers) as response:
-        assert response.status == 200
+    payload = block_actions("meetnow_join", user_id="U0BOB", response_url=fake.response_url())
+    assert await fake.click(meetnow.events_url, payload) == 200
     await meetnow.cards.drained()
     assert [c.method for c in fake.calls] == ["auth.test"]
     assert meetnow.room_ids() == []
@@ -510,7 +509,9 @@ async def test_socket_mode_receives_acknowledges_and_posts(
     payload = slash_command("Socket standup", response_url=fake.response_url())
     envelope_id = fake.deliver_slash_command(payload)
     await fake.wait_for(lambda: len(fake.socket_acks) == 1, what="an acknowledgement")
-    assert fake.socket_acks == [{"envelope_id": envelope_id}]
+    [socket_ack] = fake.socket_acks
+    assert socket_ack["envelope_id"] == envelope_id
+    assert "#host=" in socket_ack["payload"]["text"]  # the host link, for the author alone
     [post] = await fake.wait_calls("chat.postMessage")
     assert post.params["blocks"][0]["type"] == "call"
     assert fake.calls_to("calls.add")[0].params["title"] == "Socket standup"
@@ -552,3 +553,412 @@ async def test_logs_hold_no_tokens_names_topics_links_or_room_ids(
         assert secret not in caplog.text
     for private in ("Adalinda", "Secretname", "Zebra", "Quarterly", room.id, url, "/r/", "alice"):
         assert private not in ours
+
+
+# ------------------------------------------------------- hosts, lobby, lifetime, limits
+
+
+def host_link_of(body: str) -> str:
+    """The host link in a command's acknowledgement."""
+    [link] = re.findall(r"https?://\S+#host=\S+", ack_text(body))
+    return str(link)
+
+
+def knock_rows(blocks: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The lobby on a card: each "<name> is waiting" text with the buttons under it."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for block, after in itertools.pairwise(blocks):
+        text = block.get("text", {})
+        if block["type"] == "section" and text.get("text", "").endswith(" is waiting"):
+            assert text["type"] == "plain_text"  # names are untrusted: never mrkdwn
+            assert after["type"] == "actions"
+            rows[text["text"].removesuffix(" is waiting")] = after["elements"]
+    return rows
+
+
+def last_blocks(fake: FakeSlack, method: str = "chat.update") -> list[dict[str, Any]]:
+    calls = fake.calls_to(method)
+    return calls[-1].params["blocks"] if calls else []
+
+
+async def knock(meetnow: Meetnow, room_id: str, name: str) -> ParticipantClient:
+    """A browser-like guest who knocks: join, then wait in the lobby."""
+    guest = ParticipantClient(meetnow.running.base_url, room_id, name=name)
+    meetnow.clients.append(guest)
+    await guest.join(wait_for="waiting")
+    return guest
+
+
+async def wait_rows(
+    fake: FakeSlack, names: set[str], method: str = "chat.update"
+) -> dict[str, Any]:
+    await fake.wait_for(
+        lambda: set(knock_rows(last_blocks(fake, method))) == names,
+        what=f"a lobby showing {sorted(names) or 'nobody'}",
+    )
+    return knock_rows(last_blocks(fake, method))
+
+
+def buttons(row: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {button["text"]["text"]: button for button in row}
+
+
+async def test_lobby_command_sends_the_host_link_to_the_author_alone(
+    make_meetnow: Factory, fake: FakeSlack
+) -> None:
+    meetnow = await make_meetnow()
+    status, body = await meetnow.command("--lobby Standup")
+    assert status == 200
+    text = ack_text(body)  # the acknowledgement: Slack shows it to the command's author alone
+    assert json.loads(body)["unfurl_links"] is False  # no preview fetch of the host link
+    assert text.startswith("Your host link — keep it to yourself: ")
+    link = host_link_of(body)
+    [room] = meetnow.running.meetnow.rooms.rooms()
+    assert room.lobby
+    assert room.topic == "Standup"
+    assert link.startswith(meetnow.running.meetnow.room_url(room.id) + "#host=")
+    token = link.split("#host=", 1)[1]
+    assert meetnow.running.meetnow.rooms.is_host_token(room, token)
+
+    await fake.wait_calls("chat.postMessage")
+    await meetnow.cards.drained()
+    everything_sent = json.dumps([c.params for c in fake.calls] + [b for _, b in fake.responses])
+    assert "#host=" not in everything_sent
+    assert token not in everything_sent
+    [add] = fake.calls_to("calls.add")
+    assert add.params["join_url"] == meetnow.running.meetnow.room_url(room.id)
+
+
+async def test_the_host_admits_and_denies_from_the_card(
+    make_meetnow: Factory, fake: FakeSlack
+) -> None:
+    fake.fail("calls.add", "missing_scope")  # a Block Kit card: the buttons go on the card
+    meetnow = await make_meetnow()
+    await meetnow.command("--lobby Interview")
+    [post] = await fake.wait_calls("chat.postMessage")
+    [room] = meetnow.running.meetnow.rooms.rooms()
+    assert knock_rows(post.params["blocks"]) == {}
+
+    mallory = await knock(meetnow, room.id, "<b>Mallory</b>")
+    rows = await wait_rows(fake, {"<b>Mallory</b>"})
+    [update] = fake.calls_to("chat.update")
+    assert update.params["ts"] == post.answer["ts"]
+    assert "Mallory" not in update.params["text"]  # the notification text carries no name
+    [waiting_id] = room.waiting
+    admit, deny = buttons(rows["<b>Mallory</b>"])["Admit"], buttons(rows["<b>Mallory</b>"])["Deny"]
+    assert (admit["action_id"], deny["action_id"]) == ("meetnow_admit", "meetnow_deny")
+    assert admit["value"] == deny["value"] == f"{room.id}:{waiting_id}"
+
+    # Bob is not the host: his click is refused, privately, and Mallory still waits.
+    bob = block_actions(
+        "meetnow_admit", admit["value"], user_id="U0BOB", response_url=fake.response_url("bob")
+    )
+    updates = len(fake.calls_to("chat.update", ok_only=False))
+    assert await fake.click(meetnow.events_url, bob) == 200
+    await fake.wait_responses()
+    [(where, refusal)] = fake.responses
+    assert where == "bob"
+    assert refusal["response_type"] == "ephemeral"
+    assert refusal["replace_original"] is False
+    assert refusal["text"] == "Only the host can admit people."
+    # The host's user id from another workspace is not the host either.
+    other_team = block_actions(
+        "meetnow_admit", admit["value"], team_id="T0OTHER", response_url=fake.response_url("t")
+    )
+    assert await fake.click(meetnow.events_url, other_team) == 200
+    await fake.wait_responses(2)
+    assert fake.responses[1][1]["text"] == "Only the host can admit people."
+    assert list(room.waiting) == [waiting_id]
+    assert not any(m["type"] == "joined" for m in mallory.messages)
+    await meetnow.cards.drained()
+    assert len(fake.calls_to("chat.update", ok_only=False)) == updates  # the card is unchanged
+
+    # The host's click on Admit lets Mallory in; the buttons go.
+    host = block_actions("meetnow_admit", admit["value"], response_url=fake.response_url("ada"))
+    assert await fake.click(meetnow.events_url, host) == 200
+    joined = await mallory.next_message("joined", since=0)
+    assert joined["host"] is False
+    await wait_rows(fake, set())
+    await fake.wait_for(
+        lambda: "In the call (1): <b>Mallory</b>" in context_text(fake.calls_to("chat.update")[-1]),
+        what="Mallory in the call",
+    )
+
+    # A second guest; the host clicks Deny: turned away, and that session can't knock again.
+    eve = await knock(meetnow, room.id, "Eve")
+    rows = await wait_rows(fake, {"Eve"})
+    deny = buttons(rows["Eve"])["Deny"]
+    host = block_actions("meetnow_deny", deny["value"], response_url=fake.response_url("ada"))
+    assert await fake.click(meetnow.events_url, host) == 200
+    error = await eve.next_message("error", since=0)
+    assert error["code"] == "denied"
+    assert room.waiting == {}
+    await wait_rows(fake, set())
+    assert eve.session in room.banned_sessions
+    assert [name for name, _ in fake.responses] == ["bob", "t"]  # the host was told nothing
+
+    # A click on a button that was already answered changes nothing.
+    assert await fake.click(meetnow.events_url, host) == 200
+    await fake.wait_responses(3)
+    assert fake.responses[2][1]["text"] == "They are no longer waiting."
+
+
+async def test_calls_card_lobby_is_a_threaded_message_clicked_over_socket_mode(
+    make_meetnow: Factory, fake: FakeSlack
+) -> None:
+    meetnow = await make_meetnow(slack_app_token=APP_TOKEN, slack_signing_secret=None)
+    await fake.wait_for(lambda: fake.socket_connections == 1, what="a Socket Mode connection")
+    fake.deliver_slash_command(
+        slash_command("--lobby --for 1h Board meeting", response_url=fake.response_url())
+    )
+    [card] = await fake.wait_calls("chat.postMessage")
+    assert block_types(card)[0] == "call"
+    assert "Link open until <!date^" in context_text(card)
+    await fake.wait_for(lambda: len(fake.socket_acks) == 1, what="the acknowledgement")
+    assert "#host=" in fake.socket_acks[0]["payload"]["text"]
+    [room] = meetnow.running.meetnow.rooms.rooms()
+
+    guest = await knock(meetnow, room.id, "Grace")
+    [_, lobby] = await fake.wait_calls("chat.postMessage", 2)
+    assert lobby.params["thread_ts"] == card.answer["ts"]
+    assert lobby.params["channel"] == "C0GENERAL"
+    rows = knock_rows(lobby.params["blocks"])
+    admit = buttons(rows["Grace"])["Admit"]
+
+    # Clicks come on the websocket too: someone else's is refused, the host's lets Grace in.
+    fake.deliver_interaction(
+        block_actions(
+            "meetnow_admit",
+            admit["value"],
+            user_id="U0MALLORY",
+            message_ts=lobby.answer["ts"],
+            response_url=fake.response_url("mallory"),
+        )
+    )
+    await fake.wait_responses()
+    assert fake.responses[0][1]["text"] == "Only the host can admit people."
+    assert list(room.waiting) != []
+    fake.deliver_interaction(
+        block_actions(
+            "meetnow_admit",
+            admit["value"],
+            message_ts=lobby.answer["ts"],
+            response_url=fake.response_url("ada"),
+        )
+    )
+    await guest.next_message("joined", since=0)
+    [update] = await fake.wait_calls("chat.update")
+    assert update.params["ts"] == lobby.answer["ts"]
+    assert knock_rows(update.params["blocks"]) == {}
+    assert "Nobody is waiting now." in context_text(update)
+    await fake.wait_calls("calls.participants.add")
+    await fake.wait_for(lambda: len(fake.socket_acks) == 3, what="every envelope acknowledged")
+
+    await guest.close()
+    await fake.wait_calls("calls.end")
+    await fake.wait_for(
+        lambda: "Ended" in context_text(fake.calls_to("chat.update")[-1]), what="the summary"
+    )
+    *_, ended, summary = fake.calls_to("chat.update")
+    assert ended.params["ts"] == lobby.answer["ts"]
+    assert context_text(ended) == "The meeting has ended."
+    assert "actions" not in block_types(ended)
+    assert summary.params["ts"] == card.answer["ts"]
+
+
+async def test_where_the_bot_cannot_post_knocks_go_to_the_host_privately(
+    make_meetnow: Factory, fake: FakeSlack
+) -> None:
+    fake.fail("chat.postMessage", "not_in_channel", times=1)
+    meetnow = await make_meetnow()
+    await meetnow.command("--lobby Private", channel_id="G0PRIVATE")
+    await fake.wait_responses()  # the Calls API card, through response_url
+    [room] = meetnow.running.meetnow.rooms.rooms()
+    await knock(meetnow, room.id, "Heidi")
+    await fake.wait_responses(2)
+    where, message = fake.responses[1]
+    assert (where, message["response_type"]) == ("1", "ephemeral")  # the host alone sees it
+    assert message["replace_original"] is False
+    rows = knock_rows(message["blocks"])
+    deny = buttons(rows["Heidi"])["Deny"]
+    click = block_actions(
+        "meetnow_deny",
+        deny["value"],
+        channel_id="G0PRIVATE",
+        is_ephemeral=True,
+        response_url=fake.response_url("click"),
+    )
+    assert await fake.click(meetnow.events_url, click) == 200
+    await fake.wait_responses(3)
+    where, refreshed = fake.responses[2]
+    assert where == "click"  # the click's own response_url refreshes the private message
+    assert refreshed["replace_original"] is True
+    assert knock_rows(refreshed["blocks"]) == {}
+    assert room.waiting == {}
+
+
+async def test_a_card_posted_through_response_url_shows_the_lobby_and_takes_clicks(
+    make_meetnow: Factory, fake: FakeSlack
+) -> None:
+    fake.fail("calls.add", "missing_scope")
+    fake.fail("chat.postMessage", "not_in_channel", times=1)
+    meetnow = await make_meetnow()
+    await meetnow.command("--lobby Private", channel_id="G0PRIVATE")
+    await fake.wait_responses()
+    [room] = meetnow.running.meetnow.rooms.rooms()
+    guest = await knock(meetnow, room.id, "Ivan")
+    await fake.wait_responses(2)
+    where, card = fake.responses[1]
+    assert (where, card["response_type"], card["replace_original"]) == ("1", "in_channel", True)
+    admit = buttons(knock_rows(card["blocks"])["Ivan"])["Admit"]
+    click = block_actions(
+        "meetnow_admit",
+        admit["value"],
+        channel_id="G0PRIVATE",
+        response_url=fake.response_url("click"),
+    )
+    assert await fake.click(meetnow.events_url, click) == 200
+    await guest.next_message("joined", since=0)
+    # The click's response_url is fresh (five more posts): the card's next updates use it.
+    await fake.wait_for(
+        lambda: (
+            fake.responses[-1][0] == "click"
+            and "In the call (1): Ivan" in json.dumps(fake.responses[-1][1]["blocks"])
+        ),
+        what="the card updated through the click's response_url",
+    )
+    assert knock_rows(fake.responses[-1][1]["blocks"]) == {}
+    assert all(body["response_type"] == "in_channel" for _, body in fake.responses)
+
+
+async def test_for_sets_the_join_deadline_and_bad_lengths_are_refused(
+    make_meetnow: Factory, fake: FakeSlack
+) -> None:
+    fake.fail("calls.add", "missing_scope")
+    meetnow = await make_meetnow()
+    for text in ("--for nonsense Standup", "--for 8d Standup", "--for", "--lobbby Standup"):
+        status, body = await meetnow.command(text)
+        assert status == 200
+        assert "--for" in ack_text(body)  # the explanation, then the usage
+        assert "/meetnow --lobby" in ack_text(body)
+    assert meetnow.room_ids() == []
+
+    status, body = await meetnow.command("--for 90m Office hours")
+    assert "#host=" in ack_text(body)
+    assert "lets nobody new in after 1 h 30 min" in ack_text(body)
+    [room] = meetnow.running.meetnow.rooms.rooms()
+    assert room.join_deadline is not None
+    assert room.join_deadline - room.created_at == pytest.approx(90 * 60)
+    assert not room.lobby
+    assert room.topic == "Office hours"
+    [post] = await fake.wait_calls("chat.postMessage")
+    assert "Link open until <!date^" in json.dumps(post.params["blocks"])
+
+
+async def test_one_user_starting_too_many_rooms_is_told_to_try_again(
+    make_meetnow: Factory, fake: FakeSlack
+) -> None:
+    meetnow = await make_meetnow()
+    answers = [ack_text((await meetnow.command(f"Room {n}"))[1]) for n in range(12)]
+    refused = [n for n, text in enumerate(answers) if "try again" in text]
+    assert refused, "never rate limited"
+    first = refused[0]
+    assert all("#host=" in text for text in answers[:first])
+    assert len(meetnow.room_ids()) == first
+    # Someone else in the same workspace still can.
+    assert "#host=" in ack_text((await meetnow.command("Mine", user_id="U0BOB"))[1])
+    assert len(meetnow.room_ids()) == first + 1
+
+
+async def test_the_host_link_makes_a_host_who_skips_the_lobby(
+    make_meetnow: Factory, fake: FakeSlack
+) -> None:
+    meetnow = await make_meetnow()
+    _, body = await meetnow.command("--lobby Standup")
+    link = host_link_of(body)
+    url, token = link.split("#host=", 1)
+    room_id = url.rsplit("/", 1)[1]
+    guest = await knock(meetnow, room_id, "Guest")
+    base = meetnow.running.base_url
+    host = ParticipantClient(base, room_id, name="Ada", host_token=token)
+    meetnow.clients.append(host)
+    joined = await host.join()
+    assert joined["host"] is True
+    assert [w["name"] for w in joined["waiting"]] == ["Guest"]  # the host sees who knocks
+    assert not any(m["type"] == "joined" for m in guest.messages)  # the guest still waits
+
+    # The card's link with a wrong token is just a guest.
+    other = ParticipantClient(base, room_id, name="Mallory", host_token=token[:-2] + "xx")
+    meetnow.clients.append(other)
+    await other.join(wait_for="waiting")
+
+
+async def test_a_click_for_a_meeting_that_ended_changes_nothing(
+    make_meetnow: Factory, fake: FakeSlack
+) -> None:
+    meetnow = await make_meetnow()
+    value = "A" * 22 + ":pid"
+    payload = block_actions("meetnow_admit", value, response_url=fake.response_url("late"))
+    assert await fake.click(meetnow.events_url, payload) == 200
+    await fake.wait_responses()
+    assert fake.responses[0][1]["text"] == "This meeting has ended."
+    forged = block_actions("meetnow_admit", value, response_url=fake.response_url("forged"))
+    assert await fake.click(meetnow.events_url, forged, secret="not-the-secret") == 401
+    await meetnow.cards.drained()
+    assert len(fake.responses) == 1
+
+
+def test_the_manifest_turns_interactivity_on_and_shows_the_options() -> None:
+    manifest = (Path(__file__).resolve().parent.parent / "bot" / "slack_manifest.yaml").read_text()
+    settings = manifest[manifest.index("\nsettings:") :]
+    interactivity = settings[settings.index("interactivity:") :]
+    assert "is_enabled: true" in interactivity.split("org_deploy_enabled")[0]
+    assert "request_url: https://YOUR-HOST/slack/events" in interactivity
+    [hint] = [line for line in manifest.splitlines() if "usage_hint:" in line]
+    assert "--lobby" in hint
+    assert "--for" in hint
+
+
+def test_options_come_first_and_combine() -> None:
+    parsed = parse_command("--lobby <@U0ALICE|alice> --for 1h30m Design --lobby review")
+    assert parsed.lobby
+    assert parsed.lifetime_seconds == 5400
+    assert parsed.invitees == ("U0ALICE",)
+    assert parsed.topic == "Design --lobby review"  # options end at the first other word
+    assert parse_command("--for=45m").lifetime_seconds == 45 * 60
+    assert parse_command("--for 2H x").lifetime_seconds == 2 * 3600
+    assert parse_command("--for 7d").lifetime_seconds == 7 * 24 * 3600
+    assert parse_command("\u2014lobby Standup").lobby  # a Mac turned "--" into a dash
+    assert parse_command("\u2014Budget review").topic == "\u2014Budget review"
+    assert parse_command("-- notes").topic == "-- notes"
+    for bad in ("--for 0m", "--for 169h", "--for 1.5h", "--for", "--for <@U0ALICE>", "--bogus"):
+        assert parse_command(bad).error is not None, bad
+    plain = parse_command("Weekly sync")
+    assert (plain.lobby, plain.lifetime_seconds, plain.error) == (False, None, None)
+
+
+async def test_logs_hold_no_host_links_or_knocking_names(
+    make_meetnow: Factory, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # everything, the Slack libraries included
+    fake.fail("calls.add", "missing_scope")
+    meetnow = await make_meetnow()
+    _, body = await meetnow.command("--lobby Zebrafish")
+    token = host_link_of(body).split("#host=", 1)[1]
+    [room] = meetnow.running.meetnow.rooms.rooms()
+    await knock(meetnow, room.id, "Quentin Knocker")
+    rows = await wait_rows(fake, {"Quentin Knocker"})
+    value = buttons(rows["Quentin Knocker"])["Deny"]["value"]
+    for user_id in ("U0BOB", "U0ADA"):
+        click = block_actions(
+            "meetnow_deny", value, user_id=user_id, response_url=fake.response_url()
+        )
+        assert await fake.click(meetnow.events_url, click) == 200
+    await wait_rows(fake, set())
+    await meetnow.cards.drained()
+    # (aiohttp's access log has room ids in paths: `meetnow serve` keeps it at WARNING.)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
+    assert logging.getLogger("bot.slack").isEnabledFor(logging.DEBUG)  # DEBUG was on
+    assert caplog.records  # and something was logged
+    for private in (token, "#host=", "Quentin", "Knocker", "Zebrafish", room.id):
+        assert private not in logged

@@ -4,7 +4,8 @@ It answers the way Slack does (``{"ok": true, ...}`` or ``{"ok": false, "error":
 with ``Retry-After`` when rate limiting), checks the tokens it is given, and records every call,
 so tests drive the real slack-bolt and slack_sdk code and look at what reached "Slack".
 
-Also here: building and signing slash command requests the way Slack does (tests, benchmarks).
+Also here: building and signing slash command requests and button clicks (``block_actions``) the
+way Slack does (tests, benchmarks), and delivering clicks signed over HTTP or on Socket Mode.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "SIGNING_SECRET",
     "ApiCall",
     "FakeSlack",
+    "block_actions",
     "signed_headers",
     "slash_command",
 ]
@@ -59,11 +63,12 @@ def slash_command(
     user_id: str = "U0ADA",
     channel_id: str = "C0GENERAL",
     command: str = "/meetnow",
+    team_id: str = "T0FAKE",
 ) -> dict[str, str]:
     """The fields of a slash command, as Slack posts them (form) or wraps them (Socket Mode)."""
     return {
         "token": "legacy-verification-token-unused",
-        "team_id": "T0FAKE",
+        "team_id": team_id,
         "team_domain": "fake",
         "channel_id": channel_id,
         "channel_name": "general",
@@ -76,6 +81,53 @@ def slash_command(
         "response_url": response_url,
         "trigger_id": "1337.42.abcdef",
     }
+
+
+def block_actions(
+    action_id: str,
+    value: str | None = None,
+    *,
+    response_url: str,
+    user_id: str = "U0ADA",
+    team_id: str = "T0FAKE",
+    channel_id: str = "C0GENERAL",
+    message_ts: str = "1800000001.000001",
+    is_ephemeral: bool = False,
+) -> dict[str, Any]:
+    """A click on a message's button, as Slack sends it (form field ``payload``, as JSON, over
+    HTTP; the ``payload`` of an ``interactive`` envelope on Socket Mode)."""
+    action: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "block_id": "b1",
+        "text": {"type": "plain_text", "text": action_id, "emoji": False},
+        "action_ts": f"{time.time():.6f}",
+    }
+    if value is not None:
+        action["value"] = value
+    return {
+        "type": "block_actions",
+        "team": {"id": team_id, "domain": "fake"},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "api_app_id": "A0FAKE",
+        "token": "legacy-verification-token-unused",
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel_id,
+            "is_ephemeral": is_ephemeral,
+        },
+        "trigger_id": "1337.43.abcdef",
+        "channel": {"id": channel_id, "name": "general"},
+        "response_url": response_url,
+        "actions": [action],
+    }
+
+
+def signed_interaction(secret: str, payload: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """An interaction's form body (``payload=<JSON>``) and its signed headers."""
+    body = urlencode({"payload": json.dumps(payload)})
+    return body, signed_headers(secret, body)
 
 
 def free_port() -> int:
@@ -193,13 +245,35 @@ class FakeSlack:
 
     def deliver_slash_command(self, payload: dict[str, str]) -> str:
         """Send a slash command envelope on the Socket Mode websocket (once one is open)."""
+        return self._deliver("slash_commands", payload, accepts_response_payload=True)
+
+    def deliver_interaction(self, payload: dict[str, Any]) -> str:
+        """Send a click (:func:`block_actions`) on the Socket Mode websocket."""
+        return self._deliver("interactive", payload, accepts_response_payload=False)
+
+    async def click(
+        self, events_url: str, payload: dict[str, Any], secret: str = SIGNING_SECRET
+    ) -> int:
+        """POST a click (:func:`block_actions`) to an app's request URL, signed as Slack signs
+        it; the HTTP status of the app's acknowledgement."""
+        body, headers = signed_interaction(secret, payload)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(events_url, data=body, headers=headers) as response,
+        ):
+            await response.read()
+            return response.status
+
+    def _deliver(
+        self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool
+    ) -> str:
         envelope_id = f"envelope-{next(self._ids)}"
         self._envelopes.put_nowait(
             {
                 "envelope_id": envelope_id,
-                "type": "slash_commands",
+                "type": kind,
                 "payload": payload,
-                "accepts_response_payload": True,
+                "accepts_response_payload": accepts_response_payload,
             }
         )
         return envelope_id
