@@ -141,6 +141,9 @@ async def run(quick: bool) -> dict[str, Any]:
         relay_workers=0,
         ice_host_addresses=["127.0.0.1"],
         max_rooms=100_000,
+        # One user sends every command: lift the per-user limit, or this measures refusals.
+        limit_rooms_per_user_per_hour=1e9,
+        limit_rooms_per_org_per_hour=1e9,
         discord_token=fake.token,  # type: ignore[arg-type]
         discord_api_url=fake.api_url,
         discord_guild_ids=[GUILD_ID],

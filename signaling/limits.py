@@ -10,10 +10,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import RateLimited
 
+if TYPE_CHECKING:
+    from .settings import Settings
+
 __all__ = ["Bucket", "KeyedLimiter", "ServerLimits"]
+
+
+def _hourly(per_hour: float, burst_fraction: int) -> Bucket:
+    return Bucket(burst=max(1.0, per_hour / burst_fraction), per_second=per_hour / 3600)
 
 
 @dataclass(frozen=True)
@@ -81,16 +89,33 @@ class ServerLimits:
         self.unknown_lookups = KeyedLimiter(unknown_lookups_per_ip, clock)
         """Lookups of room ids that do not exist, per client address: sweeping ids hits 429."""
 
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, clock: Callable[[], float] = time.monotonic
+    ) -> ServerLimits:
+        return cls(
+            rooms_per_ip=_hourly(settings.limit_rooms_per_ip_per_hour, 3),
+            rooms_per_user=_hourly(settings.limit_rooms_per_user_per_hour, 3),
+            rooms_per_org=_hourly(settings.limit_rooms_per_org_per_hour, 6),
+            unknown_lookups_per_ip=Bucket(
+                burst=settings.limit_unknown_lookups_per_minute,
+                per_second=settings.limit_unknown_lookups_per_minute / 60,
+            ),
+            clock=clock,
+        )
+
     def check_web_creation(self, ip: str) -> None:
         if not self.rooms_per_ip.allow(ip):
             raise RateLimited("Too many meetings created from this address; try again later.")
 
     def check_chat_creation(self, platform: str, org: str, user: str) -> None:
         """Raise :class:`RateLimited` if this chat user or their workspace/guild creates too much."""
-        if not self.rooms_per_user.allow(f"{platform}:{org}:{user}"):
+        user_key, org_key = f"{platform}:{org}:{user}", f"{platform}:{org}"
+        if self.rooms_per_user.exhausted(user_key):
             raise RateLimited("You have started many meetings recently; try again in a while.")
-        if not self.rooms_per_org.allow(f"{platform}:{org}"):
+        if not self.rooms_per_org.allow(org_key):
             raise RateLimited("This workspace has started many meetings recently; try again later.")
+        self.rooms_per_user.allow(user_key)
 
     def lookups_blocked(self, ip: str) -> bool:
         """Whether this address has swept too many unknown ids: it gets 429 for every lookup."""

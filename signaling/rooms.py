@@ -272,7 +272,8 @@ class RoomService:
             id=room_id,
             topic=topic or None,
             created_at=now,
-            expires_at=now + (min(ttl, lifetime_seconds) if lifetime_seconds else ttl),
+            # An explicit lifetime (``--for``) replaces the unused-room TTL, longer or shorter.
+            expires_at=now + (lifetime_seconds if lifetime_seconds else ttl),
             max_participants=self.limits.max_participants,
             origin=origin,
             lobby=lobby,
@@ -500,9 +501,10 @@ class RoomService:
                 continue
             try:
                 handler(room, *details)
-            except Exception:
-                # A chat adapter's bug must not break joining or leaving a call.
-                logger.exception("room event listener failed on %s", event)
+            except Exception as error:
+                # A chat adapter's bug must not break joining or leaving a call. Type only:
+                # a traceback could carry names or links, which stay out of logs.
+                logger.error("room event listener failed on %s: %s", event, type(error).__name__)
 
 
 def _key(secret: str) -> bytes:

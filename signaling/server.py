@@ -88,7 +88,7 @@ class MeetnowServer:
             )
         self.hub = RoomHub()
         """Open websockets by room."""
-        self.limits = ServerLimits()
+        self.limits = ServerLimits.from_settings(settings)
         """Rate limits (room creation, unknown-id lookups)."""
         self.static_dir = web_client_dir()
         self._pages: dict[str, bytes] = {}

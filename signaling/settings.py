@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     """Take the client address from ``X-Forwarded-For`` (only behind a reverse proxy you run):
     rate limits are per client address."""
 
+    limit_rooms_per_ip_per_hour: float = Field(default=60, gt=0)
+    """Rooms one client address may create through the web page or API (bursts of a third)."""
+    limit_rooms_per_user_per_hour: float = Field(default=30, gt=0)
+    """Rooms one Slack or Discord user may create (bursts of a third)."""
+    limit_rooms_per_org_per_hour: float = Field(default=600, gt=0)
+    """Rooms one Slack workspace or Discord guild may create (bursts of a sixth)."""
+    limit_unknown_lookups_per_minute: float = Field(default=20, gt=0)
+    """Lookups of room ids that do not exist, per client address, before it gets 429."""
+
     room_max_participants: int = Field(default=50, ge=2, le=500)
     """Participants allowed in one room at once."""
     room_unused_ttl_seconds: float = Field(default=24 * 3600, gt=0)
