@@ -64,8 +64,10 @@ CLOSE_REPLACED = 4000
 """Close code for a connection whose session joined again elsewhere."""
 MESSAGE_BUCKET = Bucket(burst=60, per_second=20)
 """Messages a client may send: bursts of 60, 20 a second sustained (a call needs a few a minute)."""
-FLOOD_REFUSALS = 200
-"""Messages refused for rate in a row before the connection is closed (1008)."""
+FLOOD_REFUSALS = 100
+"""Messages refused for rate within ``FLOOD_WINDOW_SECONDS`` before the connection is closed
+(1008): a slow flood that keeps the bucket just empty is closed too."""
+FLOOD_WINDOW_SECONDS = 10.0
 _background_tasks: set[asyncio.Task[None]] = set()
 
 
@@ -136,6 +138,7 @@ class ClientConnection:
         self._tokens = MESSAGE_BUCKET.burst
         self._tokens_at = 0.0
         self._refused = 0
+        self._refused_since = 0.0
 
     async def run(self, join_timeout: float) -> None:
         """Read messages until the socket closes, then leave the room."""
@@ -166,8 +169,9 @@ class ClientConnection:
         self._tokens_at = now
         if self._tokens >= 1:
             self._tokens -= 1
-            self._refused = 0
             return True
+        if now - self._refused_since > FLOOD_WINDOW_SECONDS:
+            self._refused_since, self._refused = now, 0
         self._refused += 1
         if self._refused >= FLOOD_REFUSALS:
             self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, b"message flood"))
@@ -290,7 +294,6 @@ class ClientConnection:
 
     async def denied(self) -> None:
         """A host turned this waiting participant away."""
-        self.participant_id = None
         await self._refuse(
             ProtocolError(ErrorCode.DENIED, "The host did not let you in.", fatal=True)
         )

@@ -357,6 +357,8 @@ class RoomService:
             muted_by_host=session in room.muted_sessions,
         )
         if room.lobby and not returning:
+            if len(room.waiting) >= room.max_participants:
+                raise RoomFull("The lobby of this meeting is full; try again later.")
             room.waiting[participant.id] = participant
             self._notify("participant_waiting", room, participant)
         else:

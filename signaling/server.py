@@ -150,9 +150,13 @@ class MeetnowServer:
 
     def client_ip(self, request: web.Request) -> str:
         if self.settings.trust_forwarded_for:
-            forwarded = request.headers.get("X-Forwarded-For", "")
-            if forwarded:
-                return forwarded.split(",")[0].strip()
+            # The proxy appends the address it saw on the right; anything left of it came from
+            # the client and can be forged.
+            headers = request.headers.getall("X-Forwarded-For", [])
+            if headers:
+                last = headers[-1].split(",")[-1].strip()
+                if last:
+                    return last
         return request.remote or "unknown"
 
     # RoomEvents: the room service tells the websockets (and, separately, the chat adapters).
@@ -288,6 +292,10 @@ async def create_room(request: web.Request) -> web.Response:
     ``host_url`` whose fragment holds the host token (fragments never reach a server or a
     Referer, and the room page moves it into the browser's storage)."""
     server = request.app[SERVER]
+    origin = request.headers.get("Origin")
+    # A hostile page must not make its visitors' browsers create rooms here.
+    if origin is not None and origin.lower() not in server.allowed_origins(request):
+        return _api_error(403, "forbidden_origin", "Rooms are created from this site only.")
     try:
         server.limits.check_web_creation(server.client_ip(request))
     except RateLimited as error:
