@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -20,7 +21,25 @@ from typing import Generic, TypeVar
 from signaling.errors import RoomFull
 from signaling.rooms import Participant, Room, RoomService
 
-__all__ = ["CallSummary", "ChatCards", "summarize"]
+__all__ = ["MAX_LIFETIME_SECONDS", "CallSummary", "ChatCards", "parse_duration", "summarize"]
+
+MAX_LIFETIME_SECONDS = 7 * 24 * 3600
+"""Longest ``--for`` a chat command accepts: a week."""
+_DURATION = re.compile(r"(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m(?:in)?)?")
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds in ``2h``, ``90m``, ``1h30m``, ``90min``, ``1d 12h`` (case and spaces do not
+    matter); None if malformed, zero or longer than :data:`MAX_LIFETIME_SECONDS`. Both chat
+    adapters read ``--for`` with it."""
+    compact = "".join(text.split()).lower()
+    match = _DURATION.fullmatch(compact) if compact else None
+    if match is None or not any(match.groups()):
+        return None
+    days, hours, minutes = (int(group or 0) for group in match.groups())
+    seconds = ((days * 24 + hours) * 60 + minutes) * 60
+    return seconds if 0 < seconds <= MAX_LIFETIME_SECONDS else None
+
 
 logger = logging.getLogger(__name__)
 

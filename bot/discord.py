@@ -49,7 +49,7 @@ from discord import app_commands
 from signaling.errors import RateLimited, TooManyRooms
 from signaling.rooms import Participant, Room
 
-from .core import CallSummary, ChatCards
+from .core import CallSummary, ChatCards, parse_duration
 
 if TYPE_CHECKING:
     from signaling.server import MeetnowServer
@@ -96,8 +96,6 @@ HOST_LINK_RETRY_DELAYS: Final = (0.2, 0.5, 1.0, 2.0, 4.0)
 """HTTP endpoint: when to send the host link (a follow-up works once Discord has our answer)."""
 SUPPRESS_EMBEDS: Final = 1 << 2
 """Message flag: no link preview (nothing fetches the host link, not even Discord's previewer)."""
-MAX_LIFETIME_SECONDS: Final = 7 * 24 * 3600
-"""Longest ``for``: a week."""
 MAX_KNOCK_ROWS: Final = 4
 """A message holds 5 action rows: the Join link takes one, each person waiting one more."""
 
@@ -141,25 +139,10 @@ def invite_url(application_id: int | str, permissions: int = INVITE_PERMISSIONS)
     )
 
 
-_DURATION: Final = re.compile(r"(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m)?")
 DURATION_HELP: Final = (
     "`for` takes how long the link should let people in, like `2h`, `90m` or `1h30m` "
     "(at most 7 days, `7d`). No meeting was started."
 )
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in ``2h``, ``90m``, ``1h30m``, ``1d 12h`` (case and spaces do not matter), up to
-    :data:`MAX_LIFETIME_SECONDS`. Raises ``ValueError`` with :data:`DURATION_HELP` otherwise."""
-    compact = "".join(text.split()).lower()
-    match = _DURATION.fullmatch(compact) if compact else None
-    if match is None:
-        raise ValueError(DURATION_HELP)
-    days, hours, minutes = (int(group) if group else 0 for group in match.groups())
-    seconds = days * 86400 + hours * 3600 + minutes * 60
-    if not 0 < seconds <= MAX_LIFETIME_SECONDS:
-        raise ValueError(DURATION_HELP)
-    return seconds
 
 
 @dataclass(frozen=True)
@@ -683,10 +666,9 @@ class DiscordAdapter:
         sees) for a bad ``for``, a rate limit, or a full server."""
         lifetime: int | None = None
         if request.duration is not None:
-            try:
-                lifetime = parse_duration(request.duration)
-            except ValueError as error:
-                return None, Reply(content=str(error), ephemeral=True)
+            lifetime = parse_duration(request.duration)
+            if lifetime is None:
+                return None, Reply(content=DURATION_HELP, ephemeral=True)
         org = str(request.guild_id) if request.guild_id is not None else "dm"
         try:
             self.server.limits.check_chat_creation("discord", org, str(request.user_id))

@@ -53,7 +53,13 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from signaling.errors import RateLimited, TooManyRooms
 from signaling.rooms import Participant, Room, iso_utc
 
-from .core import CallSummary, ChatCards, call_seconds, summarize
+from .core import (
+    CallSummary,
+    ChatCards,
+    call_seconds,
+    parse_duration,
+    summarize,
+)
 
 if TYPE_CHECKING:
     from signaling.server import MeetnowServer
@@ -132,9 +138,6 @@ LEADING_OPTION = re.compile(r"(--|\u2014|\u2013)([A-Za-z][A-Za-z-]*)(?:=(\S*))?(
 """An option word at the start of the text. Slack's desktop clients may turn ``--`` into a dash
 (``\u2014``, ``\u2013``) as the person types: a known option after one counts too."""
 OPTIONS = frozenset({"lobby", "for"})
-DURATION = re.compile(r"(?:(\d{1,2})d)?(?:(\d{1,3})h)?(?:(\d{1,5})m(?:in)?)?")
-MAX_LIFETIME_SECONDS = 7 * 24 * 3600
-"""Longest ``--for``: a week."""
 DURATION_ERROR = (
     "`--for` takes how long the link works, like `2h`, `90m` or `1h30m` (at most 7 days)."
 )
@@ -213,19 +216,6 @@ def parse_command(text: str) -> ParsedCommand:
         lobby=lobby,
         lifetime_seconds=lifetime,
     )
-
-
-def parse_duration(value: str) -> int | None:
-    """``2h``, ``90m``, ``1h30m``, ``45m``, ``1d`` in seconds; None if malformed, zero or longer
-    than :data:`MAX_LIFETIME_SECONDS`."""
-    match = DURATION.fullmatch(value.strip().lower())
-    if match is None or not any(match.groups()):
-        return None
-    days, hours, minutes = (int(group or 0) for group in match.groups())
-    seconds = ((days * 24 + hours) * 60 + minutes) * 60
-    if not 0 < seconds <= MAX_LIFETIME_SECONDS:
-        return None
-    return seconds
 
 
 def describe_duration(seconds: int) -> str:

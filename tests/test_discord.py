@@ -740,8 +740,7 @@ def test_durations(text: str, seconds: int) -> None:
     "text", ["", "nonsense", "2", "h", "0m", "8d", "169h", "1.5h", "-2h", "2h2h", "30m1h"]
 )
 def test_bad_durations(text: str) -> None:
-    with pytest.raises(ValueError, match="2h"):
-        parse_duration(text)
+    assert parse_duration(text) is None
 
 
 async def test_for_sets_when_the_link_stops_letting_people_in() -> None:
