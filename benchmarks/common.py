@@ -41,6 +41,9 @@ SERVER_ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 
+CPU_WINDOW_SECONDS = 10
+"""Server and generator CPU are read over the last this many seconds of the loadtest's window."""
+
 PROGRESS_LINE = re.compile(r"^\s*\d+s\s+video streams")
 """A per-second line of ``meetnow loadtest`` (the measured window); "joined k/N" lines come before."""
 
@@ -103,6 +106,41 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum(cpu_seconds(p) for p in process_tree(pid))
 
 
+def tree_total_cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid``, its descendants alive now, and every descendant already reaped
+    (counted in its parent's cutime/cstime), so a child that exits does not make the sum drop."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = _stat_fields(member)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / CLOCK_TICKS
+
+
+class OtherLoad:
+    """CPU used on this machine by everything that is not this benchmark or a process it started
+    (another user's build or test, the kernel's own work): a noisy neighbour shows up here."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float]:
+        busy, _ = machine_cpu_seconds()
+        return time.monotonic(), busy, tree_total_cpu_seconds(os.getpid())
+
+    def percent(self) -> float:
+        """Since construction, % of one core."""
+        end = self._read()
+        seconds = end[0] - self._start[0]
+        if seconds <= 0:
+            return 0.0
+        other = (end[1] - self._start[1]) - (end[2] - self._start[2])
+        return max(0.0, 100 * other / seconds)
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of one process (VmRSS), MiB."""
     try:
@@ -130,26 +168,75 @@ def _socket_inodes(pids: list[int]) -> set[str]:
     return inodes
 
 
-def udp_drops(pids: list[int]) -> int:
-    """Datagrams the kernel dropped so far on these processes' open UDP sockets (receive buffer
-    full: the process did not read fast enough), from the ``drops`` column of /proc/net/udp."""
+def udp_drops(pids: list[int]) -> dict[str, int]:
+    """Datagrams the kernel dropped so far on each of these processes' open UDP sockets (receive
+    buffer full: the process did not read fast enough), by socket inode, from the ``drops``
+    column of /proc/net/udp."""
     inodes = _socket_inodes(pids)
-    drops = 0
+    drops: dict[str, int] = {}
     for table_file in ("/proc/net/udp", "/proc/net/udp6"):
         with contextlib.suppress(OSError):
             for row in Path(table_file).read_text().splitlines()[1:]:
                 fields = row.split()
                 if len(fields) > 12 and fields[9] in inodes:
-                    drops += int(fields[12])
+                    drops[fields[9]] = int(fields[12])
     return drops
 
 
-def steal_seconds() -> float:
-    """CPU time stolen from this (virtual) machine by its host so far, all cores."""
+def drops_between(before: dict[str, int], after: dict[str, int]) -> int:
+    """Drops in between, on the sockets open at the end (a socket closed meanwhile is left out)."""
+    return sum(count - before.get(inode, 0) for inode, count in after.items())
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine so far, all cores, from /proc/stat."""
     with contextlib.suppress(OSError, IndexError, ValueError):
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-        return int(fields[8]) / CLOCK_TICKS
-    return 0.0
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+        return (user + nice + system + irq + softirq) / CLOCK_TICKS, steal / CLOCK_TICKS
+    return 0.0, 0.0
+
+
+def udp_receive_errors() -> int:
+    """Datagrams dropped machine-wide because a socket's receive buffer was full (/proc/net/snmp)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        rows = [r for r in Path("/proc/net/snmp").read_text().splitlines() if r.startswith("Udp:")]
+        names, values = rows[0].split(), rows[1].split()
+        return int(values[names.index("RcvbufErrors")])
+    return 0
+
+
+NOISY_PERCENT = 25.0
+"""Other load (% of a core) above which a measurement is taken again once the machine is quiet."""
+
+
+WAIT_BUDGET_SECONDS = 180.0
+"""All waits for a quiet machine in one run together, at most: the suite stays bounded."""
+_waited = [0.0]
+
+
+def wait_for_quiet(max_wait: float, threshold: float = NOISY_PERCENT) -> float:
+    """Wait (at most ``max_wait`` seconds, and within the run's ``WAIT_BUDGET_SECONDS``) until
+    other processes use less than ``threshold`` % of a core over 3 s; returns the last reading.
+    Shared machines run other people's tests."""
+    started = time.monotonic()
+    deadline = started + min(max_wait, max(0.0, WAIT_BUDGET_SECONDS - _waited[0]))
+    try:
+        while True:
+            other = OtherLoad()
+            time.sleep(3)
+            load = other.percent()
+            if load < threshold or time.monotonic() >= deadline:
+                return load
+            say(f"  (other processes use {load:.0f}% of a core: waiting for a quieter machine)")
+            time.sleep(5)
+    finally:
+        _waited[0] += time.monotonic() - started
+
+
+def waited_seconds() -> float:
+    """Time spent so far waiting for a quiet machine."""
+    return _waited[0]
 
 
 # ------------------------------------------------------------------ the server
@@ -282,9 +369,11 @@ class Sample:
     server_cpu: float
     generator_cpu: float
     server_rss_mib: float
-    server_drops: int
-    generator_drops: int
+    server_drops: dict[str, int]
+    generator_drops: dict[str, int]
+    machine_busy: float
     steal: float
+    machine_drops: int
 
 
 @dataclass
@@ -309,6 +398,11 @@ class LoadRun:
     """Datagrams dropped by the kernel on the server's sockets during the window (buffer full)."""
     generator_udp_drops: int
     """The same on the load generator's sockets."""
+    machine_udp_drops: int
+    """Receive-buffer drops on every socket of the machine during the window."""
+    other_cpu_percent: float
+    """CPU used by everything but the server and the generator during the window, % of one core
+    (this benchmark process, the kernel, anything else running: a noisy neighbour shows here)."""
     steal_percent: float
     """CPU stolen by the hypervisor during the window, % of one core (machine-wide)."""
     returncode: int | None
@@ -390,7 +484,8 @@ def run_load(server: ServerProcess, room_url: str, participants: int, duration: 
                         server.rss_mib(),
                         udp_drops(process_tree(server.pid)),
                         udp_drops([process.pid]),
-                        steal_seconds(),
+                        *machine_cpu_seconds(),
+                        udp_receive_errors(),
                     )
                 )
 
@@ -416,16 +511,22 @@ def run_load(server: ServerProcess, room_url: str, participants: int, duration: 
     for line in stdout:
         if line.startswith("{"):
             summary = json.loads(line)
-    window = samples[-1].at - samples[0].at if len(samples) >= 2 else 0.0
-    server_cpu = generator_cpu = steal = 0.0
-    server_drops = generator_drops = 0
+    # The last CPU_WINDOW_SECONDS of the loadtest's window: the first seconds after the last join
+    # still carry its renegotiations, keyframe requests and retransmissions.
+    window = server_cpu = generator_cpu = steal = other = 0.0
+    server_drops = generator_drops = machine_drops = 0
     if len(samples) >= 2:
-        server_drops = samples[-1].server_drops - samples[0].server_drops
-        generator_drops = samples[-1].generator_drops - samples[0].generator_drops
-    if window > 0:
-        steal = 100 * (samples[-1].steal - samples[0].steal) / window
-        server_cpu = 100 * (samples[-1].server_cpu - samples[0].server_cpu) / window
-        generator_cpu = 100 * (samples[-1].generator_cpu - samples[0].generator_cpu) / window
+        first, last = samples[max(0, len(samples) - 1 - CPU_WINDOW_SECONDS)], samples[-1]
+        window = last.at - first.at
+        server_drops = drops_between(first.server_drops, last.server_drops)
+        generator_drops = drops_between(first.generator_drops, last.generator_drops)
+        machine_drops = last.machine_drops - first.machine_drops
+        if window > 0:
+            steal = 100 * (last.steal - first.steal) / window
+            busy = 100 * (last.machine_busy - first.machine_busy) / window
+            server_cpu = 100 * (last.server_cpu - first.server_cpu) / window
+            generator_cpu = 100 * (last.generator_cpu - first.generator_cpu) / window
+            other = max(0.0, busy - server_cpu - generator_cpu)
     return LoadRun(
         participants=participants,
         summary=summary,
@@ -437,6 +538,8 @@ def run_load(server: ServerProcess, room_url: str, participants: int, duration: 
         server_processes=server.process_count(),
         server_udp_drops=server_drops,
         generator_udp_drops=generator_drops,
+        machine_udp_drops=machine_drops,
+        other_cpu_percent=other,
         steal_percent=steal,
         returncode=process.returncode,
         wall_s=time.monotonic() - started,
