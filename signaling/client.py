@@ -140,9 +140,10 @@ class ReceivedStream:
     _highest_seq: int | None = None
 
     def mark(self) -> None:
-        """Start a measurement window: counts since now, freezes from now on."""
+        """Start a measurement window: counts since now; freezes and loss from now on."""
         self.marked_frames, self.marked_bytes = self.frames, self.bytes
         self.freezes, self.freeze_seconds = 0, 0.0
+        self.lost = self.packets = 0
 
     def count_packet(self, packet: RtpPacket, now: float) -> None:
         """Account one RTP packet: a new RTP timestamp starts a new frame."""
@@ -160,7 +161,10 @@ class ReceivedStream:
                 self.lost = max(0, self.lost - 1)  # a late packet fills a gap counted before
         else:
             self._highest_seq = seq
-        if timestamp != self._last_timestamp:
+        # A new frame starts when the RTP timestamp moves forward (a late or retransmitted
+        # packet of an older frame is not a new frame).
+        last = self._last_timestamp
+        if last is None or 0 < ((timestamp - last) & 0xFFFFFFFF) < 0x80000000:
             self._last_timestamp = timestamp
             self.count_frame(now)
 

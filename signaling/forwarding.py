@@ -83,12 +83,13 @@ class Publication:
         """A host muted the publisher: packets arrive but are not forwarded."""
         tap_receiver(receiver, self._on_packet)
 
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per ``KEYFRAME_RETRY_SECONDS``."""
+    def request_keyframe(self, *, urgent: bool = False) -> None:
+        """Ask the publisher for a keyframe, at most once per ``KEYFRAME_RETRY_SECONDS`` (an
+        ``urgent`` request, for a subscriber that just became able to receive, goes at once)."""
         if self.kind != "video" or self._media_ssrc is None or self._closed:
             return
         now = self._clock()
-        if now - self._last_keyframe_request < KEYFRAME_RETRY_SECONDS:
+        if not urgent and now - self._last_keyframe_request < KEYFRAME_RETRY_SECONDS:
             return
         self._last_keyframe_request = now
         task = asyncio.ensure_future(request_keyframe(self._receiver, self._media_ssrc))
@@ -126,6 +127,7 @@ class Outbound:
         """Packets forwarded so far (for tests and stats)."""
         self._sender = attach_forwarding_sender(sender, kind, self._on_keyframe_request)
         self._started = False
+        self._asked_when_ready = False
         self._seq_offset = 0
         self._ts_offset = 0
         self._next_seq = random.randint(0, 0xFFFF)  # noqa: S311 - RTP initial values need no CSPRNG
@@ -142,6 +144,7 @@ class Outbound:
         self.unbind()
         self.publication = publication
         self._started = False
+        self._asked_when_ready = False
         publication.outbounds.append(self)
         publication.request_keyframe()
 
@@ -180,7 +183,10 @@ class Outbound:
                 return
             if self.kind == "video" and not keyframe:
                 assert self.publication is not None
-                self.publication.request_keyframe()
+                # The keyframe asked for at binding usually arrives before the subscriber's
+                # DTLS is up and is lost to it: ask again the moment it can receive.
+                self.publication.request_keyframe(urgent=not self._asked_when_ready)
+                self._asked_when_ready = True
                 return
             self._seq_offset = (self._next_seq - packet.sequence_number) & 0xFFFF
             self._ts_offset = (self._next_ts - packet.timestamp) & 0xFFFFFFFF

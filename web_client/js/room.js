@@ -397,6 +397,10 @@ async function ensureOwnSession() {
   if (sessionTaken) sessionId = newSessionId();
 }
 
+// Asked once, as the page loads (a duplicated tab is the case it catches), so the Join click
+// never waits for the answer.
+const sessionChecked = ensureOwnSession();
+
 // ------------------------------------------------------------------ local media
 
 /**
@@ -935,7 +939,7 @@ async function join() {
     if (!mediaSettled) showNotice("waiting", "Waiting for your microphone and camera…");
     await mediaPromise;
     clearNotice("waiting");
-    await ensureOwnSession();
+    await sessionChecked;
     startCall();
   } finally {
     joining = false;
