@@ -59,6 +59,33 @@ class Results:
     """Per section: CPU used by processes this run did not start, % of one core."""
 
 
+WHERE_THE_TIME_GOES = """## What stands in the way, and what would close it
+
+**The >= 40x ratio at equal room size.** MediaRelay cannot hold a 4-person room on this machine
+(20 fps and 18 freezes at 141% CPU), so the two designs only meet at 2 and 3 people. There,
+packet forwarding's cost per participant that does not depend on the room size dominates its
+per-stream figure: receiving (SRTP decryption, aiortc's bandwidth estimator, receive statistics,
+NACKs), RTCP, and the renegotiation of every session at each join. At 20 people the same relay
+spends about 0.2% of a core per stream; compared at each design's largest room it holds about 90x
+more streams per core. A profile of the relay at 16 people (`python -m benchmarks.profile_relay -n
+16`, cProfile) puts about 45% of its busy time in sending (the `sendto` system call alone about
+16%, SRTP protection about 5%, the Python of `SenderState._transmit` about 11%), about 11% in the
+feedback on incoming packets (mostly aiortc's REMB estimator in `aiortc/rate.py`), and about 10% in
+signaling and SDP work during joins. What would close the rest: batching a packet's fan-out into one
+`sendmmsg` call (needs a small C extension: Python has no `sendmmsg`), a cheaper bandwidth estimate
+(sampling packets, or TWCC when aiortc has it), and joins that renegotiate only the sessions whose
+m-lines changed. None of that changes the design.
+
+**Every core.** `meetnow serve` runs one relay worker per core (`MEETNOW_RELAY_WORKERS`) and pins
+each room to one, so a machine holds (streams per core above) x (cores), in rooms of at most one
+core each. The density section runs the relay in one process on purpose, to measure one core. On
+this 2-core machine the load generator itself needs most of the other core at 20 people, so the
+two workers cannot both be driven to saturation here; `tests/test_workers.py` shows rooms landing
+on different workers, media flowing through both, and a crashed worker disconnecting only its
+rooms. A run across two machines (generator on one) would show the sum.
+"""
+
+
 def run_section(
     results: Results,
     name: str,
@@ -426,6 +453,7 @@ def report(r: Results, command: str, total_seconds: float) -> str:
             chat.markdown(r.chat),
             "",
         ]
+    parts += [WHERE_THE_TIME_GOES, ""]
     parts += [
         "## Section times and machine noise in this run",
         "",
