@@ -2,7 +2,7 @@
 
 Run as ``python -m benchmarks.mediarelay_server --port P``. It installs, through the seams of
 ``signaling/relay.py`` (``Relay.room_media_class``, ``RoomMedia.session_class``,
-``RoomMedia.publish``, ``PeerSession.subscribe``), the design aiortc's own examples use: each
+``RoomMedia.publish``, ``PeerSession.new_outbound``), the design aiortc's own examples use: each
 publisher's receiver decodes its track once (aiortc's decoder thread, no tap), the decoded track is
 shared with ``aiortc.contrib.media.MediaRelay().subscribe(track)``, and every subscriber m-line gets
 its own proxy through ``sender.replaceTrack``, so aiortc encodes once per subscriber. Codecs (VP8,
@@ -19,7 +19,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 
 from signaling.forwarding import Kind, Outbound, Publication
-from signaling.relay import PeerSession, Relay, RoomMedia, _codec_preferences
+from signaling.relay import PeerSession, Relay, RoomMedia
 
 
 class DecodedPublication(Publication):
@@ -40,7 +40,7 @@ class DecodedPublication(Publication):
         self.track: MediaStreamTrack = internals.track
         self.relay = MediaRelay()
 
-    def request_keyframe(self) -> None:
+    def request_keyframe(self, *, urgent: bool = False) -> None:
         """aiortc's receiver asks the publisher for keyframes itself when its decoder needs one."""
 
     def close(self) -> None:
@@ -81,24 +81,8 @@ class EncodingOutbound(Outbound):
 class MediaRelaySession(PeerSession):
     """The real session (same m-lines, same negotiation); only what a subscription is differs."""
 
-    def subscribe(self, publication: Publication) -> Outbound:
-        for transceiver, outbound in self._outbounds:
-            idle_at = self._idle_since.get(id(outbound))
-            if (
-                outbound.kind == publication.kind
-                and idle_at is not None
-                and idle_at < self._answered
-            ):
-                del self._idle_since[id(outbound)]
-                transceiver.direction = "sendonly"
-                outbound.bind(publication)
-                return outbound
-        transceiver = self.pc.addTransceiver(publication.kind, direction="sendonly")
-        transceiver.setCodecPreferences(_codec_preferences(publication.kind))
-        outbound = EncodingOutbound(publication.kind, transceiver)
-        outbound.bind(publication)
-        self._outbounds.append((transceiver, outbound))
-        return outbound
+    def new_outbound(self, kind: Kind, transceiver: RTCRtpTransceiver) -> Outbound:
+        return EncodingOutbound(kind, transceiver)
 
 
 class MediaRelayRoomMedia(RoomMedia):

@@ -143,10 +143,14 @@ class PeerSession:
                 return outbound
         transceiver = self.pc.addTransceiver(publication.kind, direction="sendonly")
         transceiver.setCodecPreferences(_codec_preferences(publication.kind))
-        outbound = Outbound(publication.kind, transceiver.sender)
+        outbound = self.new_outbound(publication.kind, transceiver)
         outbound.bind(publication)
         self._outbounds.append((transceiver, outbound))
         return outbound
+
+    def new_outbound(self, kind: Kind, transceiver: RTCRtpTransceiver) -> Outbound:
+        """What a new subscriber m-line forwards through (a benchmark baseline swaps it)."""
+        return Outbound(kind, transceiver.sender)
 
     def release(self, publications: Iterable[Publication]) -> None:
         """Stop receiving these publications; their m-lines go idle."""
