@@ -4,6 +4,8 @@ camera and microphone, the real server in its own process."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -148,3 +150,43 @@ async def test_denied_camera_still_joins_with_what_it_has(
     text = await blind.locator("body").inner_text()
     assert "camera" in text.lower() or "microphone" in text.lower()
     await seeing.wait_for_function(TILE_COUNT, arg=2, timeout=20_000)
+
+
+def child_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in children.read_text().split()]
+
+
+async def test_a_lost_connection_reconnects_without_a_ghost_tile(
+    browser: Browser, server_process_with_workers: ServerProcess
+) -> None:
+    # Kill the relay workers under a running call: the server closes the affected sockets
+    # (1011), the pages reconnect on their own with new peer connections, and each grid holds
+    # exactly the two people again, with video playing.
+    server = server_process_with_workers
+    room_id = await server.create_room()
+    url = f"{server.base_url}/r/{room_id}"
+    pages = [await open_room(browser, url) for _ in range(2)]
+    for page, name in zip(pages, ["Ada", "Grace"], strict=True):
+        await join(page, name)
+    for page in pages:
+        await wait_playing(page, 1)
+    before = [
+        await page.locator("[data-local]").get_attribute("data-participant") for page in pages
+    ]
+    workers = child_pids(server.process.pid)
+    assert len(workers) == 2
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    for page, old_id in zip(pages, before, strict=True):
+        # A new participant id after the rejoin, and still exactly two tiles: no ghost.
+        await page.wait_for_function(
+            "(old) => { const t = document.querySelector('[data-local]');"
+            " return t !== null && t.getAttribute('data-participant') !== old; }",
+            arg=old_id,
+            timeout=20_000,
+        )
+    for page in pages:
+        await wait_playing(page, 1)
+        await page.wait_for_function(TILE_COUNT, arg=2, timeout=10_000)
+    assert sorted(child_pids(server.process.pid)) != sorted(workers)  # workers came back
