@@ -171,8 +171,7 @@ def summary_rows(r: Results) -> list[list[object]]:
                 "largest room held at 30 fps, no freezes (one relay process)",
                 f"{best.size} people, {best.streams} video streams (relay "
                 f"{best.run.server_cpu_percent:.0f}% of its core; loss "
-                f"{(best.run.summary or {}).get('loss_percent', '-')}% over the whole loadtest, "
-                "joins included)"
+                f"{(best.run.summary or {}).get('loss_percent', '-')}% in the measured window)"
                 if best
                 else "none",
                 f"MediaRelay: {baseline.size} people, {baseline.streams} streams"
@@ -332,13 +331,13 @@ def report(r: Results, command: str, total_seconds: float) -> str:
             "100 / that. Sizes grow until one fails: fps mean < "
             f"{density.MIN_FPS:.0f}, any freeze (> 0.5 s gap), or a missing stream.",
             "",
-            "Columns from the loadtest's JSON: fps, freezes, first frame and loss. Its loss counts "
-            "sequence gaps over the whole run, joins included, while fps and freezes cover its "
-            "window only. UDP drops are datagrams the kernel dropped because a socket's receive "
+            "Columns from the loadtest's JSON: fps, freezes, first frame and loss; fps, freezes "
+            "and loss (sequence gaps) cover its measured window, after every join. UDP drops are datagrams the kernel dropped because a socket's receive "
             "buffer was full (`drops` of `/proc/net/udp` for the relay's and the generator's "
             "sockets) during the CPU window: drops on the relay's sockets mean its event loop fell "
-            "behind. The loadtest counts a frame at each change of RTP timestamp, so reordered or "
-            "retransmitted packets can push fps means above 30.",
+            "behind. The loadtest counts a frame at each RTP timestamp that moves forward, as "
+            "frames arrive, so a window that ends on a burst (a keyframe request restarts the "
+            "pre-encoded loop) can read slightly above 30.",
             "",
             density.markdown(r.density),
             "",
