@@ -21,11 +21,37 @@ from typing import Generic, TypeVar
 from signaling.errors import RoomFull
 from signaling.rooms import Participant, Room, RoomService
 
-__all__ = ["MAX_LIFETIME_SECONDS", "CallSummary", "ChatCards", "parse_duration", "summarize"]
+__all__ = [
+    "MAX_LIFETIME_SECONDS",
+    "CallSummary",
+    "ChatCards",
+    "leading_options",
+    "parse_duration",
+    "summarize",
+]
 
 MAX_LIFETIME_SECONDS = 7 * 24 * 3600
 """Longest ``--for`` a chat command accepts: a week."""
 _DURATION = re.compile(r"(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m(?:in)?)?")
+
+
+_LOBBY_OPTION = re.compile(r"\s*(?:--|\u2014|\u2013)lobby(?=\s|\Z)", re.IGNORECASE)
+_FOR_OPTION = re.compile(r"\s*(?:--|\u2014|\u2013)for(?:=|\s+)(\S*)", re.IGNORECASE)
+
+
+def leading_options(text: str) -> tuple[bool, str | None, str]:
+    """``--lobby`` and ``--for <length>`` typed at the start of a topic, for chats whose command
+    also has structured options (Discord): (lobby, the ``--for`` value as typed or None, the rest).
+    A dash that a client turned into an em or en dash counts too."""
+    lobby, duration = False, None
+    while True:
+        if match := _LOBBY_OPTION.match(text):
+            lobby = True
+        elif match := _FOR_OPTION.match(text):
+            duration = match.group(1)
+        else:
+            return lobby, duration, text.strip()
+        text = text[match.end() :]
 
 
 def parse_duration(text: str) -> int | None:

@@ -49,7 +49,7 @@ from discord import app_commands
 from signaling.errors import RateLimited, TooManyRooms
 from signaling.rooms import Participant, Room
 
-from .core import CallSummary, ChatCards, parse_duration
+from .core import CallSummary, ChatCards, leading_options, parse_duration
 
 if TYPE_CHECKING:
     from signaling.server import MeetnowServer
@@ -664,9 +664,13 @@ class DiscordAdapter:
     def start_call(self, request: CallRequest) -> tuple[Room | None, Reply]:
         """Create the room and the answer; no room (and an ephemeral answer only the author
         sees) for a bad ``for``, a rate limit, or a full server."""
+        # `/meetnow topic:--lobby --for 2h Standup` works as in Slack; the options win if both.
+        lobby, typed_duration, topic = leading_options(request.topic or "")
+        lobby = lobby or request.lobby
+        duration = request.duration if request.duration is not None else typed_duration
         lifetime: int | None = None
-        if request.duration is not None:
-            lifetime = parse_duration(request.duration)
+        if duration is not None:
+            lifetime = parse_duration(duration)
             if lifetime is None:
                 return None, Reply(content=DURATION_HELP, ephemeral=True)
         org = str(request.guild_id) if request.guild_id is not None else "dm"
@@ -677,7 +681,7 @@ class DiscordAdapter:
             return None, Reply(content=str(error), ephemeral=True)
         try:
             room = self.server.rooms.create_room(
-                request.topic, origin="discord", lobby=request.lobby, lifetime_seconds=lifetime
+                topic or None, origin="discord", lobby=lobby, lifetime_seconds=lifetime
             )
         except TooManyRooms as error:
             logger.warning("discord: /meetnow refused: too many open rooms")

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.core import CallSummary, ChatCards, summarize
+from bot.core import CallSummary, ChatCards, leading_options, summarize
 from signaling.rooms import Participant, Room, RoomLimits, RoomService
 
 from .conftest import FakeClock
@@ -91,3 +91,19 @@ def test_summaries() -> None:
     rooms.leave(room, next(iter(room.participants)))
     assert summarize(room, clock()) == CallSummary(minutes=1, people=1)
     assert summarize(room, clock()).text() == "Ended · 1 min · 1 person"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("--lobby Standup", (True, None, "Standup")),
+        ("--for 2h --lobby  Weekly sync", (True, "2h", "Weekly sync")),
+        ("\u2014lobby x", (True, None, "x")),
+        ("--for=90m", (False, "90m", "")),
+        ("Standup --lobby", (False, None, "Standup --lobby")),  # only at the start
+        ("--lobbyist meeting", (False, None, "--lobbyist meeting")),
+        ("", (False, None, "")),
+    ],
+)
+def test_leading_options(text: str, expected: tuple[bool, str | None, str]) -> None:
+    assert leading_options(text) == expected

@@ -814,3 +814,12 @@ def test_a_crowded_lobby_fits_discords_five_rows_and_names_stay_text() -> None:
     rooms.deny(room, next(iter(room.waiting)))
     rows = live_edit(room, 42, "https://meet.example/r/" + room.id).data()["components"]
     assert rows[-1]["components"][0]["label"] == "Admit E"
+
+
+async def test_options_typed_in_the_topic_work_as_in_slack() -> None:
+    async with discord_env() as env:
+        _, message = await answered(env, topic="--lobby --for 2h Standup")
+        room = the_room(env, message)
+        assert room.lobby
+        assert room.topic == "Standup"
+        assert room.join_deadline == room.created_at + 2 * 3600
