@@ -30,7 +30,6 @@ class DecodedPublication(Publication):
         self.participant_id = participant_id
         self.kind = kind
         self.outbounds = []
-        self.packets_received = 0
         self._closed = False
         # aiortc creates the receiver's track when the answer arrives; subscribers need it before,
         # so create it now (aiortc then keeps it and its decoder fills it).
@@ -56,7 +55,6 @@ class EncodingOutbound(Outbound):
         # Deliberately not Outbound.__init__: the sender keeps aiortc's own encoder and send loop.
         self.kind = kind
         self.publication = None
-        self.packets_sent = 0
         self._transceiver = transceiver
         self._proxy: MediaStreamTrack | None = None
 

@@ -226,8 +226,10 @@ class SenderState:
 
     def ready(self) -> bool:
         """Negotiated and started: its header extension ids are known and keys exist."""
-        return (
-            bool(self.sender._RTCRtpSender__started) and self.sender.transport.state == "connected"
+        # ``_state``, not ``state``: the property formats an enum, and this runs per packet
+        # for a subscriber that is still connecting.
+        return bool(self.sender._RTCRtpSender__started) and (
+            self.sender.transport._state is DtlsState.CONNECTED
         )
 
     @property

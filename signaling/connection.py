@@ -16,7 +16,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .errors import ParticipantRemoved, RoomFull, RoomGone, RoomLocked, RoomNotFound
 from .forwarding import Kind
-from .limits import Bucket
+from .limits import Bucket, TokenBucket
 from .protocol import (
     PROTOCOL_VERSION,
     AdmitMessage,
@@ -135,8 +135,7 @@ class ClientConnection:
         self.in_call = False
         """Joined the call (not waiting in the lobby)."""
         self._kinds: list[Kind] = []
-        self._tokens = MESSAGE_BUCKET.burst
-        self._tokens_at = 0.0
+        self._messages = TokenBucket(MESSAGE_BUCKET, asyncio.get_running_loop().time)
         self._refused = 0
         self._refused_since = 0.0
 
@@ -144,7 +143,6 @@ class ClientConnection:
         """Read messages until the socket closes, then leave the room."""
         # An open socket that never joins holds resources for nothing: close it.
         loop = asyncio.get_running_loop()
-        self._tokens_at = loop.time()
         idle = loop.call_later(join_timeout, self._close_if_not_joined)
         try:
             async for message in self._ws:
@@ -163,12 +161,7 @@ class ClientConnection:
             await self._leave()
 
     def _allow_message(self, now: float) -> bool:
-        self._tokens = min(
-            MESSAGE_BUCKET.burst, self._tokens + (now - self._tokens_at) * MESSAGE_BUCKET.per_second
-        )
-        self._tokens_at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
+        if self._messages.allow():
             return True
         if now - self._refused_since > FLOOD_WINDOW_SECONDS:
             self._refused_since, self._refused = now, 0

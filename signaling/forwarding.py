@@ -22,7 +22,7 @@ from typing import Literal
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.rtp import RtpPacket
 
-from .aiortc_hooks import SenderState, attach_forwarding_sender, request_keyframe, tap_receiver
+from .aiortc_hooks import attach_forwarding_sender, request_keyframe, tap_receiver
 
 __all__ = ["KEYFRAME_RETRY_SECONDS", "Outbound", "Publication", "is_vp8_keyframe_start"]
 
@@ -72,8 +72,6 @@ class Publication:
         """``audio`` or ``video``."""
         self.outbounds: list[Outbound] = []
         """Subscribers' m-lines it is forwarded to."""
-        self.packets_received = 0
-        """RTP packets received from the publisher (for tests and stats)."""
         self._receiver = receiver
         self._clock = clock
         self._media_ssrc: int | None = None
@@ -101,7 +99,6 @@ class Publication:
             outbound.unbind()
 
     async def _on_packet(self, packet: RtpPacket) -> None:
-        self.packets_received += 1
         self._media_ssrc = packet.ssrc
         if self._closed or self.paused or not self.outbounds:
             return
@@ -123,8 +120,6 @@ class Outbound:
         """``audio`` or ``video``; only publications of the same kind bind to it."""
         self.publication: Publication | None = None
         """What it forwards now; None while idle (its m-line is then ``inactive``)."""
-        self.packets_sent = 0
-        """Packets forwarded so far (for tests and stats)."""
         self._sender = attach_forwarding_sender(sender, kind, self._on_keyframe_request)
         self._started = False
         self._asked_when_ready = False
@@ -134,10 +129,6 @@ class Outbound:
         self._next_ts = random.randint(0, 0xFFFFFFFF)  # noqa: S311
         self._last_ts_out = self._next_ts
         self._last_seq_in = 0
-
-    @property
-    def sender(self) -> SenderState:
-        return self._sender
 
     def bind(self, publication: Publication) -> None:
         """Start forwarding ``publication`` (from its next keyframe, for video)."""
@@ -202,8 +193,7 @@ class Outbound:
                 len(packet.payload),
             )
         except ConnectionError:
-            return
-        self.packets_sent += 1
+            pass
 
     def _on_keyframe_request(self) -> None:
         if self.publication is not None:

@@ -17,7 +17,7 @@ from .errors import RateLimited
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["Bucket", "KeyedLimiter", "ServerLimits"]
+__all__ = ["Bucket", "KeyedLimiter", "ServerLimits", "TokenBucket"]
 
 
 def _hourly(per_hour: float, burst_fraction: int) -> Bucket:
@@ -34,6 +34,31 @@ class Bucket:
     """Sustained rate."""
 
 
+class TokenBucket:
+    """One token bucket (a websocket connection's messages, say)."""
+
+    def __init__(self, bucket: Bucket, clock: Callable[[], float] = time.monotonic) -> None:
+        self.bucket = bucket
+        self._clock = clock
+        self.tokens = bucket.burst
+        """Tokens left at :attr:`at`."""
+        self.at = clock()
+        """When :attr:`tokens` was last brought up to date."""
+
+    def refill(self, now: float) -> float:
+        """Tokens available at ``now`` (without spending any)."""
+        return min(self.bucket.burst, self.tokens + (now - self.at) * self.bucket.per_second)
+
+    def allow(self, cost: float = 1.0) -> bool:
+        """Spend ``cost`` tokens if there are that many."""
+        now = self._clock()
+        self.tokens, self.at = self.refill(now), now
+        if self.tokens < cost:
+            return False
+        self.tokens -= cost
+        return True
+
+
 class KeyedLimiter:
     """One token bucket per key (an IP, a chat user...), the oldest keys forgotten past
     ``max_keys`` so memory stays bounded under a flood of sources."""
@@ -44,28 +69,20 @@ class KeyedLimiter:
         self.bucket = bucket
         self._clock = clock
         self._max_keys = max_keys
-        self._state: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def allow(self, key: str, cost: float = 1.0) -> bool:
         """Spend ``cost`` tokens of ``key``'s bucket if it has them."""
-        now = self._clock()
-        tokens, at = self._state.pop(key, (self.bucket.burst, now))
-        tokens = min(self.bucket.burst, tokens + (now - at) * self.bucket.per_second)
-        allowed = tokens >= cost
-        if allowed:
-            tokens -= cost
-        self._state[key] = (tokens, now)
-        if len(self._state) > self._max_keys:
-            self._state.popitem(last=False)
-        return allowed
+        bucket = self._buckets.pop(key, None) or TokenBucket(self.bucket, self._clock)
+        self._buckets[key] = bucket  # most recently used last
+        if len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        return bucket.allow(cost)
 
     def exhausted(self, key: str) -> bool:
         """Whether ``key`` has no token left right now (without spending one)."""
-        entry = self._state.get(key)
-        if entry is None:
-            return False
-        tokens, at = entry
-        return tokens + (self._clock() - at) * self.bucket.per_second < 1.0
+        bucket = self._buckets.get(key)
+        return bucket is not None and bucket.refill(self._clock()) < 1.0
 
 
 class ServerLimits:

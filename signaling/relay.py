@@ -162,10 +162,6 @@ class PeerSession:
                 transceiver.direction = "inactive"
                 self._idle_since[id(outbound)] = self._revision
 
-    @property
-    def outbounds(self) -> list[Outbound]:
-        return [outbound for _, outbound in self._outbounds]
-
     async def negotiate(self) -> None:
         """Send a new offer now, or right after the pending one is answered."""
         async with self._lock:

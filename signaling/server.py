@@ -103,10 +103,15 @@ class MeetnowServer:
             self._pages[name] = (self.static_dir / name).read_bytes()
         return self._pages[name]
 
-    def allowed_origins(self, request: web.Request) -> set[str]:
+    def origin_allowed(self, request: web.Request) -> bool:
+        """No ``Origin`` (not a browser), our own, or a configured one. Browsers always send it:
+        a foreign one means another site is using its visitors' browsers against us."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
         origins = {_origin(self.settings.base_url()), f"{request.scheme}://{request.host}"}
         origins.update(_origin(o) for o in self.settings.allowed_origins)
-        return origins
+        return origin.lower() in origins
 
     async def _worker_lost(self, room_ids: set[str]) -> None:
         # The media of these rooms is gone: close their sockets so the clients reconnect and
@@ -292,9 +297,7 @@ async def create_room(request: web.Request) -> web.Response:
     ``host_url`` whose fragment holds the host token (fragments never reach a server or a
     Referer, and the room page moves it into the browser's storage)."""
     server = request.app[SERVER]
-    origin = request.headers.get("Origin")
-    # A hostile page must not make its visitors' browsers create rooms here.
-    if origin is not None and origin.lower() not in server.allowed_origins(request):
+    if not server.origin_allowed(request):
         return _api_error(403, "forbidden_origin", "Rooms are created from this site only.")
     try:
         server.limits.check_web_creation(server.client_ip(request))
@@ -362,9 +365,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     room = found
-    origin = request.headers.get("Origin")
-    # Browsers always send Origin; a foreign one means another site is trying to use our socket.
-    if origin is not None and origin.lower() not in server.allowed_origins(request):
+    if not server.origin_allowed(request):
         return web.Response(status=403, text="Forbidden origin.\n")
     ws = web.WebSocketResponse(
         heartbeat=server.settings.ws_heartbeat_seconds,
