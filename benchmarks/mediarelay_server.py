@@ -55,6 +55,7 @@ class EncodingOutbound(Outbound):
         # Deliberately not Outbound.__init__: the sender keeps aiortc's own encoder and send loop.
         self.kind = kind
         self.publication = None
+        self.idle_since = None
         self._transceiver = transceiver
         self._proxy: MediaStreamTrack | None = None
 

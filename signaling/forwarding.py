@@ -120,6 +120,9 @@ class Outbound:
         """``audio`` or ``video``; only publications of the same kind bind to it."""
         self.publication: Publication | None = None
         """What it forwards now; None while idle (its m-line is then ``inactive``)."""
+        self.idle_since: int | None = None
+        """Offer revision at which its m-line went idle (None while bound); the session reuses
+        it once the client has answered a later offer."""
         self._sender = attach_forwarding_sender(sender, kind, self._on_keyframe_request)
         self._started = False
         self._asked_when_ready = False

@@ -108,7 +108,6 @@ class PeerSession:
         self._send_offer = send_offer
         self._publish: dict[Kind, RTCRtpTransceiver] = {}
         self._outbounds: list[tuple[RTCRtpTransceiver, Outbound]] = []
-        self._idle_since: dict[int, int] = {}  # id(outbound) -> revision it went idle at
         self._revision = 0
         self._answered = 0
         self._pending: int | None = None
@@ -129,15 +128,15 @@ class PeerSession:
     def subscribe(self, publication: Publication) -> Outbound:
         """Forward ``publication`` to this participant, on an idle m-line or a new one."""
         for transceiver, outbound in self._outbounds:
-            idle_at = self._idle_since.get(id(outbound))
             # Reuse only an m-line the client has already seen go idle, so it never shows one
             # person's media in another's tile.
+            idle_since = outbound.idle_since
             if (
                 outbound.kind == publication.kind
-                and idle_at is not None
-                and idle_at < self._answered
+                and idle_since is not None
+                and idle_since < self._answered
             ):
-                del self._idle_since[id(outbound)]
+                outbound.idle_since = None
                 transceiver.direction = "sendonly"
                 outbound.bind(publication)
                 return outbound
@@ -154,13 +153,13 @@ class PeerSession:
 
     def release(self, publications: Iterable[Publication]) -> None:
         """Stop receiving these publications; their m-lines go idle."""
-        gone = set(map(id, publications))
+        gone = list(publications)
         for transceiver, outbound in self._outbounds:
-            if outbound.publication is not None and id(outbound.publication) in gone:
+            if outbound.publication is not None and outbound.publication in gone:
                 outbound.unbind()
-            if outbound.publication is None and id(outbound) not in self._idle_since:
+            if outbound.publication is None and outbound.idle_since is None:
                 transceiver.direction = "inactive"
-                self._idle_since[id(outbound)] = self._revision
+                outbound.idle_since = self._revision
 
     async def negotiate(self) -> None:
         """Send a new offer now, or right after the pending one is answered."""
