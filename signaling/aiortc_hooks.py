@@ -35,6 +35,8 @@ from aiortc.rtp import RTCP_PSFB_APP, RTP_HISTORY_SIZE, RtcpPsfbPacket, RtpPacke
 from pylibsrtp._binding import ffi
 from pylibsrtp._binding import lib as srtp_lib
 
+from .tasks import spawn
+
 __all__ = [
     "HISTORY_SIZE",
     "IdleTrack",
@@ -308,9 +310,7 @@ class SenderState:
         if transport is not None:
             transport.sendto(bytes(protected), address)  # asyncio queues it in order
         else:  # a TURN relay: its send path is a coroutine
-            task = asyncio.ensure_future(pair.protocol.send_data(bytes(protected), address))
-            _pending_sends.add(task)
-            task.add_done_callback(_pending_sends.discard)
+            spawn(pair.protocol.send_data(bytes(protected), address), what="TURN send")
 
     async def _retransmit(self, sequence_number: int) -> None:
         entry = self._history[sequence_number % HISTORY_SIZE]
@@ -319,9 +319,6 @@ class SenderState:
                 self._transmit(*entry)
             except ConnectionError:
                 pass
-
-
-_pending_sends: set[asyncio.Task[None]] = set()
 
 
 def route_keyframe_requests(sender: RTCRtpSender, on_keyframe_request: Callable[[], None]) -> None:

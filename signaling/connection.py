@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -52,6 +51,7 @@ from .protocol import (
     parse_client_message,
 )
 from .rooms import Participant, Room
+from .tasks import spawn
 
 if TYPE_CHECKING:
     from .server import MeetnowServer
@@ -68,7 +68,6 @@ FLOOD_REFUSALS = 100
 """Messages refused for rate within ``FLOOD_WINDOW_SECONDS`` before the connection is closed
 (1008): a slow flood that keeps the bucket just empty is closed too."""
 FLOOD_WINDOW_SECONDS = 10.0
-_background_tasks: set[asyncio.Task[None]] = set()
 
 
 def participant_info(participant: Participant) -> ParticipantInfo:
@@ -167,9 +166,9 @@ class ClientConnection:
             self._refused_since, self._refused = now, 0
         self._refused += 1
         if self._refused >= FLOOD_REFUSALS:
-            self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, b"message flood"))
+            spawn(self.close(WSCloseCode.POLICY_VIOLATION, b"message flood"))
         elif self._refused == 1:
-            self._spawn(
+            spawn(
                 self.send(
                     ProtocolError(
                         ErrorCode.RATE_LIMITED, "Too many messages; slow down."
@@ -180,13 +179,7 @@ class ClientConnection:
 
     def _close_if_not_joined(self) -> None:
         if self.participant_id is None and not self._ws.closed:
-            self._spawn(self.close())
-
-    @staticmethod
-    def _spawn(coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        _background_tasks.add(task)
-        task.add_done_callback(_background_tasks.discard)
+            spawn(self.close())
 
     async def send(self, message: ServerMessage) -> None:
         """Send a message; a closed or broken socket is ignored (its own reader cleans up)."""

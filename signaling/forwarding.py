@@ -12,7 +12,6 @@ is asked for a keyframe again every ``KEYFRAME_RETRY_SECONDS``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -23,6 +22,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from .aiortc_hooks import attach_forwarding_sender, request_keyframe, tap_receiver
+from .tasks import spawn
 
 __all__ = ["KEYFRAME_RETRY_SECONDS", "Outbound", "Publication", "is_vp8_keyframe_start"]
 
@@ -90,8 +90,7 @@ class Publication:
         if not urgent and now - self._last_keyframe_request < KEYFRAME_RETRY_SECONDS:
             return
         self._last_keyframe_request = now
-        task = asyncio.ensure_future(request_keyframe(self._receiver, self._media_ssrc))
-        task.add_done_callback(_log_task_error)
+        spawn(request_keyframe(self._receiver, self._media_ssrc), what="keyframe request")
 
     def close(self) -> None:
         self._closed = True
@@ -201,8 +200,3 @@ class Outbound:
     def _on_keyframe_request(self) -> None:
         if self.publication is not None:
             self.publication.request_keyframe()
-
-
-def _log_task_error(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        logger.debug("keyframe request failed: %r", error)

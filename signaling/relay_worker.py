@@ -22,6 +22,7 @@ from .forwarding import Kind
 from .protocol import OfferMessage, ProtocolError
 from .relay import Relay, RelayConfig
 from .settings import IceServer
+from .tasks import spawn
 
 __all__ = ["main"]
 
@@ -32,7 +33,6 @@ class Worker:
     def __init__(self, relay: Relay, writer: asyncio.WriteTransport) -> None:
         self._relay = relay
         self._out = writer
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def emit(self, message: dict[str, Any]) -> None:
         self._out.write((json.dumps(message, separators=(",", ":")) + "\n").encode())
@@ -81,9 +81,7 @@ class Worker:
     def spawn(self, request: dict[str, Any]) -> None:
         # Requests for different participants run side by side, as in the main process; each
         # participant's own messages are ordered by its connection, which awaits each result.
-        task = asyncio.ensure_future(self.handle(request))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn(self.handle(request), what="relay worker request")
 
 
 async def serve(config: RelayConfig, host_addresses: list[str]) -> None:

@@ -14,10 +14,9 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
@@ -38,6 +37,7 @@ from .protocol import (
 from .relay import Relay, RelayBackend, RelayConfig
 from .rooms import Participant, Room, RoomLimits, RoomService, iso_utc
 from .settings import Settings
+from .tasks import spawn
 from .workers import WorkerPool, default_worker_count
 
 __all__ = ["SERVER", "MeetnowServer", "create_app"]
@@ -92,7 +92,6 @@ class MeetnowServer:
         """Rate limits (room creation, unknown-id lookups)."""
         self.static_dir = web_client_dir()
         self._pages: dict[str, bytes] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         rooms.add_listener(self)
 
     def room_url(self, room_id: str) -> str:
@@ -173,26 +172,21 @@ class MeetnowServer:
 
     def room_closed(self, room: Room, reason: str) -> None:
         for connection in self.hub.connections(room.id):
-            self._spawn(connection.room_closed(reason))
+            spawn(connection.room_closed(reason))
 
     def participant_waiting(self, room: Room, participant: Participant) -> None:
-        self._spawn(self.hub.to_hosts(room, KnockMessage(participant=knock_info(participant))))
+        spawn(self.hub.to_hosts(room, KnockMessage(participant=knock_info(participant))))
 
     def waiting_resolved(self, room: Room, participant: Participant, admitted: bool) -> None:
         resolved = KnockResolvedMessage(participant_id=participant.id, admitted=admitted)
-        self._spawn(self.hub.to_hosts(room, resolved))
+        spawn(self.hub.to_hosts(room, resolved))
         connection = self.hub.get(room.id, participant.id)
         if connection is not None and not connection.in_call:
-            self._spawn(connection.admitted() if admitted else connection.denied())
+            spawn(connection.admitted() if admitted else connection.denied())
 
     def room_changed(self, room: Room) -> None:
         update = RoomUpdatedMessage(room=self.room_info(room))
-        self._spawn(self.hub.broadcast(room.id, update, exclude=None))
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn(self.hub.broadcast(room.id, update, exclude=None))
 
 
 def turn_credentials(secret: str, user: str, expires_at: float) -> tuple[str, str]:

@@ -76,7 +76,6 @@ class WorkerPool:
         self._offer_sinks: dict[tuple[str, str], SendOffer] = {}
         self._ids = itertools.count(1)
         self._closing = False
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._workers = [await self._spawn(index) for index in range(self.count)]
