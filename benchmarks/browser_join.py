@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 
 from playwright.async_api import Browser, async_playwright
 
+# The same browser and flags as the end-to-end tests.
+from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS
+
 from .common import (
     PROGRESS_LINE,
     REPO,
@@ -32,21 +35,6 @@ from .common import (
     table,
 )
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 JOINS = 20
 QUICK_JOINS = 5
 JOIN_TIMEOUT_MS = 20_000
