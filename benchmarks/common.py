@@ -19,6 +19,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -58,6 +59,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without MEETNOW_ settings, with the repository importable from
+    any working directory: a benchmark measures the defaults it states, not the shell's."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("MEETNOW_")}
+    return {**kept, "PYTHONPATH": str(REPO)}
 
 
 def meetnow_command() -> list[str]:
@@ -312,8 +320,8 @@ def start_server(
     )
     process = subprocess.Popen(
         command,
-        cwd=REPO,
-        env={**os.environ, **SERVER_ENV, **(env or {})},
+        cwd=tempfile.gettempdir(),  # no .env of the developer's is read
+        env={**clean_environment(), **SERVER_ENV, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

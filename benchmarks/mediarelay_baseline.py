@@ -87,7 +87,7 @@ def markdown(result: BaselineResult) -> str:
                 row.streams,
                 fmt(row.run.server_cpu_percent),
                 fmt(row.cpu_per_stream, 2),
-                fmt(row.streams_per_core, 1),
+                fmt(row.streams_per_core, 1) if row.held else "-",  # capacity only where held
                 fmt(row.run.generator_cpu_percent),
                 f"{s.get('video_fps_min', '-')} / {s.get('video_fps_mean', '-')}",
                 s.get("freezes", "-"),

@@ -20,7 +20,19 @@ from aiohttp import web
 from signaling.server import SERVER, MeetnowServer, create_app
 from signaling.settings import Settings
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+
+# Tests never read the developer's settings: no MEETNOW_ variable from the shell reaches a test's
+# Settings or a server process it starts (and test_settings() and server processes read no .env).
+for _name in [name for name in os.environ if name.startswith("MEETNOW_")]:
+    del os.environ[_name]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a server process a test starts: this one (free of MEETNOW_ settings),
+    the repository importable from any working directory, and ``extra``."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **extra}
 
 
 class FakeClock:
@@ -153,16 +165,15 @@ def server_process_with_workers(tmp_path: Path) -> Iterator[ServerProcess]:
 def _server_process(tmp_path: Path, relay_workers: int) -> Iterator[ServerProcess]:
     port = free_port()
     audit_file = tmp_path / "audit.json"
-    env = {
-        **os.environ,
-        "MEETNOW_ICE_HOST_ADDRESSES": "127.0.0.1",
-        "MEETNOW_RELAY_WORKERS": str(relay_workers),
-        "MEETNOW_AUDIT_FILE": str(audit_file),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = clean_env(
+        MEETNOW_ICE_HOST_ADDRESSES="127.0.0.1",
+        MEETNOW_RELAY_WORKERS=str(relay_workers),
+        MEETNOW_AUDIT_FILE=str(audit_file),
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.audited_server", "--port", str(port)],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=tmp_path,  # so the server reads no .env of the developer's
+
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
