@@ -1,9 +1,10 @@
 """Host controls end to end in headless Chromium: the creator's host link, the lobby (admit, deny),
 remove, host mute, make host, lock and end meeting, each seen from the pages of the people it
-affects. Fixtures and helpers are those of tests/test_browser.py."""
+affects. Fixtures, helpers and probes: tests/support/browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -11,7 +12,16 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from .conftest import ServerProcess
-from .test_browser import TILE_COUNT, browser, join, open_room, wait_playing
+from .support.browser import (
+    TILE_COUNT,
+    audio_stopped,
+    browser,
+    join,
+    open_room,
+    wait_audio_stopped,
+    wait_hearing,
+    wait_playing,
+)
 
 __all__ = ["browser"]  # the fixture, imported for pytest
 
@@ -101,22 +111,35 @@ async def test_host_runs_the_meeting_from_the_browser(
     await expect(host.locator("#lobby-panel")).to_be_hidden()
     await stranger.context.close()
 
-    # Host mute: the guest's audio stops; their mic button is disabled and says so.
-    await host_action(host, "Guest", "Mute")
-    await expect(guest.locator("#mic-button")).to_be_disabled(timeout=10_000)
-    await expect(guest.locator("#mic-button")).to_have_text("Muted by host")
-    await expect(remote_tile(host, "Guest").locator(".tile__badge--muted")).to_be_visible()
-    await host_action(host, "Guest", "Allow audio")
-    await expect(guest.locator("#mic-button")).to_be_enabled(timeout=10_000)
-    await expect(guest.locator("#mic-button")).to_have_text("Mute")
-
-    # The host turns the lobby off: a third person comes straight in; then gets host rights.
+    # The host turns the lobby off: a third person comes straight in; later gets host rights.
     await host.get_by_role("button", name="Lobby on").click()
     await expect(host.get_by_role("button", name="Lobby off")).to_be_visible(timeout=10_000)
     third = await open_room(browser, room_url)
     await join(third, "Third")
     for page in (host, guest, third):
         await page.wait_for_function(TILE_COUNT, arg=3, timeout=20_000)
+    # Host mute, judged by what stops arriving on the other pages: first everyone hears everyone
+    # (so "stopped" cannot hold yet); then the guest's audio packets stop while the third's (or the
+    # host's) still arrive, and the hearing check no longer hears the guest.
+    heard = await asyncio.gather(
+        wait_hearing(host, {"Guest", "Third"}), wait_hearing(third, {"Hostess", "Guest"})
+    )
+    assert not audio_stopped(heard[0], silent="Guest", sending="Third")
+    assert not audio_stopped(heard[1], silent="Guest", sending="Hostess")
+    await host_action(host, "Guest", "Mute")
+    await expect(guest.locator("#mic-button")).to_be_disabled(timeout=10_000)
+    await expect(guest.locator("#mic-button")).to_have_text("Muted by host")
+    await expect(remote_tile(host, "Guest").locator(".tile__badge--muted")).to_be_visible()
+    silenced = await asyncio.gather(
+        wait_audio_stopped(host, silent="Guest", sending="Third"),
+        wait_audio_stopped(third, silent="Guest", sending="Hostess"),
+    )
+    assert not any(flows["Guest"].heard for flows in silenced), silenced
+    await host_action(host, "Guest", "Allow audio")
+    await expect(guest.locator("#mic-button")).to_be_enabled(timeout=10_000)
+    await expect(guest.locator("#mic-button")).to_have_text("Mute")
+    await asyncio.gather(wait_hearing(host, {"Guest"}), wait_hearing(third, {"Guest"}))
+
     await host_action(host, "Third", "Make host")
     await expect(third.locator("#host-bar")).to_be_visible(timeout=10_000)
     await expect(remote_tile(guest, "Third").locator(".tile__badge--host")).to_be_visible()
