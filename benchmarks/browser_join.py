@@ -3,8 +3,9 @@
 A fresh ``meetnow serve`` gets one room. One synthetic participant (``meetnow loadtest -n 1`` in its
 own process: pre-encoded 640x480 VP8 and Opus) stays in the room the whole time. Then, ``JOINS``
 times: a fresh browser context opens the room page (fake camera and microphone), fills in a name,
-clicks Join, and the page itself records ``performance.now()`` at the click and when the first
-remote ``<video>`` has ``videoWidth > 0`` (polled every animation frame); the context then closes.
+clicks Join, and the page itself records ``performance.now()`` at the click and when a remote
+``<video>`` presents its first frame (its first ``requestVideoFrameCallback``, from the tests' page
+hooks in tests/support/browser.py); the context then closes.
 Page load (navigation until the Join button is enabled) is reported separately.
 """
 
@@ -20,8 +21,8 @@ from dataclasses import dataclass, field
 
 from playwright.async_api import Browser, async_playwright
 
-# The same browser and flags as the end-to-end tests.
-from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS
+# The same browser, flags and page hooks as the end-to-end tests.
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, TEST_HOOKS
 
 from .common import (
     PROGRESS_LINE,
@@ -47,11 +48,12 @@ RECORD_CLICK = """
 () => document.addEventListener('click', () => { window.__joinClickAt = performance.now(); },
                                 { capture: true, once: true })
 """
+# An object, not a bare number: a falsy 0 would keep wait_for_function waiting.
 FIRST_REMOTE_FRAME = """
 () => {
-  const videos = document.querySelectorAll('[data-participant]:not([data-local]) video');
-  const playing = Array.from(videos).some(v => v.videoWidth > 0);
-  return playing && window.__joinClickAt !== undefined ? performance.now() - window.__joinClickAt : false;
+  const at = window.__meetnowTest.firstRemoteFrameAt();
+  const clicked = window.__joinClickAt;
+  return at !== null && clicked !== undefined ? { ms: at - clicked } : false;
 }
 """
 # Injected before the page's own scripts: timestamps of each step of a join, on the page clock, to
@@ -149,6 +151,7 @@ async def one_join(browser: Browser, url: str, index: int, result: BrowserResult
         permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
     )
     await context.add_init_script(TRACE_STEPS)
+    await context.add_init_script(TEST_HOOKS)
     try:
         page = await context.new_page()
         started = time.monotonic()
@@ -161,7 +164,7 @@ async def one_join(browser: Browser, url: str, index: int, result: BrowserResult
         handle = await page.wait_for_function(
             FIRST_REMOTE_FRAME, timeout=JOIN_TIMEOUT_MS, polling="raf"
         )
-        frame_ms = float(await handle.json_value())
+        frame_ms = float((await handle.json_value())["ms"])
         result.click_to_frame_ms.append(frame_ms)
         clicked = float(await page.evaluate("() => window.__joinClickAt"))
         steps: dict[str, float] = await page.evaluate(STEPS)
