@@ -13,6 +13,8 @@ Hooks:
   sleeps (no encoder) while the relay writes packets itself, with the sender's SSRC and header
   extension ids, into the sender's history so NACKs are answered;
 - :func:`request_keyframe`: send a PLI to a publisher;
+- :func:`count_rtp_datagrams` and :class:`ReceiverFeedback`: the load generator's receive path,
+  which counts SRTP datagrams without decrypting them and still sends the RTCP a browser would;
 - :func:`set_host_addresses`: choose the addresses aioice gathers host candidates on.
 """
 
@@ -40,6 +42,7 @@ from .tasks import spawn
 __all__ = [
     "HISTORY_SIZE",
     "IdleTrack",
+    "ReceiverFeedback",
     "SenderState",
     "attach_forwarding_sender",
     "count_rtp_datagrams",
@@ -134,8 +137,9 @@ async def _feedback(receiver: Any, packet: RtpPacket, arrival_time_ms: int) -> N
 def count_rtp_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) -> None:
     """Load generator only: take every SRTP datagram off the peer connection's sockets before
     aioice and aiortc see it, and hand it (header in clear, payload still encrypted) to
-    ``on_rtp``. Nothing is decrypted, checked or answered: a counter that costs a few
-    microseconds a packet, so one process can receive what a whole room of people would."""
+    ``on_rtp``. Nothing is decrypted or checked: a counter that costs a few microseconds a
+    packet, so one process can receive what a whole room of people would. RTCP still reaches
+    aiortc, and :class:`ReceiverFeedback` sends what a browser would send back."""
     for transceiver in pc.getTransceivers():
         connection: Any = transceiver.receiver.transport.transport._connection
         for protocol in connection._protocols:
@@ -156,6 +160,68 @@ def count_rtp_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) 
             sock = protocol.transport.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+
+
+class _Header:
+    """The two RTP header fields aiortc's receive statistics and NACK generator read."""
+
+    __slots__ = ("sequence_number", "timestamp")
+
+    def __init__(self) -> None:
+        self.sequence_number = 0
+        self.timestamp = 0
+
+
+class ReceiverFeedback:
+    """The RTCP a browser sends about what one receiver gets, for a receiver whose packets are
+    counted still encrypted (:func:`count_rtp_datagrams`). The RTP header is in clear in SRTP:
+    each one feeds aiortc's own receive statistics, so the receiver's RTCP loop sends receiver
+    reports every 0.5-1.5 s as for any aiortc receiver, and aiortc's NACK generator, so a new
+    sequence gap is NACKed at once. PLI and REMB go out on request, through the receiver's own
+    RTCP path (SRTCP on its DTLS transport)."""
+
+    def __init__(self, receiver: RTCRtpReceiver, kind: str) -> None:
+        internals: Any = receiver
+        self._receiver = internals
+        self.kind = kind
+        self._codecs: dict[int, Any] = internals._RTCRtpReceiver__codecs
+        # Filled here, read by aiortc's RTCP loop (``_run_rtcp``) for its receiver reports.
+        self._statistics: dict[int, Any] = internals._RTCRtpReceiver__remote_streams
+        self._nacks: Any = internals._RTCRtpReceiver__nack_generator  # None for audio
+        self._header = _Header()
+
+    @property
+    def ssrcs(self) -> list[int]:
+        """Media SSRCs seen so far."""
+        return list(self._statistics)
+
+    def add(self, ssrc: int, payload_type: int, sequence_number: int, timestamp: int) -> None:
+        """Account one received packet; NACK the packets missing if it opened a new gap."""
+        statistics: Any = self._statistics.get(ssrc)
+        if statistics is None:
+            codec = self._codecs.get(payload_type)
+            if codec is None:  # not negotiated, or the receiver not started yet: aiortc drops it
+                return
+            statistics = self._statistics[ssrc] = StreamStatistics(codec.clockRate)
+        header = self._header
+        header.sequence_number, header.timestamp = sequence_number, timestamp
+        statistics.add(header)
+        nacks = self._nacks
+        if nacks is not None and nacks.add(header):
+            lost = sorted(nacks.missing)
+            spawn(self._receiver._send_rtcp_nack(ssrc, lost), what="NACK")
+
+    def request_keyframe(self, ssrc: int) -> None:
+        """Send a PLI for this media SSRC."""
+        spawn(self._receiver._send_rtcp_pli(ssrc), what="PLI")
+
+    def send_remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        """Send a REMB (receiver estimated maximum bitrate) covering these media SSRCs."""
+        rtcp_ssrc = self._receiver._RTCRtpReceiver__rtcp_ssrc
+        if rtcp_ssrc is not None and ssrcs:
+            fci = pack_remb_fci(bitrate, ssrcs)
+            packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)
+            spawn(self._receiver._send_rtcp(packet), what="REMB")
 
 
 def decoder_running(receiver: RTCRtpReceiver) -> bool:

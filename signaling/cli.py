@@ -64,7 +64,9 @@ def _loadtest(args: argparse.Namespace) -> int:
     from .loadtest import main as loadtest_main
 
     logging.basicConfig(level=logging.WARNING)
-    return loadtest_main(args.room_url, args.participants, args.duration, args.json)
+    return loadtest_main(
+        args.room_url, args.participants, args.duration, args.json, feedback=not args.no_feedback
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     load.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a table"
+    )
+    load.add_argument(
+        "--no-feedback",
+        action="store_true",
+        help="receivers send no RTCP (receiver reports, REMB, NACK, PLI): a lighter load than "
+        "browsers give, for comparison",
     )
     load.set_defaults(run=_loadtest)
     args = parser.parse_args(argv)

@@ -25,15 +25,29 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
-from .aiortc_hooks import count_rtp_datagrams, route_keyframe_requests, tap_receiver
+from .aiortc_hooks import (
+    ReceiverFeedback,
+    count_rtp_datagrams,
+    route_keyframe_requests,
+    tap_receiver,
+)
+from .received_stream import FREEZE_SECONDS, ReceivedStream
+from .tasks import spawn
 
-__all__ = ["ParticipantClient", "PatternVideoTrack", "ReceivedStream", "ToneAudioTrack"]
+__all__ = [
+    "FREEZE_SECONDS",
+    "ParticipantClient",
+    "PatternVideoTrack",
+    "ReceivedStream",
+    "ToneAudioTrack",
+]
 
 
 class PatternVideoTrack(MediaStreamTrack):
@@ -104,82 +118,6 @@ def _ssrc_mids(sdp: str) -> dict[int, str]:
     return found
 
 
-FREEZE_SECONDS = 0.5
-"""A gap between two video frames longer than this is a freeze."""
-
-
-@dataclass
-class ReceivedStream:
-    """What arrived from one other participant's track."""
-
-    participant: str
-    kind: str
-    frames: int = 0
-    """Decoded frames."""
-    first_frame_at: float | None = None
-    """``time.monotonic()`` of the first decoded frame."""
-    last_frame_at: float | None = None
-    width: int = 0
-    """Width of the last decoded video frame."""
-    height: int = 0
-    packets: int = 0
-    """RTP packets counted (packet-counting mode only)."""
-    bytes: int = 0
-    """RTP payload bytes counted (packet-counting mode only)."""
-    lost: int = 0
-    """Packets missing from the sequence (packet-counting mode only)."""
-    freezes: int = 0
-    """Gaps of more than ``FREEZE_SECONDS`` between two video frames."""
-    freeze_seconds: float = 0.0
-    """Total time spent in those gaps."""
-    marked_frames: int = 0
-    """``frames`` when :meth:`mark` was last called."""
-    marked_bytes: int = 0
-    """``bytes`` when :meth:`mark` was last called."""
-    _last_timestamp: int | None = None
-    _highest_seq: int | None = None
-
-    def mark(self) -> None:
-        """Start a measurement window: counts since now; freezes and loss from now on."""
-        self.marked_frames, self.marked_bytes = self.frames, self.bytes
-        self.freezes, self.freeze_seconds = 0, 0.0
-        self.lost = self.packets = 0
-
-    def count_packet(self, packet: RtpPacket, now: float) -> None:
-        """Account one RTP packet: a new RTP timestamp starts a new frame."""
-        self.count_header(packet.sequence_number, packet.timestamp, len(packet.payload), now)
-
-    def count_header(self, seq: int, timestamp: int, payload_length: int, now: float) -> None:
-        self.packets += 1
-        self.bytes += payload_length
-        if self._highest_seq is not None:
-            ahead = (seq - self._highest_seq) & 0xFFFF
-            if 0 < ahead < 0x8000:
-                self.lost += ahead - 1
-                self._highest_seq = seq
-            else:
-                self.lost = max(0, self.lost - 1)  # a late packet fills a gap counted before
-        else:
-            self._highest_seq = seq
-        # A new frame starts when the RTP timestamp moves forward (a late or retransmitted
-        # packet of an older frame is not a new frame).
-        last = self._last_timestamp
-        if last is None or 0 < ((timestamp - last) & 0xFFFFFFFF) < 0x80000000:
-            self._last_timestamp = timestamp
-            self.count_frame(now)
-
-    def count_frame(self, now: float) -> None:
-        if self.first_frame_at is None:
-            self.first_frame_at = now
-        elif self.kind == "video" and self.last_frame_at is not None:
-            gap = now - self.last_frame_at
-            if gap > FREEZE_SECONDS:
-                self.freezes += 1
-                self.freeze_seconds += gap
-        self.last_frame_at = now
-        self.frames += 1
-
-
 @dataclass
 class ParticipantClient:
     """One participant: a websocket and a peer connection."""
@@ -200,6 +138,10 @@ class ParticipantClient:
     count_encrypted: bool = False
     """With ``decode=False``: count SRTP datagrams off the socket without decrypting them, the
     cheapest way to receive (the load generator)."""
+    feedback: bool = True
+    """With ``count_encrypted``: answer what arrives as a browser does (receiver reports and
+    REMB each second, NACK for sequence gaps, PLI when a video stream starts), so the relay
+    carries its real feedback load. False sends no RTCP about received media at all."""
 
     participant_id: str | None = None
     joined: dict[str, Any] | None = None
@@ -223,6 +165,10 @@ class ParticipantClient:
         self._consumers: dict[int, asyncio.Task[None]] = {}
         self._tapped: set[int] = set()
         self._ssrc_mids: dict[int, str] = {}
+        self._receivers: dict[str, tuple[str, RTCRtpReceiver]] = {}
+        """Receiving m-lines by mid: (kind, receiver), for the feedback of counted datagrams."""
+        self._feedbacks: dict[str, ReceiverFeedback] = {}
+        self._remb_bytes = 0
         self.connected_at: float | None = None
         """``time.monotonic()`` when the peer connection first reached "connected"."""
         self._mids: dict[str, tuple[str, str]] = {}
@@ -340,6 +286,8 @@ class ParticipantClient:
                 if pc.connectionState == "connected" and self.connected_at is None:
                     self.connected_at = time.monotonic()
 
+            if self.count_encrypted and not self.decode and self.feedback:
+                self._tasks.append(spawn(self._send_remb_every_second(), what="REMB loop"))
             self._joined_event.set()
         elif kind == "offer":
             await self._answer(message)
@@ -376,6 +324,7 @@ class ParticipantClient:
                 transceiver.direction = "recvonly"
                 assert transceiver.mid is not None
                 self._mids[transceiver.mid] = (info["participant"], info["kind"])
+                self._receivers[transceiver.mid] = (info["kind"], transceiver.receiver)
                 self._consume(transceiver)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
@@ -404,15 +353,45 @@ class ParticipantClient:
         tap_receiver(transceiver.receiver, count, keep_feedback=False)
 
     def _count_datagram(self, data: bytes) -> None:
-        mid = self._ssrc_mids.get(int.from_bytes(data[8:12], "big"))
+        ssrc = int.from_bytes(data[8:12], "big")
+        mid = self._ssrc_mids.get(ssrc)
         owner = self._mids.get(mid) if mid is not None else None
-        if owner is not None:
-            self._stream(owner).count_header(
-                (data[2] << 8) | data[3],
-                int.from_bytes(data[4:8], "big"),
-                len(data) - 12 - SRTP_AUTH_TAG_LENGTH,
-                time.monotonic(),
-            )
+        if mid is None or owner is None:
+            return
+        seq = (data[2] << 8) | data[3]
+        timestamp = int.from_bytes(data[4:8], "big")
+        stream = self._stream(owner)
+        starting = stream.first_frame_at is None
+        stream.count_header(seq, timestamp, len(data) - 12 - SRTP_AUTH_TAG_LENGTH, time.monotonic())
+        if self.feedback:
+            feedback = self._feedback_for(mid)
+            if feedback is not None:
+                feedback.add(ssrc, data[1] & 0x7F, seq, timestamp)
+                if starting and owner[1] == "video":
+                    feedback.request_keyframe(ssrc)  # as a browser asks when a stream starts
+
+    def _feedback_for(self, mid: str) -> ReceiverFeedback | None:
+        feedback = self._feedbacks.get(mid)
+        if feedback is None:
+            entry = self._receivers.get(mid)
+            if entry is None:
+                return None
+            feedback = self._feedbacks[mid] = ReceiverFeedback(entry[1], kind=entry[0])
+        return feedback
+
+    async def _send_remb_every_second(self) -> None:
+        """One REMB a second for every video stream received, as a browser does. The estimate is
+        what arrived over the last second plus half again: on a link with room to spare a
+        browser's estimate stays above what it receives."""
+        while True:
+            await asyncio.sleep(1.0)
+            received = sum(s.bytes for s in self.streams.values())
+            bitrate = max(100_000, (received - self._remb_bytes) * 12)  # bytes * 8 * 1.5
+            self._remb_bytes = received
+            video = [f for f in self._feedbacks.values() if f.kind == "video"]
+            ssrcs = sorted(ssrc for f in video for ssrc in f.ssrcs)
+            if video and ssrcs:
+                video[0].send_remb(bitrate, ssrcs)
 
     def _stream(self, owner: tuple[str, str]) -> ReceivedStream:
         stream = self.streams.get(owner)

@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+)
 
-from signaling.loadtest import encode_media, run_loadtest, split_room_url
+from benchmarks.common import LoadRun
+from signaling.aiortc_hooks import IdleTrack
+from signaling.loadtest import (
+    EncodedAudioTrack,
+    EncodedMedia,
+    EncodedVideoTrack,
+    encode_media,
+    run_loadtest,
+    split_room_url,
+)
+from signaling.received_stream import ReceivedStream
+from signaling.relay import Relay
+from signaling.synthetic_media import VIDEO_CLOCK, VIDEO_FPS
 
 from .conftest import RunningServer, ServerProcess
 
@@ -51,21 +76,113 @@ def test_split_room_url_refuses_other_links(url: str) -> None:
         split_room_url(url)
 
 
-async def test_three_synthetic_participants_receive_everything(server: RunningServer) -> None:
+async def test_three_synthetic_participants_receive_everything(
+    server: RunningServer, relay_rtcp: RelayRtcp
+) -> None:
     room_id = server.new_room()
-    result = await run_loadtest(f"{server.base_url}/r/{room_id}", 3, 2.0, join_interval=0.05)
+    result = await run_loadtest(
+        f"{server.base_url}/r/{room_id}",
+        3,
+        3.0,
+        join_interval=0.05,
+        progress=relay_rtcp.watch(server, room_id),
+    )
     summary = result.summary
     assert REQUIRED_KEYS <= summary.keys()
     assert summary["participants"] == 3
     assert summary["streams_expected"] == 12
     assert summary["streams_received"] == 12
     assert summary["video_fps_mean"] > 20
+    # A steady run: no freeze, trailing gaps included, and no stream above the rate it was sent.
+    assert summary["freezes"] == 0
+    assert summary["freeze_seconds"] == 0
+    assert summary["video_fps_max"] <= 30.5
     assert summary["join_ms_p50"] is not None and summary["join_ms_p50"] > 0
+    assert summary["video_first_frame_ms_p50"] is not None
+    assert summary["video_first_frame_ms_p95"] >= summary["video_first_frame_ms_p50"] > 0
     assert summary["errors"] == 0
+    # Every figure says which window it covers.
+    window = summary["window"]
+    assert window["seconds"] == summary["measured_window_s"] >= 3.0
+    assert "video_fps_min" in window["covers"] and "loss_percent" in window["covers"]
+    assert "video_first_frame_ms_p50" in window["from_each_join"]
     assert [row["video_streams"] for row in result.participants] == [2, 2, 2]
+    assert all(row["video_fps_max"] <= 30.5 for row in result.participants)
     # Everyone left: the room is empty again.
     room = server.meetnow.rooms.get_room(room_id)
     assert room is not None and not room.participants
+    # The receivers answered as browsers do, and the relay got it on its subscriber m-lines:
+    # receiver reports on every one, REMB on every video one, and PLIs as video streams began.
+    senders = relay_rtcp.relay_senders()
+    assert len(senders) == 12  # 3 participants x 2 others x (audio + video)
+    video = [sender for sender in senders if sender.kind == "video"]
+    assert relay_rtcp.senders_with(is_receiver_report) == set(map(id, senders))
+    assert relay_rtcp.senders_with(is_remb) >= set(map(id, video))
+    assert relay_rtcp.senders_with(is_pli)
+
+
+async def test_no_feedback_sends_no_rtcp_about_received_media(
+    server: RunningServer, relay_rtcp: RelayRtcp
+) -> None:
+    room_id = server.new_room()
+    result = await run_loadtest(
+        f"{server.base_url}/r/{room_id}",
+        3,
+        3.0,
+        join_interval=0.05,
+        progress=relay_rtcp.watch(server, room_id),
+        feedback=False,
+    )
+    assert result.summary["feedback"] is False
+    assert result.summary["streams_received"] == 12
+    assert len(relay_rtcp.relay_senders()) == 12
+    # The barrier: RTCP from the same clients, on the same transports, reached the relay all
+    # through the window (each publisher's sender reports, at least two per track) ...
+    receivers = relay_rtcp.relay_receivers()
+    assert len(receivers) == 6
+    for receiver in receivers:
+        assert relay_rtcp.count(receiver, is_sender_report) >= 2
+    # ... and yet not one packet of feedback reached a subscriber m-line.
+    assert relay_rtcp.to_senders() == []
+
+
+async def test_a_publisher_that_stops_before_the_window_ends_is_a_freeze(
+    server: RunningServer,
+) -> None:
+    """The test of the freeze check: the same loadtest, with one publisher whose camera hangs
+    about one second into the four-second window, must report it frozen at each receiver."""
+    stopped = StoppingVideoTrack.made
+    stopped.clear()
+
+    def tracks(index: int, media: EncodedMedia) -> tuple[MediaStreamTrack, MediaStreamTrack]:
+        video = StoppingVideoTrack(media) if index == 0 else EncodedVideoTrack(media)
+        return EncodedAudioTrack(media), video
+
+    def progress(line: str) -> None:
+        if "video streams" in line:  # the first line of the measured window, ~1 s in
+            for track in stopped:
+                track.stop_sending()
+
+    room_id = server.new_room()
+    result = await run_loadtest(
+        f"{server.base_url}/r/{room_id}",
+        3,
+        4.0,
+        join_interval=0.05,
+        progress=progress,
+        tracks=tracks,
+    )
+    rows = {row["name"]: row for row in result.participants}
+    assert rows["load-1"]["freezes"] == 0  # load-1 still receives the others
+    for name in ("load-2", "load-3"):
+        assert rows[name]["freezes"] >= 1, rows[name]
+        assert rows[name]["freeze_seconds"] >= 2.0
+        assert rows[name]["video_fps_min"] < 20
+    summary = result.summary
+    assert summary["freezes"] >= 2
+    assert summary["streams_received"] == summary["streams_expected"]  # it did arrive, then stop
+    # ... and the benchmarks' rule calls the room not held, for the freeze.
+    assert "freeze" in failure_of(summary)
 
 
 async def test_cli_json_through_relay_workers(server_process_with_workers: ServerProcess) -> None:
@@ -94,3 +211,289 @@ async def test_cli_refuses_a_link_that_is_not_a_room() -> None:
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert "not a meetnow room link" in stderr.decode()
+
+
+# ---------------------------------------------------------------- the relay's side of the RTCP
+
+
+def is_receiver_report(packet: object) -> bool:
+    return isinstance(packet, RtcpRrPacket) and bool(packet.reports)
+
+
+def is_sender_report(packet: object) -> bool:
+    return isinstance(packet, RtcpSrPacket)
+
+
+def is_remb(packet: object) -> bool:
+    return isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP
+
+
+def is_pli(packet: object) -> bool:
+    return isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI
+
+
+@dataclass
+class RelayRtcp:
+    """Every RTCP packet aiortc routed to a sender or receiver of this process, and which of
+    those belong to the in-process relay's peer connections (read from the server each second
+    of the loadtest, while they exist)."""
+
+    to_sender: list[tuple[int, object]] = field(default_factory=list)
+    to_receiver: list[tuple[int, object]] = field(default_factory=list)
+    relay_side: dict[int, Any] = field(default_factory=dict)
+    """Relay senders and receivers by id (held, so no id is reused while the test runs)."""
+    subscriber_senders: dict[int, Any] = field(default_factory=dict)
+    """Those of the senders that forwarded media to a subscriber."""
+    publisher_receivers: dict[int, Any] = field(default_factory=dict)
+    """The receivers of what participants publish."""
+
+    def watch(self, server: RunningServer, room_id: str) -> Callable[[str], None]:
+        relay = server.meetnow.relay
+        assert isinstance(relay, Relay)
+
+        def collect(_line: str) -> None:
+            media = relay.rooms.get(room_id)
+            for session in media.sessions.values() if media else []:
+                for item in [*session.pc.getSenders(), *session.pc.getReceivers()]:
+                    self.relay_side[id(item)] = item
+                    if isinstance(item, RTCRtpSender) and isinstance(item.track, IdleTrack):
+                        self.subscriber_senders[id(item)] = item
+                for transceiver in session.pc.getTransceivers():
+                    if transceiver.direction == "recvonly":  # an m-line the participant sends on
+                        self.publisher_receivers[id(transceiver.receiver)] = transceiver.receiver
+
+        return collect
+
+    def relay_senders(self) -> list[Any]:
+        """The relay's subscriber m-lines (its senders that forward media)."""
+        return list(self.subscriber_senders.values())
+
+    def relay_receivers(self) -> list[Any]:
+        """The relay's receivers of published media."""
+        return list(self.publisher_receivers.values())
+
+    def senders_with(self, matches: Callable[[object], bool]) -> set[int]:
+        return {key for key, packet in self.to_sender if key in self.relay_side and matches(packet)}
+
+    def count(self, receiver: object, matches: Callable[[object], bool]) -> int:
+        return sum(1 for key, p in self.to_receiver if key == id(receiver) and matches(p))
+
+    def to_senders(self) -> list[object]:
+        return [packet for key, packet in self.to_sender if key in self.relay_side]
+
+
+@pytest.fixture
+def relay_rtcp(monkeypatch: pytest.MonkeyPatch) -> Iterator[RelayRtcp]:
+    """Record what aiortc hands to ``_handle_rtcp_packet`` (then let it handle it as usual)."""
+    seen = RelayRtcp()
+
+    def spy(
+        original: Callable[[Any, Any], Awaitable[None]], into: list[tuple[int, object]]
+    ) -> Callable[[Any, Any], Awaitable[None]]:
+        async def handle(self: Any, packet: Any) -> None:
+            into.append((id(self), packet))
+            await original(self, packet)
+
+        return handle
+
+    monkeypatch.setattr(
+        RTCRtpSender,
+        "_handle_rtcp_packet",
+        spy(RTCRtpSender._handle_rtcp_packet, seen.to_sender),
+    )
+    monkeypatch.setattr(
+        RTCRtpReceiver,
+        "_handle_rtcp_packet",
+        spy(RTCRtpReceiver._handle_rtcp_packet, seen.to_receiver),
+    )
+    yield seen
+
+
+class StoppingVideoTrack(EncodedVideoTrack):
+    """The pre-encoded loop, until :meth:`stop_sending`: then no frame ever again (a camera
+    that hangs), while the participant stays in the room."""
+
+    made: list[StoppingVideoTrack] = []
+
+    def __init__(self, media: EncodedMedia) -> None:
+        super().__init__(media)
+        self._hung = asyncio.Event()
+        StoppingVideoTrack.made.append(self)
+
+    def stop_sending(self) -> None:
+        self._hung.set()
+
+    async def recv(self) -> Any:
+        if self._hung.is_set():
+            await asyncio.Future()  # never done; cancelled when the participant leaves
+        return await super().recv()
+
+
+# ---------------------------------------------------------------- windows, freezes, fps (units)
+
+
+def frames_at(stream: ReceivedStream, times: list[float], first_seq: int = 0) -> None:
+    """One single-packet frame at each time, 1/30 s apart on the sender's RTP clock."""
+    for index, at in enumerate(times):
+        seq = first_seq + index
+        stream.count_header(seq & 0xFFFF, seq * (VIDEO_CLOCK // VIDEO_FPS), 1000, at)
+
+
+def steady(start: float, end: float) -> list[float]:
+    count = round((end - start) * VIDEO_FPS)
+    return [start + index / VIDEO_FPS for index in range(count)]
+
+
+def test_a_stream_that_stops_before_the_end_of_the_window_is_one_freeze() -> None:
+    stream = ReceivedStream("p", "video")
+    stream.mark(0.0)
+    frames_at(stream, steady(0.0, 2.0))
+    # A gap is counted only when the next frame ends it: none came, so none is counted yet ...
+    assert stream.freezes == 0
+    # ... but read at the end of a 5 s window, the 3 s without frames are a freeze.
+    freezes, frozen = stream.window_freezes(0.0, 5.0)
+    assert freezes == 1
+    assert frozen == pytest.approx(3.0 + 1 / VIDEO_FPS, abs=0.01)
+
+
+def test_a_stream_that_runs_to_the_end_of_the_window_has_no_freeze() -> None:
+    stream = ReceivedStream("p", "video")
+    stream.mark(0.0)
+    frames_at(stream, steady(0.0, 5.0))
+    assert stream.window_freezes(0.0, 5.0) == (0, 0.0)
+    assert stream.window_fps(5.0) == pytest.approx(30.0, abs=0.2)
+
+
+def test_a_stream_without_a_frame_in_the_window_is_frozen_all_window() -> None:
+    stream = ReceivedStream("p", "video")
+    frames_at(stream, steady(0.0, 1.0))  # before the window only
+    stream.mark(2.0)
+    assert stream.window_freezes(2.0, 6.0) == (1, 4.0)
+    assert stream.window_fps(4.0) == 0.0
+
+
+def test_audio_silences_are_not_freezes() -> None:
+    stream = ReceivedStream("p", "audio")
+    stream.mark(0.0)
+    assert stream.window_freezes(0.0, 5.0) == (0, 0.0)
+
+
+def test_a_burst_of_late_frames_does_not_read_above_the_rate_they_were_sent_at() -> None:
+    stream = ReceivedStream("p", "video")
+    stream.mark(0.0)
+    frames_at(stream, steady(0.0, 1.0))
+    # 15 more frames (half a second of sending) arrive at once: a backlog draining.
+    frames_at(stream, [1.0] * 15, first_seq=30)
+    counted = stream.frames - stream.marked_frames
+    assert counted / 1.0 == 45  # frames per wall-clock second of the window
+    assert stream.window_fps(1.0) <= 30.5  # frames per second of the sender's clock
+
+
+def test_mark_restarts_every_window_counter() -> None:
+    stream = ReceivedStream("p", "video")
+    frames_at(stream, steady(0.0, 1.0))
+    stream.count_header(100, 100 * 3000, 1000, 1.5)  # a gap of 70 packets, and of 0.5+ s
+    assert stream.lost == 70 and stream.freezes == 1
+    stream.mark(2.0)
+    assert (stream.lost, stream.packets, stream.freezes, stream.freeze_seconds) == (0, 0, 0, 0.0)
+    assert (stream.marked_frames, stream.marked_bytes) == (stream.frames, stream.bytes)
+    assert stream.window_fps(1.0) == 0.0
+    stream.count_header(101, 101 * 3000, 500, 2.01)
+    assert stream.packets == 1 and stream.bytes - stream.marked_bytes == 500
+
+
+# ---------------------------------------------------------------- pacing of the publishers
+
+
+async def test_a_blocked_track_skips_the_frames_it_missed_instead_of_bursting() -> None:
+    track = EncodedVideoTrack(encode_media(width=64, height=48, seconds=0.5))
+    before = [(await track.recv()).pts for _ in range(3)]
+    time.sleep(0.5)  # the event loop is blocked: nobody reads the track for half a second
+    resumed = time.monotonic()
+    after: list[int] = []
+    delays: list[float] = []
+    for _ in range(6):
+        after.append((await track.recv()).pts)
+        delays.append(time.monotonic() - resumed)
+    # One frame at once, then one per interval: never the ~15 missed frames back to back.
+    assert delays[5] >= 4 / VIDEO_FPS
+    # Timestamps follow the wall clock: the first frame after the block is ~0.5 s later.
+    assert (after[0] - before[-1]) / VIDEO_CLOCK >= 0.45
+    assert all(b - a == VIDEO_CLOCK // VIDEO_FPS for a, b in itertools.pairwise(after))
+
+
+# ---------------------------------------------------------------- "held" (benchmarks/common.py)
+
+
+def held_summary(**changes: object) -> dict[str, Any]:
+    """A loadtest summary of a 4-person room that held."""
+    summary: dict[str, Any] = {
+        "participants": 4,
+        "streams_expected": 24,
+        "streams_received": 24,
+        "video_streams_expected": 12,
+        "video_streams_received": 12,
+        "video_fps_min": 29.6,
+        "video_fps_mean": 29.9,
+        "video_fps_max": 30.0,
+        "freezes": 0,
+        "freeze_seconds": 0.0,
+        "loss_percent": 0.0,
+        "errors": 0,
+    }
+    summary.update(changes)
+    return summary
+
+
+def load_run(summary: dict[str, Any]) -> LoadRun:
+    return LoadRun(
+        participants=summary["participants"],
+        summary=summary,
+        window_s=10.0,
+        server_cpu_percent=50.0,
+        generator_cpu_percent=50.0,
+        server_rss_before_mib=50.0,
+        server_rss_during_mib=60.0,
+        server_processes=1,
+        server_udp_drops=0,
+        generator_udp_drops=0,
+        machine_udp_drops=0,
+        other_cpu_percent=0.0,
+        steal_percent=0.0,
+        returncode=0,
+        wall_s=20.0,
+        stderr_tail=[],
+    )
+
+
+def failure_of(summary: dict[str, Any]) -> str:
+    run = load_run({**held_summary(), **summary})
+    assert run.held() == (run.failure() == "")
+    return run.failure()
+
+
+def test_a_room_that_holds_is_held() -> None:
+    run = load_run(held_summary())
+    assert run.held() and run.failure() == ""
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"video_fps_mean": 30.0, "video_fps_min": 20.0}, "fps min 20.0"),
+        ({"freezes": 1, "freeze_seconds": 2.5}, "1 freezes"),
+        ({"loss_percent": 1.5}, "loss 1.5%"),
+        ({"video_streams_received": 11, "streams_received": 23}, "streams 23/24"),
+        ({"errors": 2}, "2 errors"),
+    ],
+)
+def test_a_room_that_does_not_hold_says_why(changes: dict[str, object], reason: str) -> None:
+    run = load_run(held_summary(**changes))
+    assert not run.held()
+    assert reason in run.failure()
+
+
+def test_a_run_without_a_summary_is_not_held() -> None:
+    run = load_run(held_summary())
+    run.summary = None
+    assert not run.held() and "no result" in run.failure()
