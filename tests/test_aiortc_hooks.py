@@ -202,3 +202,99 @@ async def test_forwarding_sender_sends_answers_nacks_and_routes_plis(
     await sub_receiver._send_rtcp_pli(state.ssrc)
     await wait_until(lambda: keyframe_requests != [], 5, "keyframe request")
     assert transceiver.sender._RTCRtpSender__encoder is None
+
+
+async def test_feedback_for_datagrams_counted_encrypted_reaches_the_sender(
+    pair: tuple[RTCPeerConnection, RTCPeerConnection],
+) -> None:
+    """The load generator's receive path (``count_rtp_datagrams`` + ``ReceiverFeedback``):
+    packets counted still encrypted, and yet the RTCP a browser sends reaches the sender:
+    receiver reports from aiortc's own loop, a NACK for a gap (answered), a PLI and a REMB."""
+    from typing import Any
+
+    from aiortc.rtp import (
+        RTCP_PSFB_APP,
+        RTCP_PSFB_PLI,
+        RtcpPsfbPacket,
+        RtcpRrPacket,
+        RtcpRtpfbPacket,
+        unpack_remb_fci,
+    )
+
+    relay, subscriber = pair
+    keyframe_requests: list[int] = []
+    transceiver = relay.addTransceiver("video", direction="sendonly")
+    transceiver.setCodecPreferences(_codec_preferences("video"))
+    state = aiortc_hooks.attach_forwarding_sender(
+        transceiver.sender, "video", lambda: keyframe_requests.append(1)
+    )
+    rtcp: list[Any] = []
+    sender: Any = transceiver.sender
+    handle = sender._handle_rtcp_packet
+
+    async def record(packet: Any) -> None:  # what aiortc routes to the sender, then as usual
+        rtcp.append(packet)
+        await handle(packet)
+
+    sender._handle_rtcp_packet = record
+    await connect(relay, subscriber)
+    feedback = aiortc_hooks.ReceiverFeedback(subscriber.getTransceivers()[0].receiver, "video")
+    counted: list[int] = []
+
+    def on_rtp(data: bytes) -> None:
+        sequence_number = int.from_bytes(data[2:4], "big")
+        counted.append(sequence_number)
+        ssrc, timestamp = int.from_bytes(data[8:12], "big"), int.from_bytes(data[4:8], "big")
+        feedback.add(ssrc, data[1] & 0x7F, sequence_number, timestamp)
+
+    aiortc_hooks.count_rtp_datagrams(subscriber, on_rtp)
+    await wait_until(state.ready, 10, "sender ready")
+    match = re.search(r"a=rtpmap:(\d+) VP8/90000", relay.localDescription.sdp)
+    assert match is not None
+
+    def packet(seq: int) -> bytes:
+        header = RtpPacket(
+            payload_type=int(match.group(1)),
+            sequence_number=seq,
+            timestamp=seq * 3000,
+            ssrc=state.ssrc,
+            payload=b"\x10\x00" + bytes(50),
+        )
+        return header.serialize(state.extensions_map())
+
+    # Until the subscriber's receiver has started (codecs known), packets are not accounted.
+    seq = 1000
+    while state.ssrc not in feedback.ssrcs:
+        assert seq < 1250, "the feedback never accounted a packet"
+        state.send(packet(seq), seq, seq * 3000, 52)
+        seq += 1
+        await asyncio.sleep(0.02)
+    lost = seq
+    state.remember(packet(lost), lost, lost * 3000)  # "lost" on the way: kept, not delivered
+    state.send(packet(lost + 1), lost + 1, (lost + 1) * 3000, 52)
+    await wait_until(lambda: lost in counted, 5, "the NACKed packet, retransmitted")
+    assert any(isinstance(p, RtcpRtpfbPacket) and lost in p.lost for p in rtcp)
+    feedback.request_keyframe(state.ssrc)
+    await wait_until(lambda: keyframe_requests != [], 5, "PLI")
+    assert any(isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_PLI for p in rtcp)
+    feedback.send_remb(750_000, [state.ssrc])
+
+    def remb_arrived() -> bool:
+        return any(
+            isinstance(p, RtcpPsfbPacket)
+            and p.fmt == RTCP_PSFB_APP
+            and unpack_remb_fci(p.fci) == (750_000, [state.ssrc])
+            for p in rtcp
+        )
+
+    await wait_until(remb_arrived, 5, "REMB")
+
+    def reported() -> bool:  # aiortc's RTCP loop reports what the feedback accounted
+        return any(
+            report.ssrc == state.ssrc and report.highest_sequence >= lost + 1
+            for p in rtcp
+            if isinstance(p, RtcpRrPacket)
+            for report in p.reports
+        )
+
+    await wait_until(reported, 5, "a receiver report about the counted packets")
