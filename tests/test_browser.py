@@ -20,6 +20,7 @@ from .support.browser import (
     CHROMIUM_FLAGS,
     TILE_COUNT,
     NetworkLog,
+    TileFrames,
     browser,
     first_remote_frame_at,
     ice_servers,
@@ -29,6 +30,7 @@ from .support.browser import (
     remote_candidate_addresses,
     remote_frames,
     stop_sending_video,
+    video_verdict,
     wait_hearing,
     wait_playing,
     watch_videos,
@@ -112,7 +114,9 @@ async def test_three_browsers_call_through_the_link_then_one_leaves(
 
     # The whole call talked to the server's origin only, with no ICE servers of anyone's.
     assert network.origins() == {server_process.base_url}, sorted(set(network.urls))
-    assert any(url.startswith("ws://") for url in network.urls)
+    # The log saw the pages and their websockets, so a foreign request would have shown.
+    assert network.urls.count(url) == 3
+    assert sum(seen.startswith("ws://") for seen in network.urls) >= 3
     assert network.csp_headers == [ROOM_PAGE_CSP] * 3
     joined = [m for m in network.received_messages if m.get("type") == "joined"]
     assert len(joined) == 3 and all(message["ice_servers"] == [] for message in joined), joined
@@ -149,6 +153,30 @@ async def test_denied_camera_still_joins_with_what_it_has(
     await wait_hearing(blind, {"Camera"})
     await expect(blind.locator('[data-notice="media"] .notice__text')).to_have_text(BLOCKED_NOTICE)
     await seeing.wait_for_function(TILE_COUNT, arg=2, timeout=20_000)
+
+
+def test_the_frame_check_calls_a_stall_frozen() -> None:
+    # The verdict's own test, on made-up frame times (ms): 20 fps is playing; a 2.5 s gap in the
+    # middle, a stall in the last 2 s, or 4 fps throughout is frozen.
+    def tile(times: list[float]) -> TileFrames:
+        return TileFrames("x", times, [1] * len(times), 640)
+
+    steady = [50.0 * i for i in range(101)]  # 0 .. 5000 ms
+    assert video_verdict(tile(steady), 0, 5000) == "playing"
+    gap = [t for t in steady if not 1500 <= t < 4000]
+    assert video_verdict(tile(gap), 0, 5000) == "frozen"
+    assert video_verdict(tile([t for t in steady if t < 2900]), 0, 5000) == "frozen"
+    assert video_verdict(tile([250.0 * i for i in range(21)]), 0, 5000) == "frozen"
+    with pytest.raises(ValueError, match="at least one"):
+        video_verdict(tile(steady), 0, 1500)
+
+
+def test_the_network_log_names_a_foreign_origin() -> None:
+    log = NetworkLog()
+    log.urls += ["http://127.0.0.1:8000/r/x", "ws://127.0.0.1:8000/ws/x"]
+    assert log.origins() == {"http://127.0.0.1:8000"}
+    log.urls.append("https://stun.example.net/anything")
+    assert log.origins() == {"http://127.0.0.1:8000", "https://stun.example.net"}
 
 
 def child_pids(pid: int) -> list[int]:
