@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from signaling.client import ParticipantClient, PatternVideoTrack, ToneAudioTrack
 
 from .conftest import ServerProcess
+from .support.audit_fixtures import media_participant, packets_from_everyone
+from .support.rtp_capture import (
+    RtpCapture,
+    SeenPacket,
+    announced_ssrcs,
+    compare_forwarded,
+    packets_of,
+    streams_by_ssrc,
+)
 
 
 def participant(server: ServerProcess, room_id: str, name: str) -> ParticipantClient:
@@ -133,3 +143,69 @@ async def test_leave_and_rejoin_do_not_interrupt_the_others(server_process: Serv
     finally:
         for client in (a, b):
             await client.close()
+
+
+async def test_every_forwarded_payload_is_byte_for_byte_what_the_publisher_sent(
+    server_process_with_workers: ServerProcess,
+) -> None:
+    """Through the default deployment (relay workers): every RTP packet each subscriber decrypts
+    is a packet its publisher sent, payload byte for byte; only SSRC, sequence number and
+    timestamp differ, by one offset per stream (``tests/support/rtp_capture.py``)."""
+    server = server_process_with_workers
+    room_id = await server.create_room()
+    clients = [media_participant(server.base_url, room_id, f"bytes-{i}") for i in range(3)]
+    with RtpCapture() as capture:
+        try:
+            for client in clients:
+                await client.join()
+            await wait_until(lambda: packets_from_everyone(clients, 100), 30, "media")
+            # Who sends on which SSRC, by the offers so far (those sent after a leave, below,
+            # no longer name the one who left).
+            owners = {
+                client.name: announced_ssrcs(
+                    [m for m in client.messages if m["type"] == "offer"][-1]
+                )
+                for client in clients
+            }
+        finally:
+            for client in clients:
+                await client.close()
+    publishers = {client.participant_id: client for client in clients}
+    checked: list[tuple[str, list[SeenPacket], list[SeenPacket]]] = []
+    for subscriber in clients:
+        assert subscriber.pc is not None
+        received = streams_by_ssrc(list(packets_of(capture.received, subscriber.pc)))
+        assert len(received) == 4, "two streams from each of the two others"
+        for ssrc, packets in received.items():
+            publisher_id, kind = owners[subscriber.name][ssrc]
+            publisher = publishers[publisher_id]
+            assert publisher is not subscriber and publisher.pc is not None
+            sent = [
+                p
+                for p in packets_of(capture.sent, publisher.pc)
+                if p.payload_type == packets[0].payload_type
+            ]
+            assert len(packets) >= 100, (kind, len(packets))
+            assert compare_forwarded(sent, packets) == [], (subscriber.name, publisher.name, kind)
+            checked.append((kind, sent, packets))
+    assert len(checked) == 12
+
+    # The test of the test: the same comparison on this call's own packets, each altered once.
+    _, sent, packets = next(entry for entry in checked if entry[0] == "video")
+    middle = len(packets) // 2
+    victim = packets[middle]
+    flipped = bytes([victim.payload[-1] ^ 0x01])
+    altered = {
+        "one payload byte flipped": replace(victim, payload=victim.payload[:-1] + flipped),
+        "one payload byte cut": replace(victim, payload=victim.payload[:-1]),
+        "timestamp moved": replace(victim, timestamp=(victim.timestamp + 1) & 0xFFFFFFFF),
+        "marker flipped": replace(victim, marker=1 - victim.marker),
+        "a packet never sent": replace(
+            victim, sequence_number=(victim.sequence_number + 30000) & 0xFFFF
+        ),
+    }
+    for what, bad in altered.items():
+        problems = compare_forwarded(sent, [*packets[:middle], bad, *packets[middle + 1 :]])
+        assert len(problems) == 1, (what, problems)
+        assert str(bad.sequence_number) in problems[0], (what, problems)
+    assert compare_forwarded(sent, []) == ["nothing was received"]

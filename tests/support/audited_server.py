@@ -1,50 +1,70 @@
-"""Runs ``meetnow serve`` with aiortc's codec factories counted, for tests in another process.
+"""Runs ``meetnow serve`` with every encode and decode counted, in every process of the server.
 
-The relay must never decode or encode media. aiortc creates every decoder through
-``aiortc.rtcrtpreceiver.get_decoder`` and every encoder through ``aiortc.rtcrtpsender.get_encoder``;
-this wrapper counts both calls, runs the real server unchanged, and on exit writes the counts and the
-process's CPU time to the JSON file named by ``MEETNOW_AUDIT_FILE``.
+Run as ``python -m tests.support.audited_server --port P`` with ``MEETNOW_AUDIT_FILE`` naming the
+JSON file it writes when it stops. Every process of the deployment is audited
+(``tests/support/codec_audit.py``): this one directly, and each relay worker it starts through
+``tests/support/audit_site/sitecustomize.py``, which the workers import at start-up because this
+process puts that folder on the ``PYTHONPATH`` they inherit. Each process reports to
+``MEETNOW_CODEC_AUDIT_DIR`` (default: ``<audit file>.d``); on exit this process sums the reports
+into the audit file: the counts of :data:`~tests.support.codec_audit.TRANSCODING_KEYS` and the
+codec object counts ``decoders`` and ``encoders``, plus ``processes``, ``unfinished_processes``
+(processes that never wrote their final counts), ``cpu_seconds`` and ``per_process``.
+
+``MEETNOW_AUDIT_MEDIARELAY=1`` runs the MediaRelay baseline (``benchmarks/mediarelay_server.py``,
+decode once per publisher, encode once per subscriber) instead of packet forwarding, in this
+process and in every worker: the case the audit must catch.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
-from typing import Any
+from pathlib import Path
 
-import aiortc.rtcrtpreceiver
-import aiortc.rtcrtpsender
+from tests.support import codec_audit
 
-counts = {"decoders": 0, "encoders": 0}
-_get_decoder = aiortc.rtcrtpreceiver.get_decoder
-_get_encoder = aiortc.rtcrtpsender.get_encoder
+REPO = Path(__file__).resolve().parents[2]
+AUDIT_SITE = Path(__file__).resolve().parent / "audit_site"
 
 
-def counting_decoder(codec: Any) -> Any:
-    counts["decoders"] += 1
-    return _get_decoder(codec)
+def audit_directory() -> Path:
+    named = os.environ.get("MEETNOW_CODEC_AUDIT_DIR")
+    if named:
+        return Path(named)
+    return Path(os.environ["MEETNOW_AUDIT_FILE"] + ".d")
 
 
-def counting_encoder(codec: Any) -> Any:
-    counts["encoders"] += 1
-    return _get_encoder(codec)
+def audit_this_process() -> None:
+    """Count this process's codec work (and run the MediaRelay design, if asked)."""
+    codec_audit.install(audit_directory())
+    if os.environ.get("MEETNOW_AUDIT_MEDIARELAY") == "1":
+        from benchmarks.mediarelay_server import install as install_mediarelay
+
+        install_mediarelay()
 
 
-aiortc.rtcrtpreceiver.get_decoder = counting_decoder
-aiortc.rtcrtpsender.get_encoder = counting_encoder
+def audit_children() -> None:
+    """Make every Python process started from here on audit itself too."""
+    os.environ["MEETNOW_CODEC_AUDIT_DIR"] = str(audit_directory())
+    inherited = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(AUDIT_SITE), str(REPO), *([inherited] if inherited else [])]
+    )
 
 
 def main() -> int:
+    audit_children()
+    audit_this_process()
     from signaling.cli import main as meetnow_main
 
     try:
         return meetnow_main(["serve", *sys.argv[1:]])
     finally:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        with open(os.environ["MEETNOW_AUDIT_FILE"], "w") as out:
-            json.dump({**counts, "cpu_seconds": usage.ru_utime + usage.ru_stime}, out)
+        # The workers have exited by now (the server waits for them when it stops).
+        codec_audit.flush()
+        totals = codec_audit.read_totals(audit_directory())
+        Path(os.environ["MEETNOW_AUDIT_FILE"]).write_text(json.dumps(totals.as_json()))
 
 
 if __name__ == "__main__":
