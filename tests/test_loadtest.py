@@ -21,7 +21,9 @@ from aiortc.rtp import (
     RtcpSrPacket,
 )
 
+from benchmarks import density
 from benchmarks.common import LoadRun
+from benchmarks.density import DensityRow
 from signaling.aiortc_hooks import IdleTrack
 from signaling.loadtest import (
     EncodedAudioTrack,
@@ -497,3 +499,16 @@ def test_a_run_without_a_summary_is_not_held() -> None:
     run = load_run(held_summary())
     run.summary = None
     assert not run.held() and "no result" in run.failure()
+
+
+def test_density_states_capacity_only_for_sizes_that_held() -> None:
+    held = DensityRow(load_run(held_summary()))
+    failed = DensityRow(load_run(held_summary(video_fps_min=20.0, video_fps_mean=30.0)))
+    assert held.capacity is not None and held.capacity == held.streams_per_core > 0
+    assert failed.capacity is None
+    held_row, failed_row = density.markdown([held, failed]).splitlines()[2:]
+    capacity_column = 5  # "| " + participants, streams, relay CPU, CPU per stream, capacity
+    assert held_row.split("|")[capacity_column].strip() == f"{held.streams_per_core:.0f}"
+    assert failed_row.split("|")[capacity_column].strip() == "-"
+    assert "**no**: fps min 20.0" in failed_row
+    assert density.largest_held([held, failed]) is held
