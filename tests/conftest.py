@@ -173,7 +173,6 @@ def _server_process(tmp_path: Path, relay_workers: int) -> Iterator[ServerProces
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.audited_server", "--port", str(port)],
         cwd=tmp_path,  # so the server reads no .env of the developer's
-
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
