@@ -1,4 +1,4 @@
-"""Relay-added latency per video packet, p50 and p99.
+"""Relay-added latency per video packet, p50 and p99, at 3 and at 8 participants.
 
 aiortc stamps every video packet it sends with the abs-send-time header extension (24 bits, 6.18
 fixed-point seconds of NTP time) just before the socket write; the relay copies the publisher's
@@ -6,105 +6,74 @@ value onto each forwarded packet. A receiver compares it with its own NTP clock
 (``aiortc.clock.current_ntp_time``) as each decrypted packet arrives. Every peer runs on this
 machine, so both ends read the same clock.
 
-Two runs in this process, one after the other, with the same pre-encoded media and the same
-receive path (``tap_receiver``, no decoding, no feedback, as ``ParticipantClient(decode=False)``):
+Like for like. Each case runs in this (the measuring) process, and both give it the same work:
 
-- through the relay: three ``ParticipantClient`` in one room of a fresh ``meetnow serve`` process,
-  each receiving the other two;
-- direct (the baseline): three aiortc peers in a full mesh of peer connections on loopback, each
-  receiving the other two straight from the sender.
+- the same senders: people * (people - 1) aiortc peer connections, each sending one pre-encoded
+  audio and one video stream through aiortc's packetizer (``pack()``). In the direct full mesh
+  each peer sends to each other peer. Through the relay each participant sends one stream into
+  the room, and people * (people - 2) more peer connections send the copies a mesh peer would
+  send and a relay participant does not, to a sink in another process that drops them
+  (``benchmarks/latency_sink.py``): without them the direct case would carry people - 1 times
+  the relay case's sending work (twice, at 3 people) and look slower than it is;
+- the same receive path: every one of the people * (people - 1) video streams ends in the same
+  tap (decrypted, neither depacketized nor decoded, no feedback, one handler per packet) and
+  every audio stream is dropped on arrival the same way (``benchmarks/latency_paths.py``).
 
+What differs is only the path: straight over loopback, or through a fresh ``meetnow serve``
+(one relay process). Media: 320x240 VP8 at about 300 kbps (about one packet per frame, a
+keyframe burst every two seconds as the loop restarts) and Opus, so that eight people's mesh
+(56 streams each way in one Python process) stays within one core.
+
+Each percentile rests on at least ``MIN_PACKETS`` video packets: every path records for its
+share of the duration and longer if it must, until it has them (delta-frame packets counted);
+:func:`measure` raises :class:`TooFewPackets` if a distribution still has fewer.
 Relay-added latency is the relay distribution minus the direct one, percentile by percentile.
+
+    .venv/bin/python -m benchmarks.latency --seconds 4 --rounds 1 --sizes 3,8
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
-from aiortc import (
-    MediaStreamTrack,
-    RTCBundlePolicy,
-    RTCConfiguration,
-    RTCPeerConnection,
-    RTCRtpCodecCapability,
-    RTCRtpReceiver,
-    RTCRtpSender,
-)
-from aiortc.rtp import RtpPacket
+from signaling.aiortc_hooks import set_host_addresses
+from signaling.synthetic_media import EncodedMedia, encode_media
 
-from signaling.aiortc_hooks import (
-    current_ntp_time,
-    route_keyframe_requests,
-    set_host_addresses,
-    tap_receiver,
-)
-from signaling.client import ParticipantClient
-from signaling.forwarding import is_vp8_keyframe_start
-from signaling.loadtest import (
-    EncodedAudioTrack,
-    EncodedMedia,
-    EncodedVideoTrack,
-    encode_media,
-    split_room_url,
-)
+from .common import fmt, percentile, say, table
+from .latency_paths import Samples, direct_mesh, through_relay
 
-from .common import fmt, percentile, running_server, say, table
-
-PARTICIPANTS = 3
-DURATION = 10.0
-QUICK_DURATION = 4.0
+SIZES = (3, 8)
+"""Room sizes measured, in people."""
+SMOKE_SIZES = (3,)
+DURATION = 12.0
+"""Seconds of recorded packets per path and room size, over all rounds (longer if needed to
+reach ``MIN_PACKETS``)."""
+QUICK_DURATION = 6.0
+SMOKE_DURATION = 1.0
 WARMUP = 1.0
+"""Seconds each path runs before recording starts."""
 ROUNDS = 2
+MIN_PACKETS = 2000
+"""Fewest video packets any reported percentile may rest on."""
+MAX_EXTRA_SECONDS = 30.0
+"""Longest a round records beyond its share of the duration to reach its share of packets."""
 TARGET_P50_MS = 1.0
 TARGET_P99_MS = 5.0
 
-WRAP = 1 << 24
-UNITS_PER_SECOND = 1 << 18
+
+class TooFewPackets(RuntimeError):
+    """A distribution has fewer packets than its percentiles need."""
 
 
-def one_way_ms(abs_send_time: int, ntp_now: int) -> float:
-    """Milliseconds from the sender's abs-send-time stamp to ``ntp_now`` (64-s wraparound)."""
-    arrival = (ntp_now >> 14) & (WRAP - 1)
-    delta = (arrival - abs_send_time) % WRAP
-    if delta >= WRAP // 2:  # arrival "before" sending: clock rounding, a small negative value
-        delta -= WRAP
-    return delta * 1000 / UNITS_PER_SECOND
-
-
-@dataclass
-class Recorder:
-    """Collects one-way delays of the video packets it sees while ``recording``."""
-
-    recording: bool = False
-    samples: list[float] = field(default_factory=list)
-    keyframe: list[bool] = field(default_factory=list)
-    """Per sample: the packet belongs to a keyframe (the burst after a keyframe request, and the
-    load media's loop restart every two seconds)."""
-    unstamped: int = 0
-    _keyframe_timestamps: dict[int, int] = field(default_factory=dict)
-    first_packet_at: float | None = None
-
-    def handler(self) -> Callable[[RtpPacket], Awaitable[None]]:
-        async def on_packet(packet: RtpPacket) -> None:
-            now = current_ntp_time()
-            if self.first_packet_at is None:
-                self.first_packet_at = time.monotonic()
-            if not self.recording:
-                return
-            stamp = packet.extensions.abs_send_time
-            if stamp is None:
-                self.unstamped += 1
-                return
-            if is_vp8_keyframe_start(packet.payload):
-                self._keyframe_timestamps[packet.ssrc] = packet.timestamp
-            self.samples.append(one_way_ms(stamp, now))
-            self.keyframe.append(self._keyframe_timestamps.get(packet.ssrc) == packet.timestamp)
-
-        return on_packet
+def latency_media() -> EncodedMedia:
+    return encode_media(width=320, height=240, seconds=2.0, bitrate=300_000)
 
 
 @dataclass
@@ -125,19 +94,26 @@ class Distribution:
     def delta_frames(self) -> Distribution:
         """Only the packets of delta frames (keyframe bursts left out)."""
         kept = [v for v, key in zip(self.samples, self.keyframe, strict=True) if not key]
-        return Distribution(f"{self.label}, delta frames only", kept, 0)
+        return Distribution(f"{self.label}, delta frames only", kept, 0, [False] * len(kept))
 
     @property
     def keyframe_share(self) -> float:
         return sum(self.keyframe) / len(self.keyframe) if self.keyframe else 0.0
 
+    @classmethod
+    def of(cls, label: str, samples: Samples) -> Distribution:
+        return cls(label, samples.delays_ms, samples.unstamped, samples.keyframe)
+
 
 @dataclass
-class LatencyResult:
+class SizeResult:
+    """Both paths at one room size."""
+
+    people: int
     direct: Distribution
     relay: Distribution
     direct_first_packet_ms: list[float]
-    """Direct aiortc call: createOffer to the first video packet, per peer connection pair."""
+    """Direct aiortc calls: createOffer to the first video packet, per peer-connection pair."""
 
     @property
     def added_p50(self) -> float:
@@ -147,247 +123,230 @@ class LatencyResult:
     def added_p99(self) -> float:
         return self.relay.p(0.99) - self.direct.p(0.99)
 
+    def distributions(self) -> list[Distribution]:
+        """Every distribution a percentile is reported for."""
+        return [self.direct, self.relay, self.direct.delta_frames(), self.relay.delta_frames()]
 
-# ------------------------------------------------------------------ through the relay
 
+@dataclass
+class LatencyResult:
+    sizes: dict[int, SizeResult]
+    """By room size (people), in the order measured."""
+    min_packets: int
+    """Fewest packets each distribution was required to hold."""
 
-async def through_relay(media: EncodedMedia, duration: float) -> Distribution:
-    recorder = Recorder()
-    with running_server() as server:
-        base_url, room_id = split_room_url(server.create_room("latency"))
-        clients = [
-            ParticipantClient(
-                base_url,
-                room_id,
-                name=f"latency-{index}",
-                audio=EncodedAudioTrack(media),
-                video=EncodedVideoTrack(media),
-                decode=False,
-            )
-            for index in range(PARTICIPANTS)
+    @property
+    def headline(self) -> SizeResult:
+        """The largest room measured: the one ``direct``, ``relay`` and the added figures
+        describe."""
+        return self.sizes[max(self.sizes)]
+
+    @property
+    def direct(self) -> Distribution:
+        return self.headline.direct
+
+    @property
+    def relay(self) -> Distribution:
+        return self.headline.relay
+
+    @property
+    def added_p50(self) -> float:
+        return self.headline.added_p50
+
+    @property
+    def added_p99(self) -> float:
+        return self.headline.added_p99
+
+    @property
+    def direct_first_packet_ms(self) -> list[float]:
+        """Offer -> first video packet of direct calls, in the smallest room (the least loaded)."""
+        return self.sizes[min(self.sizes)].direct_first_packet_ms
+
+    def too_small(self) -> list[str]:
+        """Each distribution with fewer than ``min_packets`` packets."""
+        return [
+            f"{size.people} people, {d.label}: {len(d.samples)} packets < {self.min_packets}"
+            for size in self.sizes.values()
+            for d in size.distributions()
+            if len(d.samples) < self.min_packets
         ]
-        try:
-            for client in clients:
-                await client.join()
-            await _wait_streams(clients)
-            tapped = 0
-            for client in clients:
-                assert client.pc is not None
-                for transceiver in client.pc.getTransceivers():
-                    if transceiver.kind == "video" and transceiver.direction == "recvonly":
-                        # On top of the client's own tap, which then still counts the packet.
-                        tap_receiver(transceiver.receiver, recorder.handler(), keep_feedback=True)
-                        tapped += 1
-            if tapped != PARTICIPANTS * (PARTICIPANTS - 1):
-                say(f"  latency: {tapped} video streams tapped through the relay")
-            await _record(recorder, duration)
-        finally:
-            for client in clients:
-                with contextlib.suppress(Exception):
-                    await client.close()
-    return Distribution(
-        "through the relay", recorder.samples, recorder.unstamped, recorder.keyframe
-    )
 
 
-async def _wait_streams(clients: list[ParticipantClient], timeout: float = 15.0) -> None:
-    ids = [c.participant_id for c in clients]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(
-            (stream := client.video_from(other)) is not None and stream.frames > 0
-            for client in clients
-            for other in ids
-            if other is not None and other != client.participant_id
-        ):
-            return
-        await asyncio.sleep(0.05)
-    say("  latency: not every video stream arrived through the relay")
+# ------------------------------------------------------------------ measuring
 
 
-async def _record(recorder: Recorder, duration: float) -> None:
-    await asyncio.sleep(WARMUP)
-    recorder.recording = True
-    await asyncio.sleep(duration)
-    recorder.recording = False
+Path = Callable[[Samples], AbstractAsyncContextManager[None]]
 
 
-# ------------------------------------------------------------------ direct (baseline)
+async def record(path: Path, seconds: float, delta_packets: int) -> Samples:
+    """Open a path, let it warm up, and record for ``seconds`` and until at least
+    ``delta_packets`` delta-frame packets are in (``MAX_EXTRA_SECONDS`` more at most)."""
+    samples = Samples()
+    async with path(samples):
+        await asyncio.sleep(WARMUP)
+        samples.recording = True
+        started = time.monotonic()
+        await asyncio.sleep(seconds)
+        while samples.delta_packets < delta_packets:
+            if time.monotonic() - started > seconds + MAX_EXTRA_SECONDS:
+                break
+            await asyncio.sleep(0.1)
+        samples.recording = False
+    return samples
 
 
-def _preferences(kind: str) -> list[RTCRtpCodecCapability]:
-    wanted = "audio/opus" if kind == "audio" else "video/vp8"
-    codecs = RTCRtpSender.getCapabilities(kind).codecs
-    return [codec for codec in codecs if codec.mimeType.lower() == wanted]
-
-
-def _tracks(media: EncodedMedia) -> dict[str, MediaStreamTrack]:
-    return {"audio": EncodedAudioTrack(media), "video": EncodedVideoTrack(media)}
-
-
-def _attach(sender: RTCRtpSender, track: MediaStreamTrack) -> None:
-    sender.replaceTrack(track)
-    route_keyframe_requests(sender, getattr(track, "request_keyframe", lambda: None))
-
-
-def _tap(receiver: RTCRtpReceiver, kind: str, recorder: Recorder, first: Recorder) -> None:
-    if kind == "video":
-        record = recorder.handler()
-        mark = first.handler()
-
-        async def on_packet(packet: RtpPacket) -> None:
-            await mark(packet)
-            await record(packet)
-
-        tap_receiver(receiver, on_packet, keep_feedback=False)
-    else:
-
-        async def ignore(packet: RtpPacket) -> None:
-            return None
-
-        tap_receiver(receiver, ignore, keep_feedback=False)
-
-
-async def _direct_pair(
-    media: EncodedMedia, recorder: Recorder
-) -> tuple[RTCPeerConnection, RTCPeerConnection, Recorder, float]:
-    """Two aiortc peers, each sending audio and video to the other, as the relay would offer."""
-    config = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-    offerer, answerer = RTCPeerConnection(config), RTCPeerConnection(config)
-    first = Recorder()
-    started = time.monotonic()
-    for kind, track in _tracks(media).items():
-        transceiver = offerer.addTransceiver(kind, direction="sendrecv")
-        transceiver.setCodecPreferences(_preferences(kind))
-        _attach(transceiver.sender, track)
-        _tap(transceiver.receiver, kind, recorder, first)
-    await offerer.setLocalDescription(await offerer.createOffer())
-    await answerer.setRemoteDescription(offerer.localDescription)
-    tracks = _tracks(media)
-    for transceiver in answerer.getTransceivers():
-        transceiver.direction = "sendrecv"
-        _attach(transceiver.sender, tracks[transceiver.kind])
-        _tap(transceiver.receiver, transceiver.kind, recorder, first)
-    await answerer.setLocalDescription(await answerer.createAnswer())
-    await offerer.setRemoteDescription(answerer.localDescription)
-    return offerer, answerer, first, started
-
-
-async def direct(media: EncodedMedia, duration: float) -> tuple[Distribution, list[float]]:
-    recorder = Recorder()
-    connections: list[RTCPeerConnection] = []
-    firsts: list[tuple[Recorder, float]] = []
-    try:
-        # A full mesh of three: pairs (0,1), (0,2), (1,2); each peer receives the other two.
-        for _ in range(PARTICIPANTS * (PARTICIPANTS - 1) // 2):
-            offerer, answerer, first, started = await _direct_pair(media, recorder)
-            connections += [offerer, answerer]
-            firsts.append((first, started))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(f.first_packet_at is None for f, _ in firsts):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        await _record(recorder, duration)
-    finally:
-        for pc in connections:
-            with contextlib.suppress(Exception):
-                await pc.close()
-    first_ms = [
-        (first.first_packet_at - started) * 1000
-        for first, started in firsts
-        if first.first_packet_at is not None
-    ]
-    distribution = Distribution(
-        "direct aiortc to aiortc", recorder.samples, recorder.unstamped, recorder.keyframe
-    )
-    return distribution, first_ms
-
-
-# ------------------------------------------------------------------ the section
-
-
-async def measure_async(duration: float, rounds: int = ROUNDS) -> LatencyResult:
+async def measure_size(
+    media: EncodedMedia, people: int, duration: float, rounds: int, min_packets: int
+) -> SizeResult:
     """``rounds`` alternations of direct and relayed, ``duration / rounds`` seconds each, pooled:
     a passing burst of load elsewhere on the machine then weighs on both sides alike."""
-    set_host_addresses(["127.0.0.1"])
-    media = encode_media()
-    baseline = Distribution("direct aiortc to aiortc", [], 0)
+    direct = Distribution("direct aiortc mesh", [], 0)
     relayed = Distribution("through the relay", [], 0)
     first_ms: list[float] = []
+    share = math.ceil(min_packets / rounds)
+
+    def mesh(samples: Samples) -> AbstractAsyncContextManager[None]:
+        return direct_mesh(media, people, samples, first_ms)
+
+    def relay(samples: Samples) -> AbstractAsyncContextManager[None]:
+        return through_relay(media, people, samples)
+
     for _ in range(rounds):
-        part, first = await direct(media, duration / rounds)
-        baseline.extend(part)
-        first_ms += first
-        relayed.extend(await through_relay(media, duration / rounds))
-    say(describe(baseline))
-    say(describe(relayed))
-    result = LatencyResult(baseline, relayed, first_ms)
-    direct_delta, relay_delta = baseline.delta_frames(), relayed.delta_frames()
+        direct.extend(Distribution.of(direct.label, await record(mesh, duration / rounds, share)))
+        relayed.extend(
+            Distribution.of(relayed.label, await record(relay, duration / rounds, share))
+        )
+    result = SizeResult(people, direct, relayed, first_ms)
+    for distribution in (direct, relayed):
+        say(describe(people, distribution))
+    direct_delta, relay_delta = direct.delta_frames(), relayed.delta_frames()
     say(
-        f"  keyframe packets: {relayed.keyframe_share:.0%} of the packets; delta frames only: "
-        f"relay-added p50 {relay_delta.p(0.5) - direct_delta.p(0.5):+.2f} ms, "
+        f"  {people} people: keyframe packets {relayed.keyframe_share:.0%}; relay-added p50 "
+        f"{result.added_p50:+.2f} ms, p99 {result.added_p99:+.2f} ms; delta frames only: p50 "
+        f"{relay_delta.p(0.5) - direct_delta.p(0.5):+.2f} ms, "
         f"p99 {relay_delta.p(0.99) - direct_delta.p(0.99):+.2f} ms"
-    )
-    say(
-        f"  relay-added latency: p50 {result.added_p50:+.2f} ms (target <= {TARGET_P50_MS} ms), "
-        f"p99 {result.added_p99:+.2f} ms (target <= {TARGET_P99_MS} ms)"
     )
     return result
 
 
-def measure(duration: float, rounds: int = ROUNDS) -> LatencyResult:
-    return asyncio.run(measure_async(duration, rounds))
+async def measure_async(
+    duration: float,
+    rounds: int = ROUNDS,
+    *,
+    sizes: Sequence[int] = SIZES,
+    min_packets: int = MIN_PACKETS,
+) -> LatencyResult:
+    set_host_addresses(["127.0.0.1"])
+    media = latency_media()
+    result = LatencyResult({}, min_packets)
+    for people in sizes:
+        result.sizes[people] = await measure_size(media, people, duration, rounds, min_packets)
+    short = result.too_small()
+    if short:
+        raise TooFewPackets("; ".join(short))
+    return result
 
 
-def describe(distribution: Distribution) -> str:
+def measure(
+    duration: float,
+    rounds: int = ROUNDS,
+    *,
+    sizes: Sequence[int] = SIZES,
+    min_packets: int = MIN_PACKETS,
+) -> LatencyResult:
+    """Measure every size in ``sizes``; raises :class:`TooFewPackets` if any reported percentile
+    would rest on fewer than ``min_packets`` packets (0: no minimum, for smoke runs)."""
+    return asyncio.run(measure_async(duration, rounds, sizes=sizes, min_packets=min_packets))
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def describe(people: int, distribution: Distribution) -> str:
     return (
-        f"  latency {distribution.label}: {len(distribution.samples)} video packets, "
-        f"p50 {distribution.p(0.5):.2f} ms, p99 {distribution.p(0.99):.2f} ms, "
+        f"  latency, {people} people, {distribution.label}: {len(distribution.samples)} video "
+        f"packets, p50 {distribution.p(0.5):.2f} ms, p99 {distribution.p(0.99):.2f} ms, "
         f"max {max(distribution.samples, default=float('nan')):.2f} ms"
     )
 
 
+def _added_row(label: str, direct: Distribution, relay: Distribution) -> list[object]:
+    return [
+        label,
+        "",
+        f"{relay.p(0.5) - direct.p(0.5):+.2f}",
+        f"{relay.p(0.9) - direct.p(0.9):+.2f}",
+        f"{relay.p(0.99) - direct.p(0.99):+.2f}",
+        "",
+    ]
+
+
 def markdown(result: LatencyResult) -> str:
-    rows = []
-    direct_delta, relay_delta = result.direct.delta_frames(), result.relay.delta_frames()
-    for distribution in (result.direct, result.relay, direct_delta, relay_delta):
+    """The section's method in two sentences and one table, every size."""
+    rows: list[list[object]] = []
+    for size in result.sizes.values():
+        direct_delta, relay_delta = size.direct.delta_frames(), size.relay.delta_frames()
+        for d in (size.direct, size.relay, direct_delta, relay_delta):
+            rows.append(
+                [
+                    f"{size.people} people: {d.label}",
+                    len(d.samples),
+                    fmt(d.p(0.5), 2),
+                    fmt(d.p(0.9), 2),
+                    fmt(d.p(0.99), 2),
+                    fmt(max(d.samples, default=float("nan")), 2),
+                ]
+            )
         rows.append(
-            [
-                distribution.label,
-                len(distribution.samples),
-                fmt(distribution.p(0.5), 2),
-                fmt(distribution.p(0.9), 2),
-                fmt(distribution.p(0.99), 2),
-                fmt(max(distribution.samples, default=float("nan")), 2),
-            ]
+            _added_row(
+                f"{size.people} people: relay-added, delta frames only", direct_delta, relay_delta
+            )
         )
-    rows.append(
-        [
-            "relay-added, delta frames only",
-            "",
-            f"{relay_delta.p(0.5) - direct_delta.p(0.5):+.2f}",
-            f"{relay_delta.p(0.9) - direct_delta.p(0.9):+.2f}",
-            f"{relay_delta.p(0.99) - direct_delta.p(0.99):+.2f}",
-            "",
-        ]
+        rows.append(
+            _added_row(
+                f"**{size.people} people: relay-added, all packets**", size.direct, size.relay
+            )
+        )
+    method = (
+        "Like for like: in both cases the measuring process runs people x (people - 1) aiortc "
+        "peer connections that each send one pre-encoded audio and video stream (through the "
+        "relay, people x (people - 2) of them send to a sink process: the copies a mesh peer "
+        "sends and a relay participant does not), and receives the people x (people - 1) video "
+        "streams through the same tap. "
+        + (
+            f"Each percentile rests on at least {result.min_packets} video packets."
+            if result.min_packets
+            else "No minimum number of packets was required (smoke run): these figures are noise."
+        )
     )
-    rows.append(
-        [
-            "**relay-added** (relay - direct, all packets)",
-            "",
-            f"**{result.added_p50:+.2f}**",
-            f"{result.relay.p(0.9) - result.direct.p(0.9):+.2f}",
-            f"**{result.added_p99:+.2f}**",
-            "",
-        ]
+    header = [
+        "path (each person receives everyone else)",
+        "packets",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+    ]
+    return method + "\n\n" + table(header, rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.latency", description=__doc__.split("\n")[0]
     )
-    return table(
-        [
-            "path (3 participants, each receives 2 videos)",
-            "packets",
-            "p50 ms",
-            "p90 ms",
-            "p99 ms",
-            "max ms",
-        ],
-        rows,
-    )
+    parser.add_argument("--seconds", type=float, default=DURATION, help="per path and size")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="e.g. 3,8")
+    parser.add_argument("--min-packets", type=int, default=MIN_PACKETS)
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    with contextlib.suppress(KeyboardInterrupt):
+        result = measure(args.seconds, args.rounds, sizes=sizes, min_packets=args.min_packets)
+        say("")
+        say(markdown(result))
+        return 0
+    return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
