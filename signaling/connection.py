@@ -13,8 +13,16 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from .errors import ParticipantRemoved, RoomFull, RoomGone, RoomLocked, RoomNotFound
+from .errors import (
+    ParticipantRemoved,
+    RoomFull,
+    RoomGone,
+    RoomLocked,
+    RoomNotFound,
+    TooManyCandidates,
+)
 from .forwarding import Kind
+from .ice_policy import CandidateScreen, policy_from_settings
 from .limits import Bucket, TokenBucket
 from .protocol import (
     PROTOCOL_VERSION,
@@ -134,6 +142,8 @@ class ClientConnection:
         self.in_call = False
         """Joined the call (not waiting in the lobby)."""
         self._kinds: list[Kind] = []
+        self._candidates = CandidateScreen(policy_from_settings(server.settings))
+        """This participant's ICE candidates: capped, and screened before the relay sees them."""
         self._messages = TokenBucket(MESSAGE_BUCKET, asyncio.get_running_loop().time)
         self._refused = 0
         self._refused_since = 0.0
@@ -209,9 +219,7 @@ class ClientConnection:
                     ErrorCode.OUT_OF_ORDER, "You are waiting for a host to let you in."
                 )
             elif isinstance(parsed, AnswerMessage):
-                await self._server.relay.apply_answer(
-                    self._room.id, self.participant_id, parsed.revision, parsed.sdp
-                )
+                await self._apply_answer(self.participant_id, parsed)
             elif isinstance(parsed, MediaStateMessage):
                 await self._media_state(parsed)
             else:
@@ -318,6 +326,15 @@ class ClientConnection:
 
     async def _send_offer(self, offer: OfferMessage) -> None:
         await self.send(offer)
+
+    async def _apply_answer(self, participant_id: str, message: AnswerMessage) -> None:
+        # Screened before any relay sees it: aioice sends checks to every candidate it is given.
+        # Too many candidates refuses the answer, not the session: the offer still waits.
+        try:
+            sdp = self._candidates.screen_answer(message.sdp)
+        except TooManyCandidates as error:
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, str(error)) from None
+        await self._server.relay.apply_answer(self._room.id, participant_id, message.revision, sdp)
 
     async def _media_state(self, message: MediaStateMessage) -> None:
         assert self.participant_id is not None

@@ -12,6 +12,7 @@ __all__ = [
     "RoomGone",
     "RoomLocked",
     "RoomNotFound",
+    "TooManyCandidates",
     "TooManyRooms",
 ]
 
@@ -54,3 +55,8 @@ class NotHost(RoomError):
 
 class RateLimited(MeetnowError):
     """Too many requests from one source; try again later."""
+
+
+class TooManyCandidates(MeetnowError):
+    """An answer would take a participant past its cap of ICE candidates (each one a destination
+    the relay sends connectivity checks to). The protocol answers it ``invalid_message``."""

@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -90,6 +91,8 @@ class MeetnowServer:
         """Open websockets by room."""
         self.limits = ServerLimits.from_settings(settings)
         """Rate limits (room creation, unknown-id lookups)."""
+        self.open_websockets: Counter[str] = Counter()
+        """Open websockets per client address (``MEETNOW_LIMIT_WEBSOCKETS_PER_IP``)."""
         self.static_dir = web_client_dir()
         self._pages: dict[str, bytes] = {}
         rooms.add_listener(self)
@@ -361,13 +364,27 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     room = found
     if not server.origin_allowed(request):
         return web.Response(status=403, text="Forbidden origin.\n")
-    ws = web.WebSocketResponse(
-        heartbeat=server.settings.ws_heartbeat_seconds,
-        max_msg_size=server.settings.ws_max_message_bytes,
-    )
-    await ws.prepare(request)
-    await ClientConnection(server, room, ws).run(server.settings.ws_join_timeout_seconds)
-    return ws
+    # Each socket can hold a peer connection: one address gets no more than a room's worth.
+    ip = server.client_ip(request)
+    if server.open_websockets[ip] >= server.settings.limit_websockets_per_ip:
+        return web.Response(
+            status=429,
+            text="Too many open connections from this address.\n",
+            headers={"Retry-After": "10"},
+        )
+    server.open_websockets[ip] += 1
+    try:
+        ws = web.WebSocketResponse(
+            heartbeat=server.settings.ws_heartbeat_seconds,
+            max_msg_size=server.settings.ws_max_message_bytes,
+        )
+        await ws.prepare(request)
+        await ClientConnection(server, room, ws).run(server.settings.ws_join_timeout_seconds)
+        return ws
+    finally:
+        server.open_websockets[ip] -= 1
+        if server.open_websockets[ip] <= 0:
+            del server.open_websockets[ip]
 
 
 async def _sweeper(server: MeetnowServer, interval: float) -> None:

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .ice_policy import DEFAULT_DENY_NETWORKS, parse_networks
+
 __all__ = ["IceServer", "Settings"]
 
 
@@ -46,6 +48,19 @@ class Settings(BaseSettings):
     but loopback. Add ``127.0.0.1`` for calls on one machine."""
     ice_public_address: str | None = None
     """Address announced instead of the host addresses, for a relay behind a 1:1 NAT."""
+    ice_deny_networks: Annotated[list[str], NoDecode] = list(DEFAULT_DENY_NETWORKS)
+    """Networks the relay never sends ICE checks to, whatever a participant's candidates say, as
+    comma-separated CIDRs; ``default`` stands for the defaults (link-local, multicast,
+    broadcast, unspecified and reserved), so ``default,10.0.0.0/8`` adds a network."""
+    ice_allow_networks: Annotated[list[str], NoDecode] = []
+    """If set, the only networks the relay sends ICE checks to (comma-separated CIDRs); empty:
+    everything not denied."""
+    ice_loopback_peers: bool | None = None
+    """Whether participants' loopback candidates are used. Unset: exactly when
+    ``ice_host_addresses`` offers a loopback address (calls on one machine)."""
+    ice_max_candidates: int = Field(default=20, ge=1, le=1000)
+    """Distinct ICE candidates one participant may give over its connection; an answer past it
+    is refused."""
 
     relay_workers: int | None = Field(default=None, ge=0, le=256)
     """Relay worker processes, each using one core; rooms are pinned to one. Unset: one per core.
@@ -70,6 +85,9 @@ class Settings(BaseSettings):
     """Rooms one Slack workspace or Discord guild may create (bursts of a sixth)."""
     limit_unknown_lookups_per_minute: float = Field(default=20, gt=0)
     """Lookups of room ids that do not exist, per client address, before it gets 429."""
+    limit_websockets_per_ip: int = Field(default=50, ge=1)
+    """Websockets one client address may hold open at once; the next gets 429. As many as a full
+    room (an office behind one NAT, ``meetnow loadtest``), far fewer than a flood."""
 
     room_max_participants: int = Field(default=50, ge=2, le=500)
     """Participants allowed in one room at once."""
@@ -112,7 +130,13 @@ class Settings(BaseSettings):
     """Discord application id, for the HTTP interactions endpoint's follow-ups."""
 
     @field_validator(
-        "allowed_origins", "ice_host_addresses", "discord_guild_ids", "turn_urls", mode="before"
+        "allowed_origins",
+        "ice_host_addresses",
+        "ice_deny_networks",
+        "ice_allow_networks",
+        "discord_guild_ids",
+        "turn_urls",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -125,6 +149,18 @@ class Settings(BaseSettings):
     def _check_addresses(cls, value: list[str]) -> list[str]:
         for address in value:
             ipaddress.ip_address(address)
+        return value
+
+    @field_validator("ice_deny_networks")
+    @classmethod
+    def _check_deny_networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # raises ValueError, naming the bad entry, at startup
+        return value
+
+    @field_validator("ice_allow_networks")
+    @classmethod
+    def _check_allow_networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value, defaults=False)
         return value
 
     @field_validator("public_url")
