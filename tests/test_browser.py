@@ -93,16 +93,16 @@ async def test_three_browsers_call_through_the_link_then_one_leaves(
     )
     verdicts, _ = await asyncio.gather(watching, hearing)
     relay_cpu = (server_process.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
-    for own, heard, verdict in zip(names, others, verdicts, strict=True):
-        assert verdict == dict.fromkeys(heard, "playing"), (own, verdict)
+    for own, heard, check in zip(names, others, verdicts, strict=True):
+        assert check.verdicts == dict.fromkeys(heard, "playing"), (own, check)
     await pages[0].screenshot(path=str(artifacts / "three-way-call.png"))
 
     # The frame check can fail: the third stops sending video. The others see its tile frozen (a
     # snapshot still shows a picture there) while the tile of the one who keeps sending plays.
     await stop_sending_video(pages[2])
     frozen = await asyncio.gather(*(watch_videos(page, 3.0) for page in pages[:2]))
-    assert frozen[0] == {names[1]: "playing", names[2]: "frozen"}, frozen[0]
-    assert frozen[1] == {names[0]: "playing", names[2]: "frozen"}, frozen[1]
+    assert frozen[0].verdicts == {names[1]: "playing", names[2]: "frozen"}, frozen[0]
+    assert frozen[1].verdicts == {names[0]: "playing", names[2]: "frozen"}, frozen[1]
     assert not await playing_now(pages[0], 2)  # and so does what wait_playing waits for
     still_sized = [tile for tile in await remote_frames(pages[0]) if tile.name == names[2]]
     assert still_sized[0].video_width > 0  # what the old `videoWidth > 0` check called playing

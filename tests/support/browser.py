@@ -194,12 +194,33 @@ def video_verdict(tile: TileFrames, start: float, end: float) -> Literal["playin
     return "playing"
 
 
-async def watch_videos(page: Page, seconds: float) -> dict[str, Literal["playing", "frozen"]]:
+def frames_per_second(tile: TileFrames, start: float, end: float) -> list[int]:
+    """Frames presented in each second from ``start``: what a failure message should show."""
+    counts = [0] * max(1, int((end - start) // 1000) + 1)
+    for at, count in zip(tile.times, tile.counts, strict=True):
+        if start <= at < end:
+            counts[int((at - start) // 1000)] += count
+    return counts
+
+
+@dataclass(frozen=True)
+class VideoCheck:
+    """Each remote tile's verdict over one check, with its frames per second to explain it."""
+
+    verdicts: dict[str, Literal["playing", "frozen"]]
+    frames_per_second: dict[str, list[int]]
+
+
+async def watch_videos(page: Page, seconds: float) -> VideoCheck:
     """Watch every remote tile for ``seconds`` and judge each by ``video_verdict``."""
     start = await page_now(page)
     await asyncio.sleep(seconds)
     end = await page_now(page)
-    return {tile.name: video_verdict(tile, start, end) for tile in await remote_frames(page)}
+    tiles = await remote_frames(page)
+    return VideoCheck(
+        {tile.name: video_verdict(tile, start, end) for tile in tiles},
+        {tile.name: frames_per_second(tile, start, end) for tile in tiles},
+    )
 
 
 async def first_remote_frame_at(page: Page) -> float | None:
