@@ -117,7 +117,7 @@ async def test_three_browsers_call_through_the_link_then_one_leaves(
     # The log saw the pages and their websockets, so a foreign request would have shown.
     assert network.urls.count(url) == 3
     assert sum(seen.startswith("ws://") for seen in network.urls) >= 3
-    assert network.csp_headers == [ROOM_PAGE_CSP] * 3
+    assert (await network.settled()).csp_headers == [ROOM_PAGE_CSP] * 3
     joined = [m for m in network.received_messages if m.get("type") == "joined"]
     assert len(joined) == 3 and all(message["ice_servers"] == [] for message in joined), joined
     for page in pages[:2]:

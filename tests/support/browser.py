@@ -77,6 +77,7 @@ class NetworkLog:
     csp_headers: list[str] = field(default_factory=list)
     received_messages: list[dict[str, Any]] = field(default_factory=list)
     """Every JSON text frame the pages' websockets received."""
+    _pending: set[asyncio.Task[None]] = field(default_factory=set)
 
     def watch(self, context: BrowserContext) -> None:
         context.on("request", self._on_request)
@@ -85,7 +86,14 @@ class NetworkLog:
     def _on_request(self, request: Request) -> None:
         self.urls.append(request.url)
         if request.resource_type == "document":
-            asyncio.get_running_loop().create_task(self._record_csp(request))
+            task = asyncio.get_running_loop().create_task(self._record_csp(request))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def settled(self) -> NetworkLog:
+        """This log, once every response it waits for is recorded."""
+        await asyncio.gather(*self._pending)
+        return self
 
     async def _record_csp(self, request: Request) -> None:
         response = await request.response()
