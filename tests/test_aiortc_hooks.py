@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aioice.ice
 import pytest
@@ -53,8 +54,8 @@ def test_private_names_exist_on_this_aiortc() -> None:
         "_RTCRtpReceiver__stop_decoder",
     ):
         assert hasattr(RTCRtpReceiver, name), f"RTCRtpReceiver.{name} is gone"
-    for name in ("_send_keyframe", "_retransmit", "_ssrc"):
-        assert hasattr(RTCRtpSender, name) or name == "_ssrc", f"RTCRtpSender.{name} is gone"
+    for name in ("_send_keyframe", "_retransmit"):
+        assert hasattr(RTCRtpSender, name), f"RTCRtpSender.{name} is gone"
     assert isinstance(aiortc_hooks.HISTORY_SIZE, int) and aiortc_hooks.HISTORY_SIZE >= 128
     assert callable(aioice.ice.get_host_addresses)
 
@@ -75,6 +76,8 @@ async def test_sender_private_state_is_where_the_hooks_expect_it(
         "encoder",
     ):
         assert hasattr(sender, f"_RTCRtpSender__{name}"), f"RTCRtpSender.__{name} is gone"
+    # The SSRC aiortc chose (an instance attribute, set in __init__): SenderState sends as it.
+    assert isinstance(getattr(sender, "_ssrc", None), int), "RTCRtpSender._ssrc is gone"
     receiver = pair[1].addTransceiver("video", direction="recvonly").receiver
     for name in (
         "decoder_thread",
@@ -93,8 +96,7 @@ def test_transport_internals_used_by_the_send_path_exist() -> None:
     import aioice.ice
     import pylibsrtp
     from aiortc.rtcdtlstransport import RTCDtlsTransport, State
-
-    from signaling.aiortc_hooks import srtp_lib
+    from pylibsrtp._binding import lib as srtp_lib  # what signaling.aiortc_hooks calls
 
     assert hasattr(State, "CONNECTED")
     assert callable(srtp_lib.srtp_protect)
@@ -116,12 +118,16 @@ def test_set_host_addresses_replaces_and_restores_aioice_gathering() -> None:
 
 async def test_idle_track_waits_until_stopped() -> None:
     track = aiortc_hooks.IdleTrack("video")
-    pending = asyncio.ensure_future(track.recv())
-    await asyncio.sleep(0.05)
-    assert not pending.done()
+    # Run recv() up to where it waits: what it waits on is what the event loop would wait on.
+    receiving = track.recv()
+    waited_on = receiving.send(None)
+    assert isinstance(waited_on, asyncio.Future) and not waited_on.done()
+    # It waits for the track's end and nothing else (no timer, no polling): stopping the track
+    # resolves exactly that future, and recv() then ends as aiortc expects of a stopped track.
     track.stop()
+    assert waited_on.done()
     with pytest.raises(MediaStreamError):
-        await pending
+        receiving.send(None)
 
 
 async def test_tapped_receiver_sees_packets_and_never_decodes(
@@ -196,12 +202,13 @@ async def test_forwarding_sender_sends_answers_nacks_and_routes_plis(
     assert received[4].sequence_number == 1002
     # Sender reports carry what was sent: flush the counters and read them back from aiortc.
     state.flush_report()
-    assert transceiver.sender._RTCRtpSender__packet_count == 4
-    assert transceiver.sender._RTCRtpSender__rtp_timestamp == 1004 * 3000
+    sender: Any = transceiver.sender  # aiortc's private counters
+    assert sender._RTCRtpSender__packet_count == 4
+    assert sender._RTCRtpSender__rtp_timestamp == 1004 * 3000
     # A PLI from the subscriber reaches our callback instead of a non-existent encoder.
     await sub_receiver._send_rtcp_pli(state.ssrc)
     await wait_until(lambda: keyframe_requests != [], 5, "keyframe request")
-    assert transceiver.sender._RTCRtpSender__encoder is None
+    assert sender._RTCRtpSender__encoder is None
 
 
 async def test_feedback_for_datagrams_counted_encrypted_reaches_the_sender(
@@ -210,7 +217,6 @@ async def test_feedback_for_datagrams_counted_encrypted_reaches_the_sender(
     """The load generator's receive path (``count_rtp_datagrams`` + ``ReceiverFeedback``):
     packets counted still encrypted, and yet the RTCP a browser sends reaches the sender:
     receiver reports from aiortc's own loop, a NACK for a gap (answered), a PLI and a REMB."""
-    from typing import Any
 
     from aiortc.rtp import (
         RTCP_PSFB_APP,
