@@ -6,14 +6,15 @@ probe its own network (cloud metadata at ``169.254.169.254``, services on loopba
 traffic at a third party. So, like a TURN server's peer filter (coturn's ``denied-peer-ip``), every
 answer's candidates are screened *before* aiortc sees the SDP:
 
-- a participant may give at most ``max_candidates`` distinct candidates per session (over all its
-  answers; the protocol has no trickle message, so later answers are the only later candidates);
-  an answer that would go past it is refused as a whole;
+- a participant may give at most ``max_candidates`` distinct UDP candidates per session (over all
+  its answers; the protocol has no trickle message, so later answers are the only later
+  candidates); an answer that would go past it, or that is stuffed with candidate lines, is
+  refused as a whole;
 - a candidate is kept only if it names an IP address (mDNS ``.local`` names are dropped: resolving
   one makes the relay multicast on a participant's say, and browsers give real addresses once the
-  page has camera permission), over UDP, on a real port, that is not loopback (unless the relay
-  itself offers loopback candidates), not in a denied network, and in an allowed one when an allow
-  list is set.
+  page has camera permission), over UDP, on a real port, that is neither unspecified nor loopback
+  nor one of the host's own addresses (unless the relay itself offers loopback candidates), not
+  in a denied network, and in an allowed one when an allow list is set.
 
 Candidates are parsed the way aiortc parses them (``str.splitlines``, ``a=`` attributes split at
 the first colon, fields split on whitespace), so nothing aiortc would read as a candidate slips
@@ -246,11 +247,23 @@ def interface_addresses() -> set[IPAddress]:
 
 
 def _candidate_value(line: str) -> str | None:
-    """The value of an ``a=candidate`` line as aiortc's SDP parser would find it, else None."""
-    if not line.startswith("a="):
+    """The value of an ``a=candidate`` line as aiortc's SDP parser would find it (the attribute
+    name is what precedes the first colon), else None. Cheap: most lines fail the first test."""
+    if not line.startswith("a=candidate"):
         return None
-    attribute, _, value = line[2:].partition(":")
-    return value if attribute == "candidate" else None
+    rest = line[len("a=candidate") :]
+    if rest and rest[0] != ":":
+        return None  # another attribute whose name starts the same way
+    return rest[1:]
+
+
+LINES_PER_CANDIDATE = 4
+"""An answer may hold this many distinct ``a=candidate`` lines per candidate of the cap (of any
+kind: browsers add a TCP twin of each host candidate): past that it is refused before more of it
+is read."""
+MAX_CANDIDATE_LINES = 4096
+"""``a=candidate`` lines in one answer, repeats included (aiortc repeats its candidates on every
+m-line: a full room of 50 is 102 m-lines): past that it is refused unread."""
 
 
 class CandidateScreen:
@@ -258,50 +271,65 @@ class CandidateScreen:
 
     def __init__(self, policy: CandidatePolicy) -> None:
         self.policy = policy
-        self._given: set[tuple[str, str, int] | str] = set()
-        """Every distinct candidate this participant gave (kept or dropped)."""
+        self._given: set[tuple[str, str, int]] = set()
+        """Every distinct UDP candidate this participant gave (kept or dropped)."""
 
     @property
     def given(self) -> int:
-        """Distinct candidates given so far."""
+        """Distinct UDP candidates given so far."""
         return len(self._given)
 
     def screen_answer(self, sdp: str) -> str:
         """The answer with every candidate the relay must not send to taken out, ready for aiortc.
 
-        Raises :class:`TooManyCandidates` (and remembers nothing of this answer) if its new
-        candidates would take the participant past the cap."""
+        Raises :class:`TooManyCandidates` (and remembers nothing of this answer) if its new UDP
+        candidates would take the participant past the cap, or if it holds more candidate lines
+        than :data:`LINES_PER_CANDIDATE` distinct ones per candidate of the cap or
+        :data:`MAX_CANDIDATE_LINES` in all. Candidates that are not UDP, or not candidates at
+        all, are dropped without counting: browsers give a TCP twin of each host candidate,
+        which the relay never uses. The screen runs on every answer, before the relay checks
+        its revision, so its cost is bounded: whole-text operations, then Python work only for
+        candidate lines, stopping at the first one past a limit."""
+        if sdp.count("a=candidate") > MAX_CANDIDATE_LINES:
+            raise self._too_many()
         lines = sdp.splitlines()
-        values = [_candidate_value(line) for line in lines]
-        parsed = {
-            index: parse_candidate(value) for index, value in enumerate(values) if value is not None
-        }
-        keys = {
-            candidate.key if candidate is not None else (values[index] or "").strip()
-            for index, candidate in parsed.items()
-        }
-        self._check_cap(keys)
-        refused: Counter[Refusal] = Counter()
-        dropped: set[int] = set()
-        for index, candidate in parsed.items():
-            reason = Refusal.MALFORMED if candidate is None else self.policy.refusal(candidate)
-            if reason is not None:
-                refused[reason] += 1
-                dropped.add(index)
+        found = [(i, v) for i, v in enumerate(map(_candidate_value, lines)) if v is not None]
+        verdicts: dict[str, Refusal | None] = {}
+        new: set[tuple[str, str, int]] = set()
+        for _, value in found:
+            if value in verdicts:  # aiortc repeats them on every m-line
+                continue
+            if len(verdicts) >= LINES_PER_CANDIDATE * self.policy.max_candidates:
+                raise self._too_many()
+            verdicts[value] = self._verdict(value, new)
+        self._given |= new
+        dropped = {i for i, value in found if verdicts[value] is not None}
         if not dropped:
             return sdp
+        refused = Counter(reason for reason in verdicts.values() if reason is not None)
         logger.info("ICE candidates dropped from an answer: %s", _describe(refused))
-        return "".join(line + "\r\n" for index, line in enumerate(lines) if index not in dropped)
+        return "".join(line + "\r\n" for i, line in enumerate(lines) if i not in dropped)
 
-    def _check_cap(self, keys: set[tuple[str, str, int] | str]) -> None:
-        total = len(self._given | keys)
-        if total > self.policy.max_candidates:
-            logger.info("answer refused: %d ICE candidates in the session", total)
-            raise TooManyCandidates(
-                f"The answer takes this connection to {total} ICE candidates; "
-                f"at most {self.policy.max_candidates} are accepted."
-            )
-        self._given |= keys
+    def _verdict(self, value: str, new: set[tuple[str, str, int]]) -> Refusal | None:
+        """Why this candidate is dropped (None: kept); counts it against the cap in ``new``."""
+        candidate = parse_candidate(value)
+        if candidate is None:
+            return Refusal.MALFORMED
+        if candidate.transport.lower() != "udp":
+            return Refusal.TRANSPORT
+        if candidate.key not in self._given:
+            new.add(candidate.key)
+            if len(self._given) + len(new) > self.policy.max_candidates:
+                raise self._too_many()
+        return self.policy.refusal(candidate)
+
+    def _too_many(self) -> TooManyCandidates:
+        limit = self.policy.max_candidates
+        logger.info("answer refused: more than %d ICE candidates on one connection", limit)
+        return TooManyCandidates(
+            f"This answer takes the connection past {limit} ICE candidates, the most accepted; "
+            "send at most that many (addresses and ports, over all answers)."
+        )
 
 
 def _describe(refused: Counter[Refusal]) -> str:

@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     """Whether participants' loopback candidates are used. Unset: exactly when
     ``ice_host_addresses`` offers a loopback address (calls on one machine)."""
     ice_max_candidates: int = Field(default=20, ge=1, le=1000)
-    """Distinct ICE candidates one participant may give over its connection; an answer past it
-    is refused."""
+    """Distinct UDP ICE candidates (address and port) one participant may give over its
+    connection; an answer past it is refused."""
 
     relay_workers: int | None = Field(default=None, ge=0, le=256)
     """Relay worker processes, each using one core; rooms are pinned to one. Unset: one per core.

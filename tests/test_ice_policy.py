@@ -316,18 +316,20 @@ def test_candidates_hidden_behind_odd_line_breaks_are_screened_too(separator: st
     assert aiortc_candidates(screened) == {("10.0.0.7", 5001)}
 
 
-def test_the_cap_counts_distinct_candidates_over_the_whole_session() -> None:
+def test_the_cap_counts_distinct_udp_candidates_over_the_whole_session() -> None:
     screen = CandidateScreen(CandidatePolicy(max_candidates=5))
     first = [host("10.0.0.1", 5000 + i) for i in range(3)]
     # The same candidates on every m-line, and again in the next answer, count once.
     screen.screen_answer(answer(first))
     screen.screen_answer(answer(first))
     assert screen.given == 3
-    # Dropped candidates count too: the participant gave them.
-    screen.screen_answer(answer([*first, host("169.254.169.254", 80)]))
+    # Dropped UDP candidates count too: the participant gave them. TCP twins and lines that
+    # are no candidate at all do not: the relay never uses them, whatever their number.
+    junk = [host(f"10.0.1.{i}", 9, transport="tcp") for i in range(10)] + ["x", "1 2 3"]
+    screen.screen_answer(answer([*first, host("169.254.169.254", 80), *junk]))
     assert screen.given == 4
     too_many = answer([*first, host("10.0.0.2", 6000), host("10.0.0.3", 6000)])
-    with pytest.raises(TooManyCandidates, match="at most 5"):
+    with pytest.raises(TooManyCandidates, match="past 5 ICE candidates"):
         screen.screen_answer(too_many)
     assert screen.given == 4, "a refused answer is not remembered"
     screen.screen_answer(answer([*first, host("10.0.0.2", 6000)]))
@@ -338,8 +340,25 @@ def test_the_cap_counts_distinct_candidates_over_the_whole_session() -> None:
 
 def test_3000_candidates_in_one_answer_are_refused() -> None:
     stuffed = answer([host(f"10.{i // 250}.{i % 250}.1", 5000 + i) for i in range(3000)])
-    with pytest.raises(TooManyCandidates, match="3000 ICE candidates"):
+    with pytest.raises(TooManyCandidates, match="past 20 ICE candidates"):
         CandidateScreen(CandidatePolicy()).screen_answer(stuffed)
+
+
+def test_an_answer_stuffed_with_lines_that_never_count_is_refused_too() -> None:
+    """The screen runs on every answer: its work is bounded even by lines that do not count."""
+    policy = CandidatePolicy(max_candidates=20)
+    twins = [host(f"10.0.{i // 250}.{i % 250}", 9, transport="tcp") for i in range(80)]
+    CandidateScreen(policy).screen_answer(answer(twins))  # 4 lines per candidate of the cap
+    with pytest.raises(TooManyCandidates):
+        CandidateScreen(policy).screen_answer(answer([*twins, "x"]))
+    # Repeats cost little but are bounded too; a full room's repeats (102 m-lines) are fine.
+    full_room = ANSWER_HEAD + "".join(
+        media_section("audio", mid, [host(f"10.0.0.{i}", 5000) for i in range(20)])
+        for mid in range(102)
+    )
+    assert aiortc_candidates(CandidateScreen(policy).screen_answer(full_room))
+    with pytest.raises(TooManyCandidates):
+        CandidateScreen(policy).screen_answer(answer([], video_candidates=["x"] * 4097))
 
 
 def test_the_same_address_written_differently_is_one_candidate() -> None:
