@@ -201,13 +201,11 @@ async def test_200_join_leave_cycles_with_video_leave_nothing_behind() -> None:
         baseline = await settled(running)
         assert (baseline.relay_sessions, baseline.websockets) == (1, 1)
 
-        started = time.monotonic()
         for index in range(CYCLES):
             await churn.cycle(WARM_UP_CYCLES + index)
-        elapsed = time.monotonic() - started
         after = await settled(running, baseline.tasks)
-        print(
-            f"{CYCLES} join/leave cycles with video: {elapsed:.1f} s; RSS "
+        print(  # what the bounds below are checked against
+            f"{CYCLES} join/leave cycles with video: RSS "
             f"{(after.rss_kib - baseline.rss_kib) / CYCLES:+.1f} KiB/cycle, objects "
             f"{(after.objects - baseline.objects) / CYCLES:+.2f}/cycle"
         )
@@ -219,7 +217,6 @@ async def test_200_join_leave_cycles_with_video_leave_nothing_behind() -> None:
         extra = await churn.join(CYCLES + WARM_UP_CYCLES)
         clients.append(extra)
         with_extra = footprint(running)
-        print(f"one more participant with video: {with_extra.rss_kib - after.rss_kib:+d} KiB")
         assert set(growth(after, with_extra, 1)) >= {
             "peer_connections: 2 -> 4",
             "relay_sessions: 1 -> 2",
