@@ -10,6 +10,12 @@ from aiohttp import web
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from .logging_setup import (
+    MEDIA_LIBRARY_LOGGERS,
+    SERVER_LIBRARY_LOGGERS,
+    SLACK_LIBRARY_LOGGERS,
+    restrain,
+)
 from .settings import Settings
 
 __all__ = ["main"]
@@ -32,9 +38,9 @@ def _serve(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # aiortc and aioice log peer addresses and SDP details at INFO and below.
-    for noisy in ("aiortc", "aioice", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Libraries that log peer addresses, SDP, or what a client sent stay at WARNING or above,
+    # even with -v (create_app and the Slack adapter hold their own loggers there too).
+    restrain([*MEDIA_LIBRARY_LOGGERS, *SERVER_LIBRARY_LOGGERS, *SLACK_LIBRARY_LOGGERS])
     app = create_app(settings)
 
     def announce(_: object) -> None:

@@ -97,6 +97,22 @@ class RoomHub:
 
     def __init__(self) -> None:
         self._rooms: dict[str, dict[str, ClientConnection]] = {}
+        self._sockets: dict[str, set[ClientConnection]] = {}  # every open socket, joined or not
+
+    def track(self, room_id: str, connection: ClientConnection) -> None:
+        """A socket opened on the room's page (it may never join)."""
+        self._sockets.setdefault(room_id, set()).add(connection)
+
+    def untrack(self, room_id: str, connection: ClientConnection) -> None:
+        sockets = self._sockets.get(room_id)
+        if sockets is not None:
+            sockets.discard(connection)
+            if not sockets:
+                del self._sockets[room_id]
+
+    def unjoined(self, room_id: str) -> list[ClientConnection]:
+        """Open sockets of the room that have not joined (or were refused, or left)."""
+        return [c for c in self._sockets.get(room_id, ()) if c.participant_id is None]
 
     def add(self, room_id: str, participant_id: str, connection: ClientConnection) -> None:
         self._rooms.setdefault(room_id, {})[participant_id] = connection
@@ -153,6 +169,7 @@ class ClientConnection:
         # An open socket that never joins holds resources for nothing: close it.
         loop = asyncio.get_running_loop()
         idle = loop.call_later(join_timeout, self._close_if_not_joined)
+        self._server.hub.track(self._room.id, self)  # so it hears if the room ends before a join
         try:
             async for message in self._ws:
                 if not self._allow_message(loop.time()):
@@ -167,6 +184,7 @@ class ClientConnection:
                     break
         finally:
             idle.cancel()
+            self._server.hub.untrack(self._room.id, self)
             await self._leave()
 
     def _allow_message(self, now: float) -> bool:
@@ -219,6 +237,7 @@ class ClientConnection:
                     ErrorCode.OUT_OF_ORDER, "You are waiting for a host to let you in."
                 )
             elif isinstance(parsed, AnswerMessage):
+                require_dtls_fingerprint(parsed.sdp)
                 await self._apply_answer(self.participant_id, parsed)
             elif isinstance(parsed, MediaStateMessage):
                 await self._media_state(parsed)
@@ -290,6 +309,16 @@ class ClientConnection:
         """A host turned this waiting participant away."""
         await self._refuse(
             ProtocolError(ErrorCode.DENIED, "The host did not let you in.", fatal=True)
+        )
+
+    async def locked_out(self) -> None:
+        """A host locked the room while this participant waited in the lobby."""
+        await self._refuse(
+            ProtocolError(
+                ErrorCode.LOCKED,
+                "The host locked this meeting while you were waiting; try again later.",
+                fatal=True,
+            )
         )
 
     async def removed(self) -> None:
@@ -424,3 +453,25 @@ class ClientConnection:
         """The same session joined from another connection: leave, and tell this socket why."""
         await self._leave()
         await self.close(CLOSE_REPLACED, b"joined from another connection")
+
+
+def require_dtls_fingerprint(sdp: str) -> None:
+    """Refuse an answer without ``a=fingerprint`` (for the session, or in every m-section): its
+    media could never be authenticated, and aiortc would accept it only to fail an assertion in
+    its DTLS task later, with a traceback in the log and a dead peer connection left behind."""
+    session_level = False
+    sections: list[bool] = []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            sections.append(False)
+        elif line.startswith("a=fingerprint:"):
+            if sections:
+                sections[-1] = True
+            else:
+                session_level = True
+    if not (session_level or all(sections)):
+        raise ProtocolError(
+            ErrorCode.NEGOTIATION_FAILED,
+            "The answer has no DTLS fingerprint, so the media could not be secured; rejoin.",
+            fatal=True,
+        )

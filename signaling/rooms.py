@@ -13,7 +13,6 @@ import logging
 import re
 import secrets
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from .errors import (
     RoomNotFound,
     TooManyRooms,
 )
+from .text import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ ROOM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}\Z")
 """128 random bits, URL-safe base64 without padding."""
 
 Clock = Callable[[], float]
+
+LINK_EXPIRED = (
+    "This meeting link no longer lets new people in: its time is up. Ask the host for a new link."
+)
+"""Why ``join`` is refused after a ``--for`` lifetime (the page shows it; the meeting may go on)."""
 
 
 def new_room_id() -> str:
@@ -325,7 +330,8 @@ class RoomService:
         Returns it and the participant it replaced (same session), if any.
 
         Raises :class:`RoomNotFound`, :class:`RoomGone` (ended, expired, or past its
-        ``--for`` lifetime), :class:`ParticipantRemoved`, :class:`RoomLocked`, :class:`RoomFull`.
+        ``--for`` lifetime for a newcomer: people already let in may reconnect),
+        :class:`ParticipantRemoved`, :class:`RoomLocked`, :class:`RoomFull`.
         """
         room = self.get_room(room_id)
         if room is None:
@@ -334,13 +340,12 @@ class RoomService:
             raise RoomNotFound("This meeting link is not valid or has expired.")
         host = self.is_host_token(room, host_token) or session in room.host_sessions
         now = self._clock()
-        if not host:
-            if room.join_deadline is not None and now >= room.join_deadline:
-                raise RoomGone("This meeting link has expired.")
-            if session in room.banned_sessions:
-                raise ParticipantRemoved("The host removed you from this meeting.")
+        if not host and session in room.banned_sessions:
+            raise ParticipantRemoved("The host removed you from this meeting.")
         # Someone already let in who reconnects (a network blip, a reload) is not a newcomer.
         returning = host or session in room.admitted_sessions
+        if not returning and room.join_deadline is not None and now >= room.join_deadline:
+            raise RoomGone(LINK_EXPIRED)
         replaced = room.find_session(session)
         if replaced is not None:
             self._drop(room, replaced)
@@ -409,7 +414,14 @@ class RoomService:
         return participant
 
     def set_locked(self, room: Room, locked: bool) -> None:
+        """Lock or unlock the room. Locking also empties the lobby: nobody new gets in, not even
+        someone who knocked before the lock (each knocker hears ``waiting_resolved``, not
+        admitted, and may knock again once the room is unlocked; nobody is barred)."""
         room.locked = locked
+        if locked:
+            for participant in list(room.waiting.values()):
+                del room.waiting[participant.id]
+                self._notify("waiting_resolved", room, participant, False)
         self._notify("room_changed", room)
 
     def set_lobby(self, room: Room, lobby: bool) -> None:
@@ -511,19 +523,6 @@ class RoomService:
 
 def _key(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
-
-
-def clean_text(text: str | None, max_length: int) -> str:
-    """Trim, fold control characters to spaces, drop invisible format characters (bidi overrides,
-    zero-width joiners: they let a name pose as another) and cap the length of user-typed text."""
-    if not text:
-        return ""
-    folded = "".join(
-        " " if unicodedata.category(ch) == "Cc" else ch
-        for ch in text
-        if unicodedata.category(ch) != "Cf"
-    )
-    return " ".join(folded.split())[:max_length].strip()
 
 
 def iso_utc(timestamp: float) -> str:

@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 
@@ -28,6 +27,7 @@ from .aiortc_hooks import set_host_addresses
 from .connection import ClientConnection, RoomHub, knock_info
 from .errors import RateLimited, TooManyRooms
 from .limits import ServerLimits
+from .logging_setup import SERVER_LIBRARY_LOGGERS, restrain
 from .protocol import (
     IceServerInfo,
     KnockMessage,
@@ -39,24 +39,18 @@ from .relay import Relay, RelayBackend, RelayConfig
 from .rooms import Participant, Room, RoomLimits, RoomService, iso_utc
 from .settings import Settings
 from .tasks import spawn
+from .web_guard import (
+    MeetnowApplication,
+    RedactedServerLog,
+    SiteNames,
+    security_headers_on_prepare,
+    static_files,
+)
 from .workers import WorkerPool, default_worker_count
 
 __all__ = ["SERVER", "MeetnowServer", "create_app"]
 
 logger = logging.getLogger(__name__)
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'; form-action 'self'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(), geolocation=()",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
 
 MAX_API_BODY_BYTES = 16 * 1024
 
@@ -94,6 +88,10 @@ class MeetnowServer:
         self.open_websockets: Counter[str] = Counter()
         """Open websockets per client address (``MEETNOW_LIMIT_WEBSOCKETS_PER_IP``)."""
         self.static_dir = web_client_dir()
+        self.static_files = static_files(self.static_dir)
+        """The only files ``/static/`` serves, by relative path (taken once, at start-up)."""
+        self.site = SiteNames(settings)
+        """The ``Host`` names and ``Origin``s this server answers to."""
         self._pages: dict[str, bytes] = {}
         rooms.add_listener(self)
 
@@ -106,14 +104,10 @@ class MeetnowServer:
         return self._pages[name]
 
     def origin_allowed(self, request: web.Request) -> bool:
-        """No ``Origin`` (not a browser), our own, or a configured one. Browsers always send it:
+        """No ``Origin`` (not a browser), our own, or a configured one (never one made from the
+        request's own ``Host``, which a DNS-rebinding page chooses). Browsers always send it:
         a foreign one means another site is using its visitors' browsers against us."""
-        origin = request.headers.get("Origin")
-        if origin is None:
-            return True
-        origins = {_origin(self.settings.base_url()), f"{request.scheme}://{request.host}"}
-        origins.update(_origin(o) for o in self.settings.allowed_origins)
-        return origin.lower() in origins
+        return self.site.origin_allowed(request.headers.get("Origin"))
 
     async def _worker_lost(self, room_ids: set[str]) -> None:
         # The media of these rooms is gone: close their sockets so the clients reconnect and
@@ -174,7 +168,8 @@ class MeetnowServer:
         pass
 
     def room_closed(self, room: Room, reason: str) -> None:
-        for connection in self.hub.connections(room.id):
+        # Sockets still on the page before ``join`` are told too, and closed: their room is gone.
+        for connection in [*self.hub.connections(room.id), *self.hub.unjoined(room.id)]:
             spawn(connection.room_closed(reason))
 
     def participant_waiting(self, room: Room, participant: Participant) -> None:
@@ -184,8 +179,14 @@ class MeetnowServer:
         resolved = KnockResolvedMessage(participant_id=participant.id, admitted=admitted)
         spawn(self.hub.to_hosts(room, resolved))
         connection = self.hub.get(room.id, participant.id)
-        if connection is not None and not connection.in_call:
-            spawn(connection.admitted() if admitted else connection.denied())
+        if connection is None or connection.in_call:
+            return
+        if admitted:
+            spawn(connection.admitted())
+        elif room.locked and participant.session not in room.banned_sessions:
+            spawn(connection.locked_out())  # the host locked the room while they waited
+        else:
+            spawn(connection.denied())
 
     def room_changed(self, room: Room) -> None:
         update = RoomUpdatedMessage(room=self.room_info(room))
@@ -201,11 +202,6 @@ def turn_credentials(secret: str, user: str, expires_at: float) -> tuple[str, st
 
 
 SERVER = web.AppKey("server", MeetnowServer)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def not_found(server: MeetnowServer) -> web.Response:
@@ -253,20 +249,34 @@ def lookup_room(request: web.Request) -> Room | web.Response:
     return not_found(server)
 
 
+def misdirected() -> web.Response:
+    """421 for a ``Host`` this server does not answer to (a DNS-rebinding page sends its own)."""
+    return web.Response(
+        status=421,
+        text=(
+            "This server does not answer to that host name. If it is yours, set "
+            "MEETNOW_PUBLIC_URL (or MEETNOW_ALLOWED_ORIGINS) to the address people open.\n"
+        ),
+    )
+
+
 @web.middleware
-async def security_headers(
+async def guard_requests(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """A ``Host`` we do not answer to gets 421 (``/healthz`` excepted: health checks use any
+    name); an unknown path the one 404 page; aiohttp's HTTP errors a plain-text reason. The
+    security headers go on every response in ``on_response_prepare``."""
+    server = request.app[SERVER]
+    if request.path != "/healthz" and not server.site.host_allowed(request.headers.get("Host")):
+        return misdirected()
     try:
-        response = await handler(request)
+        return await handler(request)
     except web.HTTPNotFound:
-        response = not_found(request.app[SERVER])
+        return not_found(server)
     except web.HTTPException as error:
         headers = {k: v for k, v in error.headers.items() if k.lower() != "content-type"}
-        response = web.Response(status=error.status, text=error.text, headers=headers)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+        return web.Response(status=error.status, text=error.text, headers=headers)
 
 
 async def landing_page(request: web.Request) -> web.Response:
@@ -305,6 +315,12 @@ async def create_room(request: web.Request) -> web.Response:
     if request.can_read_body:
         try:
             body = json.loads(await request.text() or "{}")
+        except web.HTTPRequestEntityTooLarge:
+            return _api_error(
+                413, "body_too_large", f"The request body is over {MAX_API_BODY_BYTES} bytes."
+            )
+        except RecursionError:  # json's own guard against nesting that would exhaust the stack
+            return _api_error(400, "invalid_json", "The request body is nested too deeply.")
         except ValueError:
             return _api_error(400, "invalid_json", "The request body is not valid JSON.")
         if not isinstance(body, dict):
@@ -340,14 +356,12 @@ def _api_error(status: int, code: str, message: str) -> web.Response:
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:
-    """A file of the web client, or the one 404 page (never a listing, never outside the folder)."""
+    """A file of the web client, or the one 404 page: the path is looked up in the list taken at
+    start-up (``web_guard.static_files``), never joined to a directory, so nothing else (compiled
+    Python, sources, dotfiles, listings, anything outside) can ever be served."""
     server = request.app[SERVER]
-    root = server.static_dir.resolve()
-    try:
-        path = (root / request.match_info["path"]).resolve()
-    except (OSError, ValueError):
-        return not_found(server)
-    if not path.is_relative_to(root) or not path.is_file() or path.suffix == ".py":
+    path = server.static_files.get(request.match_info["path"])
+    if path is None:
         return not_found(server)
     return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
@@ -409,7 +423,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 async def _on_shutdown(app: web.Application) -> None:
     server = app[SERVER]
     for room in server.rooms.rooms():
-        for connection in server.hub.connections(room.id):
+        for connection in [*server.hub.connections(room.id), *server.hub.unjoined(room.id)]:
             await connection.room_closed("server_shutdown")
     # Rooms live in memory: they end with the process, and chat cards say so (the adapters
     # finish their card updates in their own cleanup, which runs after this).
@@ -438,7 +452,19 @@ def create_app(
     settings = settings or Settings()
     rooms = rooms or RoomService(room_limits(settings), clock=clock)
     server = MeetnowServer(settings, rooms)
-    app = web.Application(middlewares=[security_headers], client_max_size=MAX_API_BODY_BYTES)
+    app = MeetnowApplication(
+        middlewares=[guard_requests],
+        client_max_size=MAX_API_BODY_BYTES,
+        # aiohttp's low-level server logs each malformed request with the client's address and
+        # its raw bytes: a redacted log instead. No access log (paths carry room ids; a reverse
+        # proxy keeps its own).
+        handler_args={
+            "logger": RedactedServerLog(logging.getLogger("signaling.http")),
+            "access_log": None,
+        },
+    )
+    app.on_response_prepare.append(security_headers_on_prepare)
+    restrain(SERVER_LIBRARY_LOGGERS)
     app[SERVER] = server
     app.router.add_get("/", landing_page)
     app.router.add_post("/api/rooms", create_room)

@@ -881,7 +881,9 @@ function endedText(code, message, reason) {
     case "denied":
       return "The host did not let you in.";
     case "room_ended":
-      return "This meeting has ended.";
+      // The server says which: the meeting ended, or its link's --for time is up (the meeting
+      // may go on for those already in it). Its words, shown as text.
+      return message || "This meeting has ended.";
     case "room_not_found":
       return "This meeting link is not valid or has expired.";
     case "room_full":
@@ -906,8 +908,9 @@ function endedText(code, message, reason) {
 function endedTitle(code) {
   switch (code) {
     case "room_closed":
-    case "room_ended":
       return "The meeting is over";
+    case "room_ended":
+      return "You can't join this meeting";
     case "removed":
       return "You were removed";
     case "denied":
