@@ -134,7 +134,7 @@ def render_table(result: LoadtestResult) -> str:
         f"{'participant':<12} {'join ms':>8} {'streams':>7} {'fps min':>8} {'fps mean':>8}"
         f" {'kbps in':>8} {'freezes':>7} {'loss %':>7}"
     )
-    lines = [f"per participant, over the {window} ({s['window']['start']}):", header]
+    lines = [f"per participant, over the {window} that starts {s['window']['start']}:", header]
     lines.append("-" * len(header))
     for row in result.participants:
         join = f"{row['join_ms']:.0f}" if row["join_ms"] is not None else "-"

@@ -512,3 +512,16 @@ def test_density_states_capacity_only_for_sizes_that_held() -> None:
     assert failed_row.split("|")[capacity_column].strip() == "-"
     assert "**no**: fps min 20.0" in failed_row
     assert density.largest_held([held, failed]) is held
+
+
+def test_cli_no_feedback_flag_reaches_the_loadtest(
+    server_process: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from signaling.cli import main
+
+    room_id = asyncio.run(server_process.create_room())
+    url = f"{server_process.base_url}/r/{room_id}"
+    assert main(["loadtest", url, "-n", "2", "--duration", "1", "--no-feedback"]) == 0
+    table = capsys.readouterr().out
+    assert "receivers sent no RTCP feedback (--no-feedback)" in table
+    assert "over the 1.0 s window" in table
