@@ -12,8 +12,12 @@ room service's call path (a slow chat API never slows a join).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import math
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -23,8 +27,10 @@ from signaling.rooms import Participant, Room, RoomService
 
 __all__ = [
     "MAX_LIFETIME_SECONDS",
+    "SIGNATURE_WINDOW_SECONDS",
     "CallSummary",
     "ChatCards",
+    "SignedRequestGuard",
     "leading_options",
     "parse_duration",
     "summarize",
@@ -33,6 +39,65 @@ __all__ = [
 MAX_LIFETIME_SECONDS = 7 * 24 * 3600
 """Longest ``--for`` a chat command accepts: a week."""
 _DURATION = re.compile(r"(?:(\d{1,3})d)?(?:(\d{1,4})h)?(?:(\d{1,6})m(?:in)?)?")
+
+
+SIGNATURE_WINDOW_SECONDS = 5 * 60
+"""How far a signed chat request's timestamp may be from our clock (Slack's own rule, and the
+same for Discord's HTTP interactions)."""
+MAX_REMEMBERED_REQUESTS = 50_000
+"""Signed requests remembered at once (32-byte digests): more than a busy server takes in a
+window. Past it the oldest are forgotten first."""
+
+
+class SignedRequestGuard:
+    """Freshness and replay checks for requests whose signature has already been verified.
+
+    A signature proves who sent a request, not that it is new: anyone who saw one (a proxy log, a
+    captured request) could send it again. A request is accepted once: its signed content
+    (timestamp and body) is remembered until its timestamp leaves the window, after which the
+    freshness check refuses it anyway. Only verified requests are remembered, so strangers cannot
+    fill the memory, and it is bounded all the same."""
+
+    def __init__(
+        self,
+        window_seconds: float = SIGNATURE_WINDOW_SECONDS,
+        max_remembered: int = MAX_REMEMBERED_REQUESTS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.window_seconds = window_seconds
+        self.max_remembered = max_remembered
+        self.clock = clock
+        """Wall-clock time in seconds (injected by tests)."""
+        self._seen: OrderedDict[bytes, float] = OrderedDict()  # digest -> forget after
+
+    def fresh(self, timestamp: str) -> bool:
+        """Whether a request signed at ``timestamp`` (Unix seconds) is inside the window."""
+        try:
+            signed_at = float(timestamp)
+        except ValueError:
+            return False
+        return math.isfinite(signed_at) and abs(self.clock() - signed_at) <= self.window_seconds
+
+    def first_time(self, timestamp: str, body: bytes | str) -> bool:
+        """Remember a verified request; False if the same signed content came before."""
+        now = self.clock()
+        while self._seen and next(iter(self._seen.values())) <= now:
+            self._seen.popitem(last=False)
+        raw = body.encode() if isinstance(body, str) else body
+        digest = hashlib.sha256(timestamp.encode() + b":" + raw).digest()
+        if digest in self._seen:
+            return False
+        if len(self._seen) >= self.max_remembered:
+            self._seen.popitem(last=False)
+        try:
+            signed_at = float(timestamp)
+        except ValueError:
+            signed_at = now
+        self._seen[digest] = max(now, signed_at) + self.window_seconds
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 _LOBBY_OPTION = re.compile(r"\s*(?:--|\u2014|\u2013)lobby(?=\s|\Z)", re.IGNORECASE)

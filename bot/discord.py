@@ -9,7 +9,9 @@ Two transports reach one command handler (:meth:`DiscordAdapter.start_call`):
   attribute :attr:`discord.http.Route.BASE`, which this module sets: it is **process-wide**, one
   Discord API per process.
 - **The HTTP interactions endpoint** (``MEETNOW_DISCORD_PUBLIC_KEY``): ``POST /discord/interactions``
-  on meetnow's own web server, every request checked against its Ed25519 signature.
+  on meetnow's own web server, every request checked against its Ed25519 signature, its
+  ``X-Signature-Timestamp`` within 5 minutes of our clock, and accepted once (a replay of the same
+  signed request is refused: :class:`~bot.core.SignedRequestGuard`).
 
 The card is the interaction's answer: an embed (topic, who started it, who is in) and a link
 button "Join". :class:`DiscordCards` edits it as people come and go and, at the end, to
@@ -49,7 +51,7 @@ from discord import app_commands
 from signaling.errors import RateLimited, TooManyRooms
 from signaling.rooms import Participant, Room
 
-from .core import CallSummary, ChatCards, leading_options, parse_duration
+from .core import CallSummary, ChatCards, SignedRequestGuard, leading_options, parse_duration
 
 if TYPE_CHECKING:
     from signaling.server import MeetnowServer
@@ -654,6 +656,9 @@ class DiscordAdapter:
         self.client: MeetnowBot | None = None
         self.invite_url: str | None = None
         self._public_key: Ed25519PublicKey | None = None
+        self.requests = SignedRequestGuard()
+        """Timestamp freshness and replays of signed HTTP interactions (wall clock, injectable:
+        Discord's timestamps are real time, unlike the room service's clock)."""
         self._http: aiohttp.ClientSession | None = None
         self._gateway: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -909,9 +914,16 @@ class DiscordAdapter:
             return web.Response(status=413, text="request too large\n")
         if not self.verify(request.headers, body):
             return web.Response(status=401, text="invalid request signature\n")
+        # Signed, but when? A captured request must not work again: not days later (stale
+        # timestamp), nor within the window (seen already). No await until it is remembered.
+        timestamp = request.headers.get("X-Signature-Timestamp", "")
+        if not self.requests.fresh(timestamp):
+            return web.Response(status=401, text="stale request timestamp\n")
+        if not self.requests.first_time(timestamp, body):
+            return web.Response(status=401, text="replayed request\n")
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return web.Response(status=400, text="invalid JSON\n")
         if not isinstance(payload, dict):
             return web.Response(status=400, text="invalid interaction\n")

@@ -19,8 +19,11 @@ their knocks appear in Slack with *Admit* / *Deny* buttons that only the host's 
 per workspace (:class:`~signaling.limits.ServerLimits`).
 
 No room logic lives here: one :meth:`RoomService.create_room` per command, then the events. Logs
-carry Slack error codes and exception types only: never tokens, names, topics, links or room ids
-(and the Slack libraries, which would log whole requests at DEBUG, are kept at INFO).
+carry Slack error codes and exception types only: never tokens, names, topics, links or room ids.
+The Slack libraries are kept at WARNING (:func:`quiet_slack_libraries`): bolt logs the whole body
+of every request with a bad or stale signature at INFO, slack-sdk the ``response_url`` of a
+retried post, and both whole requests at DEBUG. A correctly signed request is accepted once: a
+replay inside Slack's 5-minute window is refused (:class:`~bot.core.SignedRequestGuard`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,16 +49,19 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from signaling.errors import RateLimited, TooManyRooms
+from signaling.logging_setup import SLACK_LIBRARY_LOGGERS, restrain
 from signaling.rooms import Participant, Room, iso_utc
 
 from .core import (
     CallSummary,
     ChatCards,
+    SignedRequestGuard,
     call_seconds,
     parse_duration,
     summarize,
@@ -1013,6 +1019,9 @@ class SlackAdapter:
         secret = settings.slack_signing_secret
         self.signing_secret = secret.get_secret_value() if secret is not None else ""
         """Verifies every request to ``POST /slack/events`` (the route exists only with one)."""
+        self.requests = SignedRequestGuard()
+        """Signed requests already accepted (a replay is refused); its clock can be injected."""
+        self._verifier = SignatureVerifier(self.signing_secret) if self.signing_secret else None
         app_token = settings.slack_app_token
         self.app_token = app_token.get_secret_value() if app_token is not None else ""
         """Socket Mode's app-level token (``xapp-...``), or empty: no Socket Mode."""
@@ -1065,17 +1074,36 @@ class SlackAdapter:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=self._token)
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        """``POST /slack/events``: slash commands and interactions, signatures checked by bolt."""
-        bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        """``POST /slack/events``: slash commands and interactions, signatures checked by bolt;
+        a correctly signed request seen before (a replay) is refused here, before bolt."""
+        bolt_request = await to_bolt_request(request)
+        if self._replayed(bolt_request.raw_body, request.headers):
+            self._log_refusal("Slack: refused a replayed request (401)")
+            return web.json_response({"error": "replayed request"}, status=401)
+        bolt_response = await self.bolt.async_dispatch(bolt_request)
         if bolt_response.status == 401:
-            now = time.monotonic()
-            if now - self._last_refusal_log >= REFUSAL_LOG_SECONDS:  # anyone can send these
-                self._last_refusal_log = now
-                logger.warning(
-                    "Slack: refused a request without a valid signature (401); if commands fail, "
-                    "check MEETNOW_SLACK_SIGNING_SECRET and the server clock"
-                )
+            self._log_refusal(
+                "Slack: refused a request without a valid signature (401); if commands fail, "
+                "check MEETNOW_SLACK_SIGNING_SECRET and the server clock"
+            )
         return await to_aiohttp_response(bolt_response)
+
+    def _replayed(self, body: str, headers: Mapping[str, str]) -> bool:
+        """Whether a correctly signed request came before (checked and remembered at once, with
+        no await in between, so two copies sent together cannot both pass)."""
+        timestamp = headers.get("X-Slack-Request-Timestamp", "")
+        signature = headers.get("X-Slack-Signature", "")
+        if self._verifier is None or not timestamp.isdigit() or not signature:
+            return False  # not signed: bolt refuses it
+        if not self._verifier.is_valid(body, timestamp, signature):
+            return False
+        return not self.requests.first_time(timestamp, body)
+
+    def _log_refusal(self, line: str) -> None:
+        now = time.monotonic()
+        if now - self._last_refusal_log >= REFUSAL_LOG_SECONDS:  # anyone can send these
+            self._last_refusal_log = now
+            logger.warning(line)
 
     async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
         """Start-up and shutdown (``cleanup_ctx``)."""
@@ -1205,23 +1233,20 @@ SLACK = web.AppKey("meetnow_slack", SlackAdapter)
 """Where the adapter is kept on the aiohttp app (tests reach the cards through it)."""
 
 
-LIBRARY_LOGGERS = ("slack_sdk", "slack_bolt.meetnow")
-"""slack_sdk's loggers, and the one the bolt app and its Socket Mode client log to. At DEBUG they
-log whole requests and answers: the host link in a command's acknowledgement, the names on cards,
-topics, room links."""
+BOLT_LOGGER = "slack_bolt.meetnow"
+"""The logger given to the bolt app. Bolt copies its level onto every logger it makes (request
+verification, listeners, the ``meetnow`` app logger), so it must be at WARNING before the app is
+built; a level set on ``slack_bolt`` alone would not reach them."""
 
 
 def quiet_slack_libraries() -> logging.Logger:
-    """Keep the Slack libraries at INFO (or the root's level if higher) even when the server logs
-    at DEBUG (``meetnow serve -v``); a level someone set on them on purpose is left alone.
-    Returns the logger to give bolt (which otherwise copies the root's level onto loggers of its
-    own, out of reach of a level set on ``slack_bolt``)."""
-    level = max(logging.INFO, logging.getLogger().getEffectiveLevel())
-    for name in LIBRARY_LOGGERS:
-        library = logging.getLogger(name)
-        if library.level == logging.NOTSET:
-            library.setLevel(level)
-    return logging.getLogger(LIBRARY_LOGGERS[-1])
+    """Hold slack-bolt and slack-sdk at WARNING or above, even when the server logs at DEBUG
+    (``meetnow serve -v``): at INFO bolt logs the body of every request with a bad or stale
+    signature (topic, user, channel and team ids, the ``response_url``) and slack-sdk the
+    ``response_url`` of a retried post; at DEBUG both log whole requests and answers (the host
+    link in an acknowledgement, names, topics). Returns the logger to give bolt."""
+    restrain([*SLACK_LIBRARY_LOGGERS, BOLT_LOGGER])
+    return logging.getLogger(BOLT_LOGGER)
 
 
 def install_slack(app: web.Application, server: MeetnowServer) -> None:
