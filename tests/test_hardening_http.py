@@ -352,7 +352,8 @@ async def test_static_serves_the_web_client_and_nothing_else(
         # The web client itself is all there: every file the pages need answers 200.
         served = set(running.meetnow.static_files)
         assert {"room.html", "css/meetnow.css", "js/room.js", "img/favicon.png"} <= served
-        assert all(name.rsplit(".", 1)[-1] in {"html", "css", "js", "png"} for name in served)
+        web_kinds = set("html css js png svg ico jpg jpeg webp gif woff2".split())
+        assert all(name.rsplit(".", 1)[-1] in web_kinds for name in served), served
         for name in sorted(served):
             async with http.get(f"{running.base_url}/static/{name}") as response:
                 assert response.status == 200, name
