@@ -12,6 +12,7 @@ import asyncio
 import ctypes
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from signaling.relay import Relay
 
 from .conftest import RunningServer
 from .support.security import crowd, meetnow
-from .test_relay import receives_all, wait_until
+from .test_relay import receives_all
 
 CYCLES = 200
 WARM_UP_CYCLES = 20
@@ -119,6 +120,14 @@ def growth(before: Footprint, after: Footprint, cycles: int) -> list[str]:
     return problems
 
 
+async def promptly(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait until ``predicate()`` holds, looking every 5 ms: 400 waits a run add up."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
 class Churn:
     """One room with a participant who stays, and participants who come and go."""
 
@@ -138,9 +147,9 @@ class Churn:
             decode=False,
         )
         await cycler.join()
-        await wait_until(
+        await promptly(
             lambda: (
-                receives_all(self.stayer, [cycler], 3) and receives_all(cycler, [self.stayer], 3)
+                receives_all(self.stayer, [cycler], 2) and receives_all(cycler, [self.stayer], 2)
             ),
             10,
             f"media both ways with cycler {index}",
@@ -154,7 +163,7 @@ class Churn:
             self.stayer.streams.pop((cycler.participant_id or "", kind), None)
         self.stayer.messages.clear()  # the test client's log of offers, not the server's memory
         server, relay = self.running.meetnow, in_process_relay(self.running)
-        await wait_until(
+        await promptly(
             lambda: server.hub.count() == 1 and relay.peer_connection_count() == 1,
             10,
             "the leave",

@@ -21,6 +21,9 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 
 
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
 def meetnow_command() -> list[str]:
     """The console script pip installed next to this Python (``python -m signaling.cli`` if the
     package was not installed with its scripts)."""
@@ -36,6 +39,8 @@ def clean_environment(home: Path, **settings: str) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
     }
+    if not Path(sys.executable).with_name("meetnow").exists():
+        env["PYTHONPATH"] = str(REPO)  # not installed: import it from the checkout
     env.update(settings)
     return env
 
