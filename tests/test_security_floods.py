@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -28,10 +29,11 @@ REFILL_SECONDS = BURST / RATE
 
 
 def test_the_limits_tested_here_are_the_ones_the_server_uses_and_docs_state() -> None:
-    # docs/security.md, "Rate limits and other limits": "bursts of 60, 20 a second; 100 refusals
-    # within 10 s close the connection".
     assert MESSAGE_BUCKET == Bucket(burst=BURST, per_second=RATE)
     assert (FLOOD_REFUSALS, FLOOD_WINDOW_SECONDS) == (100, 10.0)
+    page = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text("utf-8")
+    row = next(line for line in page.splitlines() if line.startswith("| Websocket messages |"))
+    assert "bursts of 60, 20 a second; 100 refusals within 10 s close the connection" in row
 
 
 async def joined_socket(server: SteppedServer, room_id: str, name: str) -> RawSocket:
