@@ -362,7 +362,7 @@ class ClientConnection:
         try:
             sdp = self._candidates.screen_answer(message.sdp)
         except TooManyCandidates as error:
-            raise ProtocolError(ErrorCode.INVALID_MESSAGE, str(error)) from None
+            raise ProtocolError(ErrorCode.TOO_MANY_CANDIDATES, str(error)) from None
         await self._server.relay.apply_answer(self._room.id, participant_id, message.revision, sdp)
 
     async def _media_state(self, message: MediaStateMessage) -> None:

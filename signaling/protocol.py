@@ -89,6 +89,9 @@ class ErrorCode(StrEnum):
     """Only a host may send this message."""
     RATE_LIMITED = "rate_limited"
     """Too many messages; slow down (a flood closes the connection, 1008)."""
+    TOO_MANY_CANDIDATES = "too_many_candidates"
+    """An answer would take the connection past its cap of ICE candidates; the offer still
+    waits for an answer within the cap."""
     NEGOTIATION_FAILED = "negotiation_failed"
     """The SDP answer could not be applied; the client should rejoin."""
     SERVER_ERROR = "server_error"
