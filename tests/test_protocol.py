@@ -38,6 +38,7 @@ from signaling.protocol import (
     RemoveMessage,
     RoomClosedMessage,
     RoomInfo,
+    ServerMessage,
     SetLobbyMessage,
     TrackInfo,
     dump_server_message,
@@ -307,8 +308,9 @@ def test_bytes_input_parses_like_text() -> None:
 
 def test_parsed_messages_are_frozen() -> None:
     parsed = parse_client_message(join())
+    assert isinstance(parsed, JoinMessage)
     with pytest.raises(ValueError):
-        parsed.name = "Mallory"  # type: ignore[misc]
+        parsed.name = "Mallory"
 
 
 # ---------------------------------------------------------------- properties
@@ -427,7 +429,7 @@ def test_valid_messages_round_trip(message: Any) -> None:
 PARTICIPANT = ParticipantInfo(
     id="p1", name="Zoë <b>🎉</b>", media=MediaState(audio=True, video=False)
 )
-SERVER_MESSAGES = [
+SERVER_MESSAGES: list[ServerMessage] = [
     JoinedMessage(
         participant_id="p2",
         room=RoomInfo(
@@ -528,7 +530,7 @@ def test_every_error_code_serializes_as_its_value(code: ErrorCode) -> None:
 
 def test_room_closed_reasons_are_limited() -> None:
     for reason in ("expired", "ended", "server_shutdown"):
-        wire = json.loads(dump_server_message(RoomClosedMessage(reason=reason)))  # type: ignore[arg-type]
+        wire = json.loads(dump_server_message(RoomClosedMessage(reason=reason)))
         assert wire == {"type": "room_closed", "reason": reason}
     with pytest.raises(ValueError):
         RoomClosedMessage(reason="bored")  # type: ignore[arg-type]

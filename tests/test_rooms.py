@@ -18,10 +18,10 @@ from signaling.rooms import (
     Room,
     RoomLimits,
     RoomService,
-    clean_text,
     iso_utc,
     new_room_id,
 )
+from signaling.text import clean_text
 
 from .conftest import FakeClock
 
@@ -75,6 +75,15 @@ class Recorder:
 
     def room_closed(self, room: Room, reason: str) -> None:
         self.events.append(("closed", room.id, reason))
+
+    def participant_waiting(self, room: Room, participant: Participant) -> None:
+        self.events.append(("waiting", room.id, participant.name))
+
+    def waiting_resolved(self, room: Room, participant: Participant, admitted: bool) -> None:
+        self.events.append(("admitted" if admitted else "turned away", room.id, participant.name))
+
+    def room_changed(self, room: Room) -> None:
+        self.events.append(("changed", room.id, ""))
 
 
 # ---------------------------------------------------------------- room ids
