@@ -254,7 +254,8 @@ def report(r: Results, command: str, total_seconds: float) -> str:
             "in a direct aiortc full mesh on loopback; through the relay: one room of a fresh "
             "`meetnow serve` (one relay process). Room sizes "
             + ", ".join(str(n) for n in r.latency.sizes)
-            + f"; {r.plan.latency_seconds:.0f} s of packets per path and size, in "
+            + f"; {r.plan.latency_seconds:.0f} s of packets per path and size (longer until "
+            f"{r.latency.min_packets} packets are in), in "
             f"{r.plan.latency_rounds} alternating rounds (direct, relay, ...), each after "
             f"{latency.WARMUP:.0f} s warm-up. Relay-added = relay percentile - direct "
             f"percentile. Targets: p50 <= {latency.TARGET_P50_MS:.0f} ms, p99 <= "

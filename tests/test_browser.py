@@ -35,6 +35,7 @@ from .support.browser import (
     wait_playing,
     watch_videos,
 )
+from .support.codec_audit import TRANSCODING_KEYS
 
 # Re-exported: other tests and benchmarks/browser_join.py import them from here.
 __all__ = [
@@ -131,7 +132,9 @@ async def test_three_browsers_call_through_the_link_then_one_leaves(
         f"\njoin -> first remote frame: {first_frame_ms:.0f} ms; relay CPU: {relay_cpu:.1%} of a core"
     )
     audit = server_process.stop()
+    # The browsers' media went through the relay without one decode or encode call.
     assert audit["decoders"] == 0 and audit["encoders"] == 0
+    assert {key: audit[key] for key in TRANSCODING_KEYS} == dict.fromkeys(TRANSCODING_KEYS, 0)
 
 
 async def test_denied_camera_still_joins_with_what_it_has(
