@@ -342,6 +342,7 @@ class ClientConnection:
                 participants=others,
                 waiting=waiting,
                 ice_servers=server.ice_servers_for(participant.id),
+                ice_transport_policy=server.settings.ice_transport_policy,
             )
         )
         await server.hub.broadcast(

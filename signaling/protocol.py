@@ -94,6 +94,9 @@ class ErrorCode(StrEnum):
     waits for an answer within the cap."""
     NEGOTIATION_FAILED = "negotiation_failed"
     """The SDP answer could not be applied; the client should rejoin."""
+    NO_PORTS = "no_ports"
+    """The relay has no free UDP port left in ``MEETNOW_ICE_PORT_RANGE`` for this participant;
+    nobody else is affected. Joining later may work."""
     SERVER_ERROR = "server_error"
     """Something failed on our side; nobody else is affected."""
 
@@ -318,6 +321,9 @@ class JoinedMessage(_Message):
     waiting: list[KnockInfo] = []
     """For hosts: who waits in the lobby now."""
     ice_servers: list[IceServerInfo]
+    ice_transport_policy: Literal["all", "relay"] = "all"
+    """The ``RTCPeerConnection``'s ``iceTransportPolicy``: ``relay`` sends media through the TURN
+    servers of ``ice_servers`` only (``MEETNOW_ICE_TRANSPORT_POLICY``)."""
 
 
 class OfferMessage(_Message):

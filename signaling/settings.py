@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .ice_policy import DEFAULT_DENY_NETWORKS, parse_networks
@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     """The TURN server's shared secret (coturn ``static-auth-secret``)."""
     turn_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     """Lifetime of minted TURN credentials."""
+    ice_transport_policy: Literal["all", "relay"] = "all"
+    """``relay``: browsers send and receive media only through TURN (``iceTransportPolicy``), for
+    networks that allow nothing else and to hide participants' addresses. Needs TURN
+    (``turn_urls`` with ``turn_secret``, or a ``turn:`` server in ``ice_servers``)."""
     trust_forwarded_for: bool = False
     """Take the client address from ``X-Forwarded-For`` (only behind a reverse proxy you run):
     rate limits are per client address."""
@@ -171,6 +175,26 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("public_url must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _relay_needs_turn(self) -> Settings:
+        if self.ice_transport_policy == "relay" and not self.has_turn():
+            raise ValueError(
+                "MEETNOW_ICE_TRANSPORT_POLICY=relay needs a TURN server: set MEETNOW_TURN_URLS "
+                "and MEETNOW_TURN_SECRET (or a turn: server with credentials in "
+                "MEETNOW_ICE_SERVERS), or set MEETNOW_ICE_TRANSPORT_POLICY=all"
+            )
+        return self
+
+    def has_turn(self) -> bool:
+        """Whether browsers get a TURN server: minted credentials, or a configured one."""
+        if self.turn_urls and self.turn_secret is not None:
+            return True
+        return any(
+            url.startswith(("turn:", "turns:")) and server.username and server.credential
+            for server in self.ice_servers
+            for url in server.urls
+        )
 
     def base_url(self) -> str:
         """The base of every link: ``public_url`` or this server's own address."""

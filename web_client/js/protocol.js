@@ -54,7 +54,8 @@ const TERMINAL_CODES = new Set(["locked", "removed", "denied", "room_ended", "ro
  * @typedef {{participant: string, kind: "audio" | "video"}} TrackInfo
  *
  * @typedef {{type: "joined", version: number, participant_id: string, host?: boolean, room: RoomInfo,
- *   participants: ParticipantInfo[], waiting?: KnockInfo[], ice_servers: IceServerInfo[]}} JoinedMessage
+ *   participants: ParticipantInfo[], waiting?: KnockInfo[], ice_servers: IceServerInfo[],
+ *   ice_transport_policy?: "all" | "relay"}} JoinedMessage
  * @typedef {{type: "waiting", room: RoomInfo}} WaitingMessage
  * @typedef {{type: "knock", participant: KnockInfo}} KnockMessage
  * @typedef {{type: "knock_resolved", participant_id: string, admitted: boolean}} KnockResolvedMessage
@@ -734,6 +735,9 @@ export class MeetnowCall extends EventTarget {
     this._closePeerConnection();
     const pc = new RTCPeerConnection({
       iceServers: toIceServers(message.ice_servers),
+      // "relay": media only through the TURN servers above (the server's
+      // MEETNOW_ICE_TRANSPORT_POLICY); anything unknown keeps the browser's default.
+      iceTransportPolicy: message.ice_transport_policy === "relay" ? "relay" : "all",
       bundlePolicy: "max-bundle",
     });
     this._pc = pc;
