@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from aiohttp import web
+from dotenv import dotenv_values
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
@@ -17,6 +21,13 @@ from .logging_setup import (
     restrain,
 )
 from .settings import Settings
+from .startup import (
+    StartupFacts,
+    settings_error_lines,
+    startup_summary,
+    startup_warnings,
+    unknown_variables,
+)
 
 __all__ = ["main"]
 
@@ -30,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except (ValidationError, SettingsError) as error:
-        print(f"meetnow: invalid settings:\n{error}", file=sys.stderr)
+        _print_settings_error(error, {field: f"--{field}" for field in overrides})
         return 2
     from .server import create_app  # imported late: aiortc is slow to import
 
@@ -43,8 +54,14 @@ def _serve(args: argparse.Namespace) -> int:
     restrain([*MEDIA_LIBRARY_LOGGERS, *SERVER_LIBRARY_LOGGERS, *SLACK_LIBRARY_LOGGERS])
     app = create_app(settings)
 
+    facts = _startup_facts(settings)
+
     def announce(_: object) -> None:
-        print(f"meetnow is running: open {settings.base_url()}/", flush=True)
+        # The first line stays "meetnow is running": tests and benchmarks wait for it.
+        lines = [f"meetnow is running: open {settings.base_url()}/"]
+        lines += startup_summary(settings, facts)
+        lines += [f"warning: {warning}" for warning in startup_warnings(settings, facts)]
+        print("\n".join(lines), flush=True)
 
     try:
         web.run_app(
@@ -63,6 +80,39 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_settings_error(
+    error: ValidationError | SettingsError, options: dict[str, str] | None = None
+) -> None:
+    lines = settings_error_lines(error, options)
+    print("meetnow: invalid settings (environment or .env):", file=sys.stderr)
+    for line in lines:
+        print(f"  {line}", file=sys.stderr)
+
+
+def _startup_facts(settings: Settings) -> StartupFacts:
+    import aioice.ice
+
+    from .workers import default_worker_count
+
+    workers = settings.relay_workers
+    dotenv = Path(".env")  # where the settings read it: the working directory
+    return StartupFacts(
+        relay_workers=default_worker_count() if workers is None else workers,
+        ice_addresses=settings.ice_host_addresses
+        or aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True),
+        unknown=unknown_variables(
+            os.environ, dotenv_values(dotenv) if dotenv.is_file() else {}, Settings.model_fields
+        ),
+    )
+
+
+def _version() -> str:
+    try:
+        return version("meetnow")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _loadtest(args: argparse.Namespace) -> int:
     if args.participants < 1 or args.duration <= 0:
         print("meetnow loadtest: --participants must be >= 1 and --duration > 0", file=sys.stderr)
@@ -79,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="meetnow", description="Self-hosted Meet Now for chat teams."
     )
+    parser.add_argument("--version", action="version", version=f"meetnow {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the web server, signaling and relay")
     serve.add_argument("--host", help="listen address (MEETNOW_HOST, default 127.0.0.1)")

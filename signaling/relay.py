@@ -28,6 +28,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from .aiortc_hooks import PortRange, ice_ports_in
 from .forwarding import Kind, Outbound, Publication
 from .protocol import ErrorCode, OfferMessage, ProtocolError, TrackInfo
 from .settings import IceServer
@@ -52,6 +53,8 @@ class RelayConfig:
     """STUN/TURN servers for the relay's own ICE agent."""
     public_address: str | None = None
     """Announced in place of host candidate addresses (1:1 NAT)."""
+    port_range: PortRange | None = None
+    """UDP ports the ICE sockets are bound on (``MEETNOW_ICE_PORT_RANGE``); None: the OS's."""
 
 
 def _codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:
@@ -203,7 +206,15 @@ class PeerSession:
     async def _offer_locked(self) -> None:
         self._revision += 1
         offer = await self.pc.createOffer()
-        await self.pc.setLocalDescription(offer)
+        # The first local description gathers: the ICE sockets are bound here.
+        with ice_ports_in(self._config.port_range) as ports:
+            await self.pc.setLocalDescription(offer)
+        if ports.exhausted:
+            raise ProtocolError(
+                ErrorCode.NO_PORTS,
+                "The meeting server has no free media port for you right now; try again later.",
+                fatal=True,
+            )
         tracks: dict[str, TrackInfo] = {}
         for kind, transceiver in self._publish.items():
             if transceiver.mid is not None:
@@ -246,10 +257,22 @@ class RoomMedia:
         others = list(self.sessions.values())
         self.sessions[participant_id] = session
         self.publications[participant_id] = mine
+        # The newcomer's offer first: it binds its ICE socket, and if the port range is full it
+        # is refused before anyone else is told to receive it.
+        try:
+            await session.negotiate()
+        except ProtocolError:
+            del self.sessions[participant_id], self.publications[participant_id]
+            for publication in mine:
+                publication.close()
+            await session.close()
+            raise
+        except Exception as error:  # as for the others': logged, the call goes on
+            logger.warning("negotiation failed: %s", type(error).__name__)
         for other in others:
             for publication in mine:
                 other.subscribe(publication)
-        await _all(session.negotiate(), *(other.negotiate() for other in others))
+        await _all(*(other.negotiate() for other in others))
         return session
 
     def publish(self, participant_id: str, kind: Kind, receiver: RTCRtpReceiver) -> Publication:
@@ -260,6 +283,8 @@ class RoomMedia:
         """Close the participant's session; the others' m-lines for it go idle."""
         session = self.sessions.pop(participant_id, None)
         publications = self.publications.pop(participant_id, [])
+        if session is None and not publications:
+            return  # never added, or refused at its first offer: nobody to tell
         for publication in publications:
             publication.close()
         others = list(self.sessions.values())

@@ -111,6 +111,7 @@ def main() -> int:
     config = RelayConfig(
         ice_servers=tuple(IceServer(**s) for s in spec["ice_servers"]),
         public_address=spec["public_address"],
+        port_range=tuple(spec["port_range"]) if spec.get("port_range") else None,
     )
     try:
         asyncio.run(serve(config, spec["host_addresses"]))

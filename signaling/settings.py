@@ -12,6 +12,8 @@ from .ice_policy import DEFAULT_DENY_NETWORKS, parse_networks
 
 __all__ = ["IceServer", "Settings"]
 
+PORT_RANGE_EXPECTED = "expected FIRST-LAST, two ports from 1024 to 65535, e.g. 40000-40999"
+
 
 class IceServer(BaseModel):
     """One STUN or TURN server, in the shape of the browser's ``RTCIceServer``."""
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     ice_max_candidates: int = Field(default=20, ge=1, le=1000)
     """Distinct UDP ICE candidates (address and port) one participant may give over its
     connection; an answer past it is refused."""
+    ice_port_range: Annotated[tuple[int, int] | None, NoDecode] = None
+    """UDP ports the relay binds its ICE sockets on, ``FIRST-LAST`` (e.g. ``40000-40999``), for
+    every worker; one port per participant on each ICE address, so the range is also the
+    number of participants the server holds. Unset: the OS's ephemeral ports."""
 
     relay_workers: int | None = Field(default=None, ge=0, le=256)
     """Relay worker processes, each using one core; rooms are pinned to one. Unset: one per core.
@@ -148,6 +154,26 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("ice_port_range", mode="before")
+    @classmethod
+    def _parse_port_range(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return None
+        first, dash, last = text.partition("-")
+        if not (first.strip().isdigit() and (not dash or last.strip().isdigit())):
+            raise ValueError(PORT_RANGE_EXPECTED)
+        return (int(first), int(last if dash else first))
+
+    @field_validator("ice_port_range")
+    @classmethod
+    def _check_port_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 1024 <= value[0] <= value[1] <= 65535:
+            raise ValueError(PORT_RANGE_EXPECTED)
+        return value
+
     @field_validator("ice_host_addresses")
     @classmethod
     def _check_addresses(cls, value: list[str]) -> list[str]:
@@ -173,7 +199,7 @@ class Settings(BaseSettings):
         if value is None:
             return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError("public_url must start with http:// or https://")
+            raise ValueError("must start with http:// or https://, e.g. https://meet.example.org")
         return value.rstrip("/")
 
     @model_validator(mode="after")

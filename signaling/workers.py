@@ -175,6 +175,7 @@ class WorkerPool:
         spec = {
             "ice_servers": [s.model_dump() for s in self._config.ice_servers],
             "public_address": self._config.public_address,
+            "port_range": self._config.port_range,
             "host_addresses": self._host_addresses,
         }
         process = await asyncio.create_subprocess_exec(

@@ -304,3 +304,87 @@ async def test_feedback_for_datagrams_counted_encrypted_reaches_the_sender(
         )
 
     await wait_until(reported, 5, "a receiver report about the counted packets")
+
+
+# ------------------------------------------------------------------ ICE port range (ice_ports_in)
+
+
+def _free_loopback_range(size: int) -> tuple[int, int]:
+    """``size`` free UDP ports on loopback, below the OS's ephemeral range."""
+    import contextlib
+    import secrets
+    import socket
+
+    for _ in range(50):
+        first = 20000 + secrets.randbelow(10000)
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(first, first + size):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return first, first + size - 1
+    raise AssertionError("no free port range found")
+
+
+def _host_ports(connection: aioice.ice.Connection) -> list[int]:
+    return [c.port for c in connection.local_candidates if c.type == "host"]
+
+
+async def test_aioice_binds_host_sockets_in_the_range_and_still_connects() -> None:
+    """aioice binds each host candidate through its module's ``asyncio.get_running_loop()``
+    (``create_datagram_endpoint(..., local_addr=(address, 0))``): inside ``ice_ports_in`` every
+    socket lies in the range, and the two agents still connect and exchange data."""
+    first, last = _free_loopback_range(2)
+    a = aioice.ice.Connection(ice_controlling=True)
+    b = aioice.ice.Connection(ice_controlling=False)
+    try:
+        with aiortc_hooks.ice_ports_in((first, last)) as binding:
+            await asyncio.gather(a.gather_candidates(), b.gather_candidates())
+        assert not binding.exhausted
+        ports = _host_ports(a) + _host_ports(b)
+        assert sorted(ports) == [first, last], ports
+        for port, sock_port in zip(
+            ports,
+            [p.transport.get_extra_info("sockname")[1] for c in (a, b) for p in c._protocols],
+            strict=True,
+        ):
+            assert port == sock_port
+        for x, y in ((a, b), (b, a)):
+            for candidate in x.local_candidates:
+                await y.add_remote_candidate(candidate)
+            await y.add_remote_candidate(None)
+            y.remote_username, y.remote_password = x.local_username, x.local_password
+        await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 10)
+        await a.send(b"through the range")
+        assert await asyncio.wait_for(b.recv(), 5) == b"through the range"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_full_range_is_reported_and_outside_the_context_the_os_picks() -> None:
+    import socket
+
+    first, last = _free_loopback_range(1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", first))
+        full = aioice.ice.Connection(ice_controlling=True)
+        with aiortc_hooks.ice_ports_in((first, last)) as binding:
+            await full.gather_candidates()
+        await full.close()
+    assert binding.exhausted
+    assert _host_ports(full) == []
+    # Outside the context (and with None), aioice binds where the OS says: not in the range.
+    for ports in (None, "outside"):
+        free = aioice.ice.Connection(ice_controlling=True)
+        if ports is None:
+            with aiortc_hooks.ice_ports_in(None) as unset:
+                await free.gather_candidates()
+            assert not unset.exhausted
+        else:
+            await free.gather_candidates()
+        await free.close()
+        [port] = _host_ports(free)
+        assert not first <= port <= last
