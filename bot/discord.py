@@ -677,12 +677,14 @@ class DiscordAdapter:
         if duration is not None:
             lifetime = parse_duration(duration)
             if lifetime is None:
+                self.server.metrics.count_chat_command("discord", "invalid")
                 return None, Reply(content=DURATION_HELP, ephemeral=True)
         org = str(request.guild_id) if request.guild_id is not None else "dm"
         try:
             self.server.limits.check_chat_creation("discord", org, str(request.user_id))
         except RateLimited as error:
             logger.warning("discord: /meetnow refused: rate limited")
+            self.server.metrics.count_chat_command("discord", "rate_limited")
             return None, Reply(content=str(error), ephemeral=True)
         try:
             room = self.server.rooms.create_room(
@@ -690,7 +692,9 @@ class DiscordAdapter:
             )
         except TooManyRooms as error:
             logger.warning("discord: /meetnow refused: too many open rooms")
+            self.server.metrics.count_chat_command("discord", "server_full")
             return None, Reply(content=str(error), ephemeral=True)
+        self.server.metrics.count_chat_command("discord", "created")
         reply = Reply(
             embed=live_embed(room, request.user_id), join_url=self.server.room_url(room.id)
         )

@@ -423,17 +423,22 @@ class SlackCards(ChatCards[SlackCard]):
         conversations the bot is not in)."""
         parsed = parse_command(str(command.get("text") or ""))
         name = str(command.get("command") or "/meetnow")
+        count = self.server.metrics.count_chat_command
         if parsed.help:
+            count("slack", "help")
             await ack(text=usage(name))
             return
         if parsed.error is not None:
+            count("slack", "invalid")
             await ack(text=f"{parsed.error}\n\n{usage(name)}")
             return
         if self.refused is not None:
+            count("slack", "off")
             await ack(text=OFF_MESSAGE)
             return
         user, channel = str(command.get("user_id") or ""), str(command.get("channel_id") or "")
         if not USER_ID.fullmatch(user) or not channel:
+            count("slack", "invalid")
             await ack(text="This command came without a user or a conversation; try again.")
             return
         team = str(command.get("team_id") or command.get("enterprise_id") or "")
@@ -446,8 +451,10 @@ class SlackCards(ChatCards[SlackCard]):
                 lifetime_seconds=parsed.lifetime_seconds,
             )
         except (RateLimited, TooManyRooms) as error:
+            count("slack", "rate_limited" if isinstance(error, RateLimited) else "server_full")
             await ack(text=str(error))
             return
+        count("slack", "created")
         response_url = command.get("response_url")
         card = SlackCard(
             channel=channel,

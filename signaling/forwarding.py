@@ -22,6 +22,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from .aiortc_hooks import attach_forwarding_sender, request_keyframe, tap_receiver
+from .metrics import FORWARDED
 from .tasks import spawn
 
 __all__ = ["KEYFRAME_RETRY_SECONDS", "Outbound", "Publication", "is_vp8_keyframe_start"]
@@ -195,7 +196,10 @@ class Outbound:
                 len(packet.payload),
             )
         except ConnectionError:
-            pass
+            return
+        # Plain integers, read at scrape time: a metrics library call here would cost more.
+        FORWARDED.packets += 1
+        FORWARDED.bytes += len(template)
 
     def _on_keyframe_request(self) -> None:
         if self.publication is not None:

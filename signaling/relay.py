@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiortc import (
@@ -30,6 +31,7 @@ from aiortc import (
 
 from .aiortc_hooks import PortRange, ice_ports_in
 from .forwarding import Kind, Outbound, Publication
+from .metrics import MediaConnected
 from .protocol import ErrorCode, OfferMessage, ProtocolError, TrackInfo
 from .settings import IceServer
 
@@ -55,6 +57,9 @@ class RelayConfig:
     """Announced in place of host candidate addresses (1:1 NAT)."""
     port_range: PortRange | None = None
     """UDP ports the ICE sockets are bound on (``MEETNOW_ICE_PORT_RANGE``); None: the OS's."""
+    on_media_connected: MediaConnected | None = field(default=None, compare=False)
+    """Told the seconds from each peer connection's creation to its first 'connected' (the
+    ``meetnow_join_to_media_seconds`` histogram; a relay worker passes it to the main process)."""
 
 
 def _codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:
@@ -117,6 +122,16 @@ class PeerSession:
         self._dirty = False
         self._closed = False
         self._lock = asyncio.Lock()
+        self._created = time.monotonic()
+        self._connected_once = False
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    def _on_connection_state(self) -> None:
+        callback = self._config.on_media_connected
+        if self.pc.connectionState != "connected" or self._connected_once or callback is None:
+            return
+        self._connected_once = True
+        callback(time.monotonic() - self._created)
 
     def add_publish_transceivers(self, kinds: Iterable[Kind]) -> dict[Kind, RTCRtpReceiver]:
         """The m-lines this participant sends on."""

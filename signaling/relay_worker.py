@@ -5,12 +5,15 @@ JSON lines: requests on stdin, offers and results on stdout (logs go to stderr).
 carries an ``id``; the worker answers each with ``{"op": "result", "id": ..., "error": ...}``.
 
 Requests: ``add`` (room, participant, kinds), ``answer`` (room, participant, revision, sdp),
-``forward`` (room, participant, kind, enabled), ``remove`` (room, participant), ``stats``. Events: ``offer`` (room, participant, offer).
+``forward`` (room, participant, kind, enabled), ``remove`` (room, participant), ``stats`` (also the
+forwarded packet and byte totals, for the metrics). Events: ``offer`` (room, participant, offer),
+``media_connected`` (seconds from a peer connection's creation to its first 'connected').
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -19,6 +22,8 @@ from typing import Any
 
 from .aiortc_hooks import set_host_addresses
 from .forwarding import Kind
+from .logging_setup import configure_logging
+from .metrics import FORWARDED
 from .protocol import OfferMessage, ProtocolError
 from .relay import Relay, RelayConfig
 from .settings import IceServer
@@ -73,7 +78,12 @@ class Worker:
         elif op == "remove":
             await self._relay.remove_participant(room, participant)
         elif op == "stats":
-            return {"pid": os.getpid(), "peer_connections": self._relay.peer_connection_count()}
+            return {
+                "pid": os.getpid(),
+                "peer_connections": self._relay.peer_connection_count(),
+                "forwarded_packets": FORWARDED.packets,
+                "forwarded_bytes": FORWARDED.bytes,
+            }
         else:
             raise ValueError(f"unknown op {op!r}")
         return None
@@ -90,7 +100,13 @@ async def serve(config: RelayConfig, host_addresses: list[str]) -> None:
     reader = asyncio.StreamReader(limit=1 << 22)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     transport, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, sys.stdout)
-    relay = Relay(config)
+    worker: Worker | None = None
+
+    def media_connected(seconds: float) -> None:
+        if worker is not None:  # the main process keeps the histogram
+            worker.emit({"op": "media_connected", "seconds": seconds})
+
+    relay = Relay(dataclasses.replace(config, on_media_connected=media_connected))
     worker = Worker(relay, transport)
     try:
         while line := await reader.readline():
@@ -100,14 +116,12 @@ async def serve(config: RelayConfig, host_addresses: list[str]) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s worker: %(message)s",
+    spec = json.loads(os.environ["MEETNOW_WORKER_CONFIG"])
+    configure_logging(
+        spec.get("log_format", "text"), text_format="%(asctime)s %(levelname)s worker: %(message)s"
     )
     for noisy in ("aiortc", "aioice"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    spec = json.loads(os.environ["MEETNOW_WORKER_CONFIG"])
     config = RelayConfig(
         ice_servers=tuple(IceServer(**s) for s in spec["ice_servers"]),
         public_address=spec["public_address"],

@@ -28,6 +28,7 @@ from .connection import ClientConnection, RoomHub, knock_info
 from .errors import RateLimited, TooManyRooms
 from .limits import ServerLimits
 from .logging_setup import SERVER_LIBRARY_LOGGERS, restrain
+from .metrics import ServerMetrics, parse_listen_address, start_metrics_listener
 from .protocol import (
     IceServerInfo,
     KnockMessage,
@@ -38,6 +39,7 @@ from .protocol import (
 from .relay import Relay, RelayBackend, RelayConfig
 from .rooms import Participant, Room, RoomLimits, RoomService, iso_utc
 from .settings import Settings
+from .static_assets import StaticAssets
 from .tasks import spawn
 from .web_guard import (
     MeetnowApplication,
@@ -68,7 +70,9 @@ class MeetnowServer:
         self.rooms = rooms
         """The room service."""
         config = RelayConfig(
-            ice_servers=tuple(settings.ice_servers), public_address=settings.ice_public_address
+            ice_servers=tuple(settings.ice_servers),
+            public_address=settings.ice_public_address,
+            on_media_connected=self._media_connected,
         )
         workers = settings.relay_workers
         if workers is None:
@@ -79,7 +83,12 @@ class MeetnowServer:
             self.relay = Relay(config)
         else:
             self.relay = WorkerPool(
-                workers, config, settings.ice_host_addresses, on_worker_lost=self._worker_lost
+                workers,
+                config,
+                settings.ice_host_addresses,
+                on_worker_lost=self._worker_lost,
+                on_media_connected=self._media_connected,
+                log_format=settings.log_format,
             )
         self.hub = RoomHub()
         """Open websockets by room."""
@@ -90,6 +99,11 @@ class MeetnowServer:
         self.static_dir = web_client_dir()
         self.static_files = static_files(self.static_dir)
         """The only files ``/static/`` serves, by relative path (taken once, at start-up)."""
+        self.static_assets = StaticAssets(self.static_files)
+        """Those files, read and gzip-compressed at start-up."""
+        pool = self.relay if isinstance(self.relay, WorkerPool) else None
+        self.metrics = ServerMetrics(rooms, pool)
+        """What the metrics listener (``MEETNOW_METRICS_LISTEN``) serves."""
         self.site = SiteNames(settings)
         """The ``Host`` names and ``Origin``s this server answers to."""
         self._pages: dict[str, bytes] = {}
@@ -99,9 +113,20 @@ class MeetnowServer:
         return f"{self.settings.base_url()}/r/{room_id}"
 
     def page(self, name: str) -> bytes:
+        """A page, its ``/static/`` links pointing at this release's immutable URLs."""
         if name not in self._pages:
-            self._pages[name] = (self.static_dir / name).read_bytes()
+            raw = (self.static_dir / name).read_bytes()
+            self._pages[name] = self.static_assets.versioned_page(raw)
         return self._pages[name]
+
+    def _media_connected(self, seconds: float) -> None:
+        self.metrics.observe_join_to_media(seconds)
+
+    def health_problems(self) -> list[str]:
+        """Why this server cannot hold calls right now (``/healthz``); empty when it can."""
+        if isinstance(self.relay, WorkerPool):
+            return self.relay.down_reasons()
+        return []
 
     def origin_allowed(self, request: web.Request) -> bool:
         """No ``Origin`` (not a browser), our own, or a configured one (never one made from the
@@ -360,14 +385,19 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     start-up (``web_guard.static_files``), never joined to a directory, so nothing else (compiled
     Python, sources, dotfiles, listings, anything outside) can ever be served."""
     server = request.app[SERVER]
-    path = server.static_files.get(request.match_info["path"])
-    if path is None:
-        return not_found(server)
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    response = server.static_assets.response(request, request.match_info["path"])
+    return not_found(server) if response is None else response
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """200 while the server can hold calls; 503 with the reason while it cannot (a relay worker
+    down or still starting), so a load balancer or monitor sees it."""
+    problems = request.app[SERVER].health_problems()
+    headers = {"Cache-Control": "no-store"}
+    if problems:
+        body = {"status": "unavailable", "reason": "; ".join(problems)}
+        return web.json_response(body, status=503, headers=headers)
+    return web.json_response({"status": "ok"}, headers=headers)
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -412,12 +442,24 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     set_host_addresses(server.settings.ice_host_addresses)
     if isinstance(server.relay, WorkerPool):
         await server.relay.start()
+    metrics_runner = await _start_metrics(server)
     interval = max(0.5, min(30.0, server.settings.room_empty_grace_seconds / 2))
     task = asyncio.ensure_future(_sweeper(server, interval))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if metrics_runner is not None:
+        await metrics_runner.cleanup()
+
+
+async def _start_metrics(server: MeetnowServer) -> web.AppRunner | None:
+    """The metrics listener, on its own address (``MEETNOW_METRICS_LISTEN``; empty: none)."""
+    address = parse_listen_address(server.settings.metrics_listen)
+    if address is None:
+        return None
+    explicit = "metrics_listen" in server.settings.model_fields_set
+    return await start_metrics_listener(server.metrics, *address, explicit=explicit)
 
 
 async def _on_shutdown(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .ice_policy import DEFAULT_DENY_NETWORKS, parse_networks
+from .metrics import parse_listen_address
 
 __all__ = ["IceServer", "Settings"]
 
@@ -118,6 +119,19 @@ class Settings(BaseSettings):
     """Websocket ping interval; a peer that misses a pong is dropped."""
     ws_join_timeout_seconds: float = Field(default=30.0, gt=0)
     """A websocket that has not sent ``join`` after this long is closed."""
+
+    metrics_listen: str = "127.0.0.1:9464"
+    """Where Prometheus scrapes ``/metrics``: ``host:port`` (``[::1]:9464`` for IPv6), a listener
+    of its own, never the public port; empty turns metrics off. Several nodes on one machine
+    each set their own."""
+    log_format: Literal["text", "json"] = "text"
+    """``text`` log lines, or ``json``: one JSON object per line, for log shippers."""
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _check_metrics_listen(cls, value: str) -> str:
+        parse_listen_address(value)  # raises ValueError saying what a valid value looks like
+        return value.strip()
 
     slack_bot_token: SecretStr | None = None
     """Slack bot token (``xoxb-...``): turns the Slack adapter on."""

@@ -8,7 +8,11 @@ so the signaling code does not know where a room's media lives.
 
 A room is pinned to the worker with the fewest participants when its first participant arrives,
 and unpinned when its last one leaves. If a worker dies, the participants of its rooms are
-disconnected (close code 1011) so their clients reconnect, and the worker is started again.
+disconnected (close code 1011) so their clients reconnect, and the worker is started again: at once
+the first time, then after a growing delay while it keeps exiting soon after each start
+(:func:`restart_delay`), so a worker that cannot start never turns into a tight loop of process
+starts. A worker is "up" once it has answered a request after starting; ``/healthz`` and
+``meetnow_relay_workers_up`` report the others.
 """
 
 from __future__ import annotations
@@ -20,20 +24,50 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .forwarding import Kind
+from .metrics import MediaConnected
 from .protocol import ErrorCode, OfferMessage, ProtocolError
 from .relay import RelayConfig, SendOffer
 
-__all__ = ["WorkerPool", "default_worker_count"]
+__all__ = ["WorkerPool", "count_failure", "default_worker_count", "restart_delay"]
 
 logger = logging.getLogger(__name__)
 
 LINE_LIMIT = 1 << 22
 """Longest JSON line between processes (an SDP for a full room is far below it)."""
+
+WORKER_COMMAND = (sys.executable, "-m", "signaling.relay_worker")
+"""How a relay worker process is started."""
+
+STABLE_SECONDS = 30.0
+"""A worker that ran this long before exiting is restarted at once, as if it never failed."""
+FIRST_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 30.0
+READY_TIMEOUT_SECONDS = 30.0
+"""How long a starting worker may take to answer its first request (importing aiortc)."""
+STATS_TIMEOUT_SECONDS = 2.0
+"""How long a scrape waits for a worker's counts before using the last ones it gave."""
+
+
+def count_failure(previous: int, uptime: float) -> int:
+    """Consecutive quick exits of one worker, after one more exit following ``uptime`` seconds
+    of running: a worker that ran ``STABLE_SECONDS`` starts the count again."""
+    return previous + 1 if uptime < STABLE_SECONDS else 1
+
+
+def restart_delay(failures: int) -> float:
+    """Seconds to wait before starting a worker again after its ``failures``-th quick exit in a
+    row: none the first time (a crash under a running call should cost as little as possible),
+    then 0.5 s, doubling up to 30 s."""
+    if failures <= 1:
+        return 0.0
+    doublings = min(failures - 2, 16)  # capped: the count grows for as long as it crashes
+    return min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * (1 << doublings))
 
 
 def default_worker_count() -> int:
@@ -53,6 +87,11 @@ class _Worker:
     participants: int = 0
     rooms: set[str] = field(default_factory=set)
     alive: bool = True
+    ready: bool = False
+    """It answered a request since it started (importing aiortc takes a moment)."""
+    started_at: float = 0.0
+    forwarded: tuple[int, int] = (0, 0)
+    """Packets and bytes it last reported forwarding."""
 
 
 class WorkerPool:
@@ -64,12 +103,28 @@ class WorkerPool:
         config: RelayConfig,
         host_addresses: list[str],
         on_worker_lost: Callable[[set[str]], Awaitable[None]] | None = None,
+        *,
+        on_media_connected: MediaConnected | None = None,
+        log_format: str = "text",
+        command: Sequence[str] = WORKER_COMMAND,
+        clock: Callable[[], float] = time.monotonic,
+        backoff: Callable[[int], float] = restart_delay,
     ) -> None:
         self.count = count
         """How many worker processes run."""
+        self.restarts = 0
+        """Workers started again after one exited."""
         self._config = config
         self._host_addresses = host_addresses
         self._on_worker_lost = on_worker_lost
+        self._on_media_connected = on_media_connected
+        self._log_format = log_format
+        self._command = tuple(command)
+        self._clock = clock
+        self._backoff = backoff
+        self._failures: dict[int, int] = {}
+        self._retired = (0, 0)
+        self._closed = asyncio.Event()
         self._workers: list[_Worker] = []
         self._room_worker: dict[str, _Worker] = {}
         self._room_participants: dict[str, set[str]] = {}
@@ -78,7 +133,45 @@ class WorkerPool:
         self._closing = False
 
     async def start(self) -> None:
+        """Start every worker and wait (a bounded time) until each answers."""
         self._workers = [await self._spawn(index) for index in range(self.count)]
+        await asyncio.gather(*(self._until_ready(worker) for worker in self._workers))
+
+    def workers_up(self) -> int:
+        """Workers running and answering."""
+        return sum(1 for w in self._workers if w.alive and w.ready)
+
+    def down_reasons(self) -> list[str]:
+        """One line per worker that is not up, for ``/healthz``."""
+        reasons = []
+        for worker in self._workers:
+            if not worker.alive:
+                state = "is down (exited; restarting)"
+            elif not worker.ready:
+                state = "is starting"
+            else:
+                continue
+            reasons.append(f"relay worker {worker.index + 1} of {self.count} {state}")
+        return reasons
+
+    def forwarded_totals(self) -> tuple[int, int]:
+        """Packets and bytes forwarded by every worker, as of the last :meth:`refresh_counts`
+        (those of exited workers included, so the totals never go back)."""
+        packets, sent_bytes = self._retired
+        for worker in self._workers:
+            packets += worker.forwarded[0]
+            sent_bytes += worker.forwarded[1]
+        return packets, sent_bytes
+
+    async def refresh_counts(self) -> None:
+        """Ask each worker for its counts (through the stats request), all at once."""
+        await asyncio.gather(*(self._refresh(w) for w in self._workers if w.alive))
+
+    async def _refresh(self, worker: _Worker) -> None:
+        try:
+            await asyncio.wait_for(self._request(worker, {"op": "stats"}), STATS_TIMEOUT_SECONDS)
+        except (WorkerDied, TimeoutError):
+            pass
 
     def worker_pids(self) -> list[int]:
         return [w.process.pid for w in self._workers]
@@ -159,6 +252,7 @@ class WorkerPool:
 
     async def close(self) -> None:
         self._closing = True
+        self._closed.set()
         for worker in self._workers:
             if worker.process.stdin is not None and not worker.process.stdin.is_closing():
                 worker.process.stdin.close()
@@ -189,7 +283,7 @@ class WorkerPool:
             # Its own session: Ctrl-C reaches the main process, which then stops the workers.
             start_new_session=True,
         )
-        worker = _Worker(index, process)
+        worker = _Worker(index, process, started_at=self._clock())
         worker.reader_task = asyncio.ensure_future(self._read(worker))
         return worker
 
@@ -229,12 +323,29 @@ class WorkerPool:
                             )
                         )
                     else:
-                        future.set_result(message.get("result"))
+                        result = message.get("result")
+                        if isinstance(result, dict) and "forwarded_packets" in result:
+                            worker.forwarded = (
+                                int(result["forwarded_packets"]),
+                                int(result["forwarded_bytes"]),
+                            )
+                        future.set_result(result)
+                elif message["op"] == "media_connected":
+                    if self._on_media_connected is not None:
+                        self._on_media_connected(float(message["seconds"]))
         except (ValueError, KeyError) as exc:
             logger.error("relay worker %d sent a bad message: %s", worker.index, type(exc).__name__)
             worker.process.kill()
         finally:
             await self._lost(worker)
+
+    async def _until_ready(self, worker: _Worker) -> None:
+        """Mark ``worker`` up once it answers a request; it stays "starting" if it never does."""
+        try:
+            await asyncio.wait_for(self._request(worker, {"op": "stats"}), READY_TIMEOUT_SECONDS)
+        except (WorkerDied, TimeoutError):
+            return
+        worker.ready = True
 
     async def _lost(self, worker: _Worker) -> None:
         worker.alive = False
@@ -245,16 +356,46 @@ class WorkerPool:
         if self._closing:
             return
         await worker.process.wait()
+        self._retired = (
+            self._retired[0] + worker.forwarded[0],
+            self._retired[1] + worker.forwarded[1],
+        )
+        worker.forwarded = (0, 0)
+        failures = count_failure(
+            self._failures.get(worker.index, 0), self._clock() - worker.started_at
+        )
+        self._failures[worker.index] = failures
+        delay = self._backoff(failures)
         logger.error(
-            "relay worker %d exited (code %s); restarting it",
+            "relay worker %d exited (code %s); restarting it in %.1f s",
             worker.index,
             worker.process.returncode,
+            delay,
         )
         rooms = set(worker.rooms)
         for room_id in rooms:
             for participant_id in self._room_participants.pop(room_id, set()):
                 self._offer_sinks.pop((room_id, participant_id), None)
             self._room_worker.pop(room_id, None)
-        self._workers[worker.index] = await self._spawn(worker.index)
+        if delay > 0:
+            # Its people reconnect now, onto the other workers, rather than after the wait.
+            await self._tell_lost(rooms)
+            rooms = set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), delay)
+            if self._closing:
+                return
+        self.restarts += 1
+        replacement = await self._spawn(worker.index)
+        self._workers[worker.index] = replacement
+        if self._closing:  # close() began while it was starting: stop it too
+            if replacement.process.stdin is not None:
+                replacement.process.stdin.close()
+            await replacement.process.wait()
+            return
+        await self._tell_lost(rooms)
+        await self._until_ready(replacement)
+
+    async def _tell_lost(self, rooms: set[str]) -> None:
         if self._on_worker_lost is not None and rooms:
             await self._on_worker_lost(rooms)

@@ -32,7 +32,9 @@ for _name in [name for name in os.environ if name.startswith("MEETNOW_")]:
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a server process a test starts: this one (free of MEETNOW_ settings),
     the repository importable from any working directory, and ``extra``."""
-    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **extra}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env["MEETNOW_METRICS_LISTEN"] = ""  # never the default 9464: server processes run side by side
+    return {**env, **extra}
 
 
 class FakeClock:
@@ -87,6 +89,7 @@ def test_settings(**overrides: object) -> Settings:
         "port": free_port(),
         "ice_host_addresses": ["127.0.0.1"],
         "relay_workers": 0,  # in-process relay; tests/test_workers.py covers worker processes
+        "metrics_listen": "",  # off: servers run side by side (tests/test_metrics.py sets a port)
         "_env_file": None,
     }
     values.update(overrides)
