@@ -72,6 +72,7 @@ class MeetnowServer:
         config = RelayConfig(
             ice_servers=tuple(settings.ice_servers),
             public_address=settings.ice_public_address,
+            port_range=settings.ice_port_range,
             on_media_connected=self._media_connected,
         )
         workers = settings.relay_workers

@@ -125,15 +125,24 @@ def test_invalid_port_setting(env: dict[str, str], tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "variables", "mentioned"),
     [
-        pytest.param(["serve", "--port", "70000"], {}, "port", id="port-out-of-range"),
+        pytest.param(["serve", "--port", "70000"], {}, "MEETNOW_PORT", id="port-out-of-range"),
         pytest.param(
-            ["serve"], {"MEETNOW_ICE_HOST_ADDRESSES": "not-an-ip"}, "ice_host", id="bad-address"
+            ["serve"],
+            {"MEETNOW_ICE_HOST_ADDRESSES": "not-an-ip"},
+            "MEETNOW_ICE_HOST_ADDRESSES",
+            id="bad-address",
         ),
         pytest.param(
-            ["serve"], {"MEETNOW_PUBLIC_URL": "ftp://meet.example"}, "public_url", id="bad-url"
+            ["serve"],
+            {"MEETNOW_PUBLIC_URL": "ftp://meet.example"},
+            "MEETNOW_PUBLIC_URL",
+            id="bad-url",
         ),
         pytest.param(
-            ["serve"], {"MEETNOW_ROOM_MAX_PARTICIPANTS": "1"}, "room_max", id="cap-below-two"
+            ["serve"],
+            {"MEETNOW_ROOM_MAX_PARTICIPANTS": "1"},
+            "MEETNOW_ROOM_MAX_PARTICIPANTS",
+            id="cap-below-two",
         ),
     ],
 )
@@ -152,7 +161,7 @@ def test_ice_servers_not_json(env: dict[str, str], tmp_path: Path) -> None:
     result = run(["serve"], env, tmp_path)
     assert "Traceback" not in result.stderr
     assert result.returncode == 2
-    assert "ice_servers" in result.stderr
+    assert "MEETNOW_ICE_SERVERS" in result.stderr
 
 
 def test_port_in_use(env: dict[str, str], tmp_path: Path) -> None:

@@ -923,7 +923,7 @@ function endedTitle(code) {
 }
 
 /** Worth a "Try again" button (a locked meeting may be unlocked; removed/denied/ended never help). */
-const RETRYABLE = new Set(["negotiation_failed", "server_error", "replaced", "room_full", "invalid_message", "locked"]);
+const RETRYABLE = new Set(["negotiation_failed", "server_error", "replaced", "room_full", "invalid_message", "locked", "no_ports"]);
 /** The room is gone for good: forget its host token. */
 const ROOM_GONE = new Set(["room_closed", "room_ended", "room_not_found"]);
 
