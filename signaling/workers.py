@@ -271,11 +271,10 @@ class WorkerPool:
             "public_address": self._config.public_address,
             "port_range": self._config.port_range,
             "host_addresses": self._host_addresses,
+            "log_format": self._log_format,
         }
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "signaling.relay_worker",
+            *self._command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "MEETNOW_WORKER_CONFIG": json.dumps(spec)},
