@@ -125,6 +125,22 @@ def _loadtest(args: argparse.Namespace) -> int:
     )
 
 
+def _check(args: argparse.Namespace) -> int:
+    if args.timeout <= 0:
+        print("meetnow check: --timeout must be > 0", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings()
+    except (ValidationError, SettingsError) as error:
+        _print_settings_error(error)
+        return 2
+    from .check import main as check_main
+
+    logging.basicConfig(level=logging.WARNING)
+    restrain([*MEDIA_LIBRARY_LOGGERS, *SERVER_LIBRARY_LOGGERS])
+    return check_main(settings, args.url, args.timeout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="meetnow", description="Self-hosted Meet Now for chat teams."
@@ -156,6 +172,17 @@ def main(argv: list[str] | None = None) -> int:
         "browsers give, for comparison",
     )
     load.set_defaults(run=_loadtest)
+    check = commands.add_parser(
+        "check",
+        help="test this server as users will reach it: public URL, port range, TURN, a call",
+    )
+    check.add_argument(
+        "--url", help="the public URL to test (default: MEETNOW_PUBLIC_URL, as serve uses it)"
+    )
+    check.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds each check may take (default 10)"
+    )
+    check.set_defaults(run=_check)
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code
