@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: sets up everything the tests need on a fresh Debian machine (Debian's chromium,
-# a virtualenv with meetnow and its test tools, TypeScript for the JS type check), then runs the
-# linters, the type checkers and the whole test suite. Extra arguments go to pytest.
+# caddy and coturn, a virtualenv with meetnow and its test tools, TypeScript for the JS type check),
+# then runs the linters, the type checkers and the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,15 @@ apt_install() {
 
 echo "== setup"
 [ -x /usr/bin/chromium ] || { echo "installing Debian's chromium"; apt_install chromium; }
+# Caddy and coturn for tests/test_deploy.py and tests/test_check.py: the tests start their own on
+# free loopback ports, so stop the services the packages may have started (ports 80, 443, 3478).
+if ! { command -v caddy && command -v turnserver; } >/dev/null; then
+  echo "installing Debian's caddy and coturn"
+  apt_install caddy coturn
+  for service in caddy coturn; do
+    as_root systemctl stop "$service" >/dev/null 2>&1 || as_root service "$service" stop >/dev/null 2>&1 || true
+  done
+fi
 command -v node >/dev/null || { echo "installing node"; apt_install nodejs npm; }
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
