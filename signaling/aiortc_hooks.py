@@ -13,6 +13,8 @@ Hooks:
   sleeps (no encoder) while the relay writes packets itself, with the sender's SSRC and header
   extension ids, into the sender's history so NACKs are answered;
 - :func:`request_keyframe`: send a PLI to a publisher;
+- :func:`filter_datagrams`: pass every datagram of a peer connection through filters (the load
+  generator's network impairment); :func:`observe_nacks`: see the NACKs a sender gets (tests);
 - :func:`count_rtp_datagrams` and :class:`ReceiverFeedback`: the load generator's receive path,
   which counts SRTP datagrams without decrypting them and still sends the RTCP a browser would;
 - :func:`set_host_addresses`: choose the addresses aioice gathers host candidates on;
@@ -43,10 +45,12 @@ from aiortc.rtp import RTCP_PSFB_APP, RTP_HISTORY_SIZE, RtcpPsfbPacket, RtpPacke
 from pylibsrtp._binding import ffi
 from pylibsrtp._binding import lib as srtp_lib
 
+from .loss_recovery import BROWSER_NACKS, NackPolicy, StreamRecovery
 from .tasks import spawn
 
 __all__ = [
     "HISTORY_SIZE",
+    "DatagramFilter",
     "IcePortBinding",
     "IcePortsExhausted",
     "IdleTrack",
@@ -56,7 +60,9 @@ __all__ = [
     "bind_udp_in_range",
     "count_rtp_datagrams",
     "current_ntp_time",
+    "filter_datagrams",
     "ice_ports_in",
+    "observe_nacks",
     "request_keyframe",
     "route_keyframe_requests",
     "set_host_addresses",
@@ -86,23 +92,38 @@ def set_host_addresses(addresses: list[str]) -> None:
 
 
 def tap_receiver(
-    receiver: RTCRtpReceiver, on_packet: PacketHandler, *, keep_feedback: bool = True
-) -> None:
+    receiver: RTCRtpReceiver,
+    on_packet: PacketHandler,
+    *,
+    keep_feedback: bool = True,
+    nack_policy: NackPolicy | None = None,
+    on_given_up: Callable[[int], None] | None = None,
+) -> StreamRecovery | None:
     """Call ``on_packet`` with every RTP packet the receiver gets, then keep aiortc's receive
-    statistics, NACK generation and bandwidth estimate (RTCP to the publisher) up to date. The
-    packet never reaches aiortc's jitter buffer, and the receiver's decoder thread is stopped as
-    soon as aiortc starts it, so nothing is ever decoded.
+    statistics (its receiver reports) and bandwidth estimate (REMB) up to date and NACK what is
+    missing, again about once per round trip (``nack_policy``) until it arrives or is given up:
+    then ``on_given_up(ssrc)``. The packet never reaches aiortc's jitter buffer, and the
+    receiver's decoder thread is stopped as soon as aiortc starts it, so nothing is ever
+    decoded. Returns the NACK state (None for audio: nothing is NACKed), so that a subscriber's
+    NACK for a packet that never arrived can be passed upstream (:meth:`StreamRecovery.request`).
 
     ``keep_feedback=False`` hands packets to ``on_packet`` only (no RTCP feedback at all): for the
     load generator, which counts packets and must stay cheaper than the relay it measures."""
     internals: Any = receiver  # private aiortc state: see the module docstring
     receive = internals.receive
+    recovery: StreamRecovery | None = None
+    if keep_feedback and internals._RTCRtpReceiver__nack_generator is not None:
+        recovery = StreamRecovery(
+            nack_policy or BROWSER_NACKS, _nack_sender(internals), on_given_up
+        )
 
     async def tapped_handle_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if receiver._enabled:
             await on_packet(packet)
             if keep_feedback:
                 await _feedback(internals, packet, arrival_time_ms)
+                if recovery is not None:
+                    recovery.add(packet.ssrc, packet.sequence_number)
 
     async def receive_without_decoder(parameters: Any) -> None:
         await receive(parameters)
@@ -110,14 +131,37 @@ def tap_receiver(
 
     internals._handle_rtp_packet = tapped_handle_rtp
     internals.receive = receive_without_decoder
+    return recovery
+
+
+def _nack_sender(receiver: Any) -> Callable[[int, list[int]], None]:
+    """NACKs out through the receiver's own RTCP path (SRTCP on its DTLS transport)."""
+
+    def send_nack(media_ssrc: int, lost: list[int]) -> None:
+        spawn(receiver._send_rtcp_nack(media_ssrc, lost), what="NACK")
+
+    return send_nack
 
 
 async def _feedback(receiver: Any, packet: RtpPacket, arrival_time_ms: int) -> None:
     """The part of ``RTCRtpReceiver._handle_rtp_packet`` a forwarder needs: the bandwidth estimate
-    (REMB), receive statistics (for receiver reports) and NACKs to the publisher. The rest of it,
-    depayloading and the jitter buffer, only feeds a decoder; skipping it halves the cost."""
+    (REMB) and receive statistics (for receiver reports, whose fraction lost tells the publisher
+    what it needs to know to turn on Opus FEC). NACKs are :class:`StreamRecovery`'s. The rest of
+    it, depayloading and the jitter buffer, only feeds a decoder; skipping it halves the cost."""
+    codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)
+    if codec is None:
+        return
+    streams = receiver._RTCRtpReceiver__remote_streams
+    statistics = streams.get(packet.ssrc)
+    if statistics is None:
+        statistics = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+    in_order = statistics.max_seq is None or _seq_after(packet.sequence_number, statistics.max_seq)
+    statistics.add(packet)
     estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
-    if estimator is not None and packet.extensions.abs_send_time is not None:
+    # Only in-order arrivals feed the estimate: a late (reordered or retransmitted) packet
+    # would stretch its send-time group's arrival time, read as queuing delay, and an estimate
+    # that collapses under jitter, as measured with 40 +- 10 ms (docs/architecture.md).
+    if estimator is not None and in_order and packet.extensions.abs_send_time is not None:
         remb = estimator.add(
             abs_send_time=packet.extensions.abs_send_time,
             arrival_time_ms=arrival_time_ms,
@@ -131,17 +175,11 @@ async def _feedback(receiver: Any, packet: RtpPacket, arrival_time_ms: int) -> N
                     fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
                 )
             )
-    codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)
-    if codec is None:
-        return
-    streams = receiver._RTCRtpReceiver__remote_streams
-    statistics = streams.get(packet.ssrc)
-    if statistics is None:
-        statistics = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
-    statistics.add(packet)
-    nacks = receiver._RTCRtpReceiver__nack_generator
-    if nacks is not None and nacks.add(packet):
-        await receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+
+
+def _seq_after(a: int, b: int) -> bool:
+    """Whether RTP sequence number ``a`` comes after ``b`` (modulo 2^16)."""
+    return 0 < ((a - b) & 0xFFFF) < 0x8000
 
 
 def count_rtp_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) -> None:
@@ -172,6 +210,54 @@ def count_rtp_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) 
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 
 
+DatagramFilter = Callable[[bytes, Any, Callable[[bytes, Any], None]], None]
+"""(datagram, address, deliver): pass the datagram on with ``deliver`` now, later, or never."""
+
+
+def filter_datagrams(
+    pc: RTCPeerConnection, *, outbound: DatagramFilter, inbound: DatagramFilter
+) -> None:
+    """Put every datagram of the peer connection's ICE sockets through filters: ``outbound``
+    sees all aioice sends (STUN, DTLS, SRTP, SRTCP), ``inbound`` all that arrives, before any
+    other hook of ours (install it after :func:`count_rtp_datagrams`). The load generator's
+    network impairment (:mod:`signaling.impairment`), no root needed. Each socket once; call it
+    after the first local description, when the sockets exist."""
+    for transceiver in pc.getTransceivers():
+        connection: Any = transceiver.receiver.transport.transport._connection
+        for protocol in connection._protocols:
+            if getattr(protocol, "_meetnow_filtered", False):
+                continue
+            protocol._meetnow_filtered = True
+            receive = protocol.datagram_received
+            transport = protocol.transport
+
+            def datagram_received(data: bytes, addr: Any, receive: Any = receive) -> None:
+                inbound(data, addr, receive)
+
+            async def send_data(data: bytes, addr: Any, transport: Any = transport) -> None:
+                outbound(data, addr, transport.sendto)
+
+            def send_stun(message: Any, addr: Any, transport: Any = transport) -> None:
+                outbound(bytes(message), addr, transport.sendto)
+
+            protocol.datagram_received = datagram_received
+            protocol.send_data = send_data
+            protocol.send_stun = send_stun
+
+
+def observe_nacks(sender: RTCRtpSender, on_nack: Callable[[int], None]) -> None:
+    """Call ``on_nack(sequence_number)`` for each packet the remote side NACKs on this sender,
+    before aiortc retransmits it (tests watch a publisher's NACKs with it)."""
+    internals: Any = sender
+    retransmit = internals._retransmit
+
+    async def observed(sequence_number: int) -> None:
+        on_nack(sequence_number)
+        await retransmit(sequence_number)
+
+    internals._retransmit = observed
+
+
 class _Header:
     """The two RTP header fields aiortc's receive statistics and NACK generator read."""
 
@@ -186,9 +272,10 @@ class ReceiverFeedback:
     """The RTCP a browser sends about what one receiver gets, for a receiver whose packets are
     counted still encrypted (:func:`count_rtp_datagrams`). The RTP header is in clear in SRTP:
     each one feeds aiortc's own receive statistics, so the receiver's RTCP loop sends receiver
-    reports every 0.5-1.5 s as for any aiortc receiver, and aiortc's NACK generator, so a new
-    sequence gap is NACKed at once. PLI and REMB go out on request, through the receiver's own
-    RTCP path (SRTCP on its DTLS transport)."""
+    reports every 0.5-1.5 s as for any aiortc receiver; a new sequence gap of a video stream is
+    NACKed at once and again about once per round trip, as a browser does
+    (:data:`~signaling.loss_recovery.BROWSER_NACKS`). PLI and REMB go out on request, through the
+    receiver's own RTCP path (SRTCP on its DTLS transport)."""
 
     def __init__(self, receiver: RTCRtpReceiver, kind: str) -> None:
         internals: Any = receiver
@@ -197,7 +284,9 @@ class ReceiverFeedback:
         self._codecs: dict[int, Any] = internals._RTCRtpReceiver__codecs
         # Filled here, read by aiortc's RTCP loop (``_run_rtcp``) for its receiver reports.
         self._statistics: dict[int, Any] = internals._RTCRtpReceiver__remote_streams
-        self._nacks: Any = internals._RTCRtpReceiver__nack_generator  # None for audio
+        self._nacks: StreamRecovery | None = None  # video only, as browsers NACK
+        if internals._RTCRtpReceiver__nack_generator is not None:
+            self._nacks = StreamRecovery(BROWSER_NACKS, _nack_sender(internals))
         self._header = _Header()
 
     @property
@@ -216,10 +305,13 @@ class ReceiverFeedback:
         header = self._header
         header.sequence_number, header.timestamp = sequence_number, timestamp
         statistics.add(header)
-        nacks = self._nacks
-        if nacks is not None and nacks.add(header):
-            lost = sorted(nacks.missing)
-            spawn(self._receiver._send_rtcp_nack(ssrc, lost), what="NACK")
+        if self._nacks is not None:
+            self._nacks.add(ssrc, sequence_number)
+
+    def close(self) -> None:
+        """Stop re-sending NACKs."""
+        if self._nacks is not None:
+            self._nacks.close()
 
     def request_keyframe(self, ssrc: int) -> None:
         """Send a PLI for this media SSRC."""
@@ -299,6 +391,9 @@ class SenderState:
         self._route: tuple[Any, Any, Any, Any, Any] | None = (
             None  # dtls, srtp, pair, socket, transport
         )
+        self.on_missing: Callable[[int], None] | None = None
+        """Called with a sequence number the subscriber NACKed that was never sent to it (or
+        left the history): the relay may not have it either, and can ask upstream."""
         internals: Any = sender
         internals._retransmit = self._retransmit
 
@@ -395,6 +490,8 @@ class SenderState:
                 self._transmit(*entry)
             except ConnectionError:
                 pass
+        elif self.on_missing is not None:
+            self.on_missing(sequence_number)
 
 
 def route_keyframe_requests(sender: RTCRtpSender, on_keyframe_request: Callable[[], None]) -> None:

@@ -117,11 +117,28 @@ def _loadtest(args: argparse.Namespace) -> int:
     if args.participants < 1 or args.duration <= 0:
         print("meetnow loadtest: --participants must be >= 1 and --duration > 0", file=sys.stderr)
         return 2
+    from .impairment import Impairment
     from .loadtest import main as loadtest_main
 
+    try:
+        impairment = Impairment(
+            loss_percent=args.loss,
+            delay_ms=args.delay,
+            jitter_ms=args.jitter,
+            rate_kbps=args.rate,
+            seed=args.seed,
+        )
+    except ValueError as error:
+        print(f"meetnow loadtest: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING)
     return loadtest_main(
-        args.room_url, args.participants, args.duration, args.json, feedback=not args.no_feedback
+        args.room_url,
+        args.participants,
+        args.duration,
+        args.json,
+        feedback=not args.no_feedback,
+        impairment=impairment,
     )
 
 
@@ -170,6 +187,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="receivers send no RTCP (receiver reports, REMB, NACK, PLI): a lighter load than "
         "browsers give, for comparison",
+    )
+    network = load.add_argument_group(
+        "network", "what each participant's packets go through, both directions (no root needed)"
+    )
+    network.add_argument("--loss", type=float, default=0.0, metavar="PCT", help="random loss, %%")
+    network.add_argument("--delay", type=float, default=0.0, metavar="MS", help="one-way delay")
+    network.add_argument(
+        "--jitter", type=float, default=0.0, metavar="MS", help="uniform +- on the delay (reorders)"
+    )
+    network.add_argument(
+        "--rate", type=float, default=None, metavar="KBPS", help="cap per direction, kbit/s"
+    )
+    network.add_argument(
+        "--seed", type=int, default=1, help="seed of the random loss and jitter (default 1)"
     )
     load.set_defaults(run=_loadtest)
     check = commands.add_parser(

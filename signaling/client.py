@@ -38,6 +38,7 @@ from .aiortc_hooks import (
     route_keyframe_requests,
     tap_receiver,
 )
+from .impairment import ImpairedLink, Impairment, impair_peer_connection
 from .received_stream import FREEZE_SECONDS, ReceivedStream
 from .tasks import spawn
 
@@ -142,6 +143,11 @@ class ParticipantClient:
     """With ``count_encrypted``: answer what arrives as a browser does (receiver reports and
     REMB each second, NACK for sequence gaps, PLI when a video stream starts), so the relay
     carries its real feedback load. False sends no RTCP about received media at all."""
+    impairment: Impairment | None = None
+    """A bad network for this participant's datagrams, both directions (the load generator's
+    ``--loss``, ``--delay``, ``--jitter``, ``--rate``)."""
+    impairment_stream: int = 0
+    """Tells this participant's random draws from the others' (its index in a load test)."""
 
     participant_id: str | None = None
     joined: dict[str, Any] | None = None
@@ -169,6 +175,8 @@ class ParticipantClient:
         """Receiving m-lines by mid: (kind, receiver), for the feedback of counted datagrams."""
         self._feedbacks: dict[str, ReceiverFeedback] = {}
         self._remb_bytes = 0
+        self.links: tuple[ImpairedLink, ImpairedLink] | None = None
+        """(outbound, inbound) impaired links, once installed: what they dropped."""
         self.connected_at: float | None = None
         """``time.monotonic()`` when the peer connection first reached "connected"."""
         self._mids: dict[str, tuple[str, str]] = {}
@@ -252,6 +260,8 @@ class ParticipantClient:
         for task in [*self._tasks, *self._consumers.values()]:
             with contextlib.suppress(BaseException):
                 await task
+        for feedback in self._feedbacks.values():
+            feedback.close()
         if self._pc is not None:
             await self._pc.close()
         if self._http is not None:
@@ -331,6 +341,9 @@ class ParticipantClient:
         if self.count_encrypted and not self.decode:
             self._ssrc_mids.update(_ssrc_mids(offer["sdp"]))
             count_rtp_datagrams(pc, self._count_datagram)
+        if self.impairment is not None and self.impairment.active and self.links is None:
+            # Outermost, so that what it drops is never counted (the sockets exist by now).
+            self.links = impair_peer_connection(pc, self.impairment, self.impairment_stream)
         await self.send(
             {"type": "answer", "revision": offer["revision"], "sdp": pc.localDescription.sdp}
         )

@@ -22,6 +22,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from .aiortc_hooks import attach_forwarding_sender, request_keyframe, tap_receiver
+from .loss_recovery import relay_nack_policy
 from .metrics import FORWARDED
 from .tasks import spawn
 
@@ -80,7 +81,14 @@ class Publication:
         self._closed = False
         self.paused = False
         """A host muted the publisher: packets arrive but are not forwarded."""
-        tap_receiver(receiver, self._on_packet)
+        # NACKs to the publisher, repeated until the packet arrives; a packet given up means
+        # a broken picture for every subscriber: ask for a keyframe at once.
+        self._recovery = tap_receiver(
+            receiver,
+            self._on_packet,
+            nack_policy=relay_nack_policy(),
+            on_given_up=lambda _ssrc: self.request_keyframe(),
+        )
 
     def request_keyframe(self, *, urgent: bool = False) -> None:
         """Ask the publisher for a keyframe, at most once per ``KEYFRAME_RETRY_SECONDS`` (an
@@ -93,8 +101,16 @@ class Publication:
         self._last_keyframe_request = now
         spawn(request_keyframe(self._receiver, self._media_ssrc), what="keyframe request")
 
+    def recover(self, sequence_number: int) -> None:
+        """A subscriber NACKed this packet (publisher's numbering) and the relay has not got it:
+        NACK it upstream now, if it is still being asked for."""
+        if self._recovery is not None and self._media_ssrc is not None:
+            self._recovery.request(self._media_ssrc, sequence_number)
+
     def close(self) -> None:
         self._closed = True
+        if self._recovery is not None:
+            self._recovery.close()
         for outbound in list(self.outbounds):
             outbound.unbind()
 
@@ -124,6 +140,7 @@ class Outbound:
         """Offer revision at which its m-line went idle (None while bound); the session reuses
         it once the client has answered a later offer."""
         self._sender = attach_forwarding_sender(sender, kind, self._on_keyframe_request)
+        self._sender.on_missing = self._on_nack_missing
         self._started = False
         self._asked_when_ready = False
         self._seq_offset = 0
@@ -200,6 +217,12 @@ class Outbound:
         # Plain integers, read at scrape time: a metrics library call here would cost more.
         FORWARDED.packets += 1
         FORWARDED.bytes += len(template)
+
+    def _on_nack_missing(self, sequence_number: int) -> None:
+        """The subscriber NACKed a packet never sent to it: maybe the relay never got it."""
+        if self.publication is not None and self._started:
+            # The inverse of forward()'s rewrite (update both together).
+            self.publication.recover((sequence_number - self._seq_offset) & 0xFFFF)
 
     def _on_keyframe_request(self) -> None:
         if self.publication is not None:

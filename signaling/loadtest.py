@@ -4,8 +4,9 @@ Each participant publishes 640x480 30 fps VP8 at about 1 Mbps and Opus audio, bo
 ahead of time with PyAV (no encoding while it runs, :mod:`signaling.synthetic_media`), and
 subscribes to everyone else. What arrives is counted per RTP packet, never decoded, so one load
 generator can stand in for many people; each receiver still answers with the RTCP a browser sends
-(receiver reports, REMB, NACK, PLI) unless ``feedback`` is off. The figures and their windows:
-:mod:`signaling.loadtest_measure`.
+(receiver reports, REMB, NACK, PLI) unless ``feedback`` is off. ``impairment`` puts each
+participant's datagrams, both directions, through a bad network of its own
+(:mod:`signaling.impairment`). The figures and their windows: :mod:`signaling.loadtest_measure`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from aiortc import MediaStreamTrack
 
 from .client import ParticipantClient
+from .impairment import Impairment
 from .loadtest_measure import LoadtestResult, measure
 from .synthetic_media import EncodedAudioTrack, EncodedMedia, EncodedVideoTrack, encode_media
 
@@ -28,6 +30,7 @@ __all__ = [
     "EncodedAudioTrack",
     "EncodedMedia",
     "EncodedVideoTrack",
+    "Impairment",
     "LoadtestResult",
     "encode_media",
     "run_loadtest",
@@ -66,10 +69,12 @@ async def run_loadtest(
     join_interval: float = 0.15,
     feedback: bool = True,
     tracks: TrackMaker = default_tracks,
+    impairment: Impairment | None = None,
 ) -> LoadtestResult:
     """Join ``participants`` synthetic people, wait until every video stream arrived, then
     measure ``duration`` seconds. ``feedback=False``: receivers send no RTCP about what they
-    receive (a lighter load than browsers give, for comparison)."""
+    receive (a lighter load than browsers give, for comparison). ``impairment``: the network
+    each participant's datagrams cross, both ways (seeded per participant)."""
     base_url, room_id = split_room_url(room_url)
     media = media or encode_media()
     clients: list[ParticipantClient] = []
@@ -87,6 +92,8 @@ async def run_loadtest(
                 decode=False,
                 count_encrypted=True,
                 feedback=feedback,
+                impairment=impairment,
+                impairment_stream=index,
             )
             clients.append(client)
             await client.join()
@@ -112,13 +119,44 @@ async def run_loadtest(
                 f"{expected}  freezes {sum(s.freezes for c in clients for s in c.streams.values())}"
             )
         end = time.monotonic()
-        return measure(
+        result = measure(
             clients, (start, end), joined_at, warmup_s=start - last_join, feedback=feedback
         )
+        result.summary["impairment"] = _impairment_summary(impairment, clients)
+        for kind in ("video", "audio"):
+            result.summary[f"{kind}_loss_percent"] = _loss_percent(clients, kind)
+        return result
     finally:
         for client in clients:
             with contextlib.suppress(Exception):
                 await client.close()
+
+
+def _impairment_summary(
+    impairment: Impairment | None, clients: list[ParticipantClient]
+) -> dict[str, object] | None:
+    """The network asked for, and what it did over the whole run (joins included)."""
+    if impairment is None or not impairment.active:
+        return None
+    links = [link for client in clients if client.links for link in client.links]
+    return {
+        "loss_percent": impairment.loss_percent,
+        "delay_ms": impairment.delay_ms,
+        "jitter_ms": impairment.jitter_ms,
+        "rate_kbps": impairment.rate_kbps,
+        "seed": impairment.seed,
+        "datagrams": sum(link.sent for link in links),
+        "dropped_at_random": sum(link.lost for link in links),
+        "dropped_by_rate_cap": sum(link.overflowed for link in links),
+    }
+
+
+def _loss_percent(clients: list[ParticipantClient], kind: str) -> float:
+    """Packets of one kind still missing at the end of the measured window (a retransmission
+    fills its gap), in percent: video is NACKed and retransmitted, audio is not."""
+    streams = [s for c in clients for (_, k), s in c.streams.items() if k == kind]
+    lost = sum(s.lost for s in streams)
+    return round(100 * lost / max(1, lost + sum(s.packets for s in streams)), 3)
 
 
 def _video_streams(clients: list[ParticipantClient]) -> int:
@@ -148,8 +186,18 @@ def render_table(result: LoadtestResult) -> str:
         f"{s['participants']} participants, {s['streams_received']}/{s['streams_expected']} "
         f"streams; over the {window}: video fps per stream min {s['video_fps_min']} mean "
         f"{s['video_fps_mean']} max {s['video_fps_max']}, {s['freezes']} freezes "
-        f"({s['freeze_seconds']} s), loss {s['loss_percent']}%"
+        f"({s['freeze_seconds']} s), loss {s['loss_percent']}% (video "
+        f"{s.get('video_loss_percent')}%, audio {s.get('audio_loss_percent')}%)"
     )
+    network = s.get("impairment")
+    if network:
+        rate = f"{network['rate_kbps']:g} kbit/s" if network["rate_kbps"] else "no rate cap"
+        lines.append(
+            f"network, each participant both ways: {network['loss_percent']:g}% loss, "
+            f"{network['delay_ms']:g} +- {network['jitter_ms']:g} ms, {rate}; "
+            f"dropped {network['dropped_at_random']} at random and "
+            f"{network['dropped_by_rate_cap']} by the cap of {network['datagrams']} datagrams"
+        )
     lines.append(
         f"from each join: join p50 {s['join_ms_p50']} ms p95 {s['join_ms_p95']} ms, first video "
         f"frame p50 {s['video_first_frame_ms_p50']} ms p95 {s['video_first_frame_ms_p95']} ms"
@@ -159,7 +207,12 @@ def render_table(result: LoadtestResult) -> str:
 
 
 def main(
-    room_url: str, participants: int, duration: float, as_json: bool, feedback: bool = True
+    room_url: str,
+    participants: int,
+    duration: float,
+    as_json: bool,
+    feedback: bool = True,
+    impairment: Impairment | None = None,
 ) -> int:
     interactive = sys.stderr.isatty()
 
@@ -175,7 +228,14 @@ def main(
         print(f"meetnow loadtest: {error}", file=sys.stderr)
         return 2
     result = asyncio.run(
-        run_loadtest(room_url, participants, duration, progress=progress, feedback=feedback)
+        run_loadtest(
+            room_url,
+            participants,
+            duration,
+            progress=progress,
+            feedback=feedback,
+            impairment=impairment,
+        )
     )
     if interactive:
         print(file=sys.stderr)

@@ -81,6 +81,29 @@ def announce_public_address(sdp: str, public_address: str | None) -> str:
     return re.sub(r"^c=IN IP[46] \S+", f"c=IN {family} {public_address}", sdp, flags=re.MULTILINE)
 
 
+def with_opus_fec(sdp: str) -> str:
+    """Ask for Opus in-band FEC on every audio m-line (``useinbandfec=1`` in its fmtp).
+
+    aiortc offers Opus without an fmtp line; a browser sends FEC only to a peer that asks for
+    it, and then in proportion to the loss its receiver reports say. Payloads are forwarded
+    unchanged, so the FEC a publisher sends reaches every subscriber, who asks for it too: the
+    same offer carries it on the subscriber m-lines."""
+    return "".join(_with_opus_fec(section) for section in re.split(r"(?=\r\nm=)", sdp))
+
+
+def _with_opus_fec(section: str) -> str:
+    rtpmap = re.search(r"^a=rtpmap:(\d+) opus/48000", section, re.MULTILINE | re.IGNORECASE)
+    if rtpmap is None or "useinbandfec" in section:
+        return section
+    payload_type = rtpmap.group(1)
+    fmtp = re.search(rf"^a=fmtp:{payload_type} [^\r\n]*", section, re.MULTILINE)
+    if fmtp is not None:
+        return f"{section[: fmtp.end()]};useinbandfec=1{section[fmtp.end() :]}"
+    line_end = section.find("\r\n", rtpmap.end())
+    line_end = len(section) if line_end < 0 else line_end
+    return f"{section[:line_end]}\r\na=fmtp:{payload_type} useinbandfec=1{section[line_end:]}"
+
+
 class RelayBackend(Protocol):
     """What the signaling side needs from the media side, wherever it runs: in this process
     (:class:`Relay`) or in relay worker processes (:class:`~signaling.workers.WorkerPool`)."""
@@ -240,7 +263,9 @@ class PeerSession:
                     participant=outbound.publication.participant_id, kind=outbound.kind
                 )
         self._pending = self._revision
-        sdp = announce_public_address(self.pc.localDescription.sdp, self._config.public_address)
+        sdp = with_opus_fec(
+            announce_public_address(self.pc.localDescription.sdp, self._config.public_address)
+        )
         await self._send_offer(OfferMessage(revision=self._revision, sdp=sdp, tracks=tracks))
 
 
