@@ -8,6 +8,7 @@ import gzip
 import re
 
 import aiohttp
+from multidict import CIMultiDict
 
 from signaling.static_assets import IMMUTABLE_CACHE, PLAIN_CACHE, accepts_gzip
 
@@ -16,16 +17,16 @@ from .conftest import RunningServer
 TEXT_FILES = ("js/room.js", "js/protocol.js", "js/landing.js", "css/meetnow.css")
 
 
-async def raw_get(url: str, accept_encoding: str) -> tuple[int, dict[str, str], bytes]:
+async def raw_get(url: str, accept_encoding: str) -> tuple[int, CIMultiDict[str], bytes]:
     """Status, headers and the body as sent (not decompressed by the client)."""
     async with (
         aiohttp.ClientSession(auto_decompress=False) as http,
         http.get(url, headers={"Accept-Encoding": accept_encoding}) as response,
     ):
-        return response.status, dict(response.headers), await response.read()
+        return response.status, CIMultiDict(response.headers), await response.read()
 
 
-def compression_problems(headers: dict[str, str], body: bytes, original: bytes) -> list[str]:
+def compression_problems(headers: CIMultiDict[str], body: bytes, original: bytes) -> list[str]:
     """What is wrong with a response that should carry ``original`` gzip-compressed."""
     problems = []
     if headers.get("Content-Encoding") != "gzip":
