@@ -28,7 +28,7 @@ import contextlib
 import errno
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from struct import pack_into
@@ -41,7 +41,16 @@ from aiortc.clock import current_ntp_time
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpreceiver import StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, RTP_HISTORY_SIZE, RtcpPsfbPacket, RtpPacket, pack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 from pylibsrtp._binding import ffi
 from pylibsrtp._binding import lib as srtp_lib
 
@@ -56,6 +65,7 @@ __all__ = [
     "IdleTrack",
     "ReceiverFeedback",
     "SenderState",
+    "UpstreamRemb",
     "attach_forwarding_sender",
     "bind_udp_in_range",
     "count_rtp_datagrams",
@@ -63,6 +73,7 @@ __all__ = [
     "filter_datagrams",
     "ice_ports_in",
     "observe_nacks",
+    "observe_sender_feedback",
     "request_keyframe",
     "route_keyframe_requests",
     "set_host_addresses",
@@ -626,3 +637,74 @@ class _AsyncioForAioice:
 
 
 _ASYNCIO_FOR_AIOICE = _AsyncioForAioice()
+
+
+def observe_sender_feedback(
+    sender: RTCRtpSender, on_remb: Callable[[int], None], on_loss: Callable[[float], None]
+) -> None:
+    """Show the relay what a subscriber says about what one sender sends it: each REMB that
+    lists the sender's SSRC (``on_remb``, bit/s, an estimate for the subscriber's whole
+    downlink) and the fraction lost in each receiver report about it (``on_loss``, 0 to 1).
+    aiortc's own handling still runs afterwards (round-trip time, NACKs, PLIs); its REMB
+    handling only feeds an encoder, which a forwarding sender never has."""
+    internals: Any = sender
+    handle = internals._handle_rtcp_packet
+    ssrc: int = internals._ssrc
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            with contextlib.suppress(ValueError):
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                if ssrc in ssrcs:
+                    on_remb(bitrate)
+        elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == ssrc:
+                    on_loss(report.fraction_lost / 256)
+        await handle(packet)
+
+    internals._handle_rtcp_packet = handle_rtcp_packet
+
+
+class UpstreamRemb:
+    """The REMB the relay sends one publisher. aiortc's estimator (fed by ``tap_receiver``)
+    measures the upstream link and sends REMB through the receiver's ``_send_rtcp``; this
+    wraps that method so each REMB's bitrate passes through ``cap`` (the relay's own estimate in,
+    what the subscribers can take out), whoever builds the packet."""
+
+    def __init__(self, receiver: RTCRtpReceiver, cap: Callable[[int], int]) -> None:
+        internals: Any = receiver
+        self._receiver = internals
+        self._send: Callable[[Any], Coroutine[Any, Any, None]] = internals._send_rtcp
+        self._cap = cap
+        self.own_estimate: int | None = None
+        """aiortc's last estimate of the upstream link, in bit/s."""
+        self.sent: int | None = None
+        """The last bitrate sent to the publisher."""
+        self._ssrcs: list[int] = []
+        internals._send_rtcp = self._send_rtcp
+
+    async def _send_rtcp(self, packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                pass
+            else:
+                self.own_estimate, self._ssrcs = bitrate, ssrcs
+                packet = self._remb(self._cap(bitrate), ssrcs, packet.ssrc)
+        await self._send(packet)
+
+    def resend(self) -> None:
+        """Send the capped estimate now (a subscriber's estimate moved), once aiortc has sent
+        one of its own (before that, neither the upstream estimate nor the SSRCs are known)."""
+        rtcp_ssrc = self._receiver._RTCRtpReceiver__rtcp_ssrc
+        if self.own_estimate is None or not self._ssrcs or rtcp_ssrc is None:
+            return
+        packet = self._remb(self._cap(self.own_estimate), self._ssrcs, rtcp_ssrc)
+        spawn(self._send(packet), what="REMB")
+
+    def _remb(self, bitrate: int, ssrcs: list[int], rtcp_ssrc: int) -> RtcpPsfbPacket:
+        self.sent = bitrate
+        fci = pack_remb_fci(bitrate, ssrcs)
+        return RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)

@@ -21,10 +21,18 @@ from typing import Literal
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.rtp import RtpPacket
 
-from .aiortc_hooks import attach_forwarding_sender, request_keyframe, tap_receiver
+from .aiortc_hooks import (
+    UpstreamRemb,
+    attach_forwarding_sender,
+    observe_sender_feedback,
+    request_keyframe,
+    tap_receiver,
+)
+from .bandwidth import Downlink, LossBasedLimit, UpstreamBitrate
 from .loss_recovery import relay_nack_policy
 from .metrics import FORWARDED
 from .tasks import spawn
+from .vp8_layers import ALL_LAYERS, LayerRates, LayerSelector, Vp8Descriptor, parse_vp8_descriptor
 
 __all__ = ["KEYFRAME_RETRY_SECONDS", "Outbound", "Publication", "is_vp8_keyframe_start"]
 
@@ -81,6 +89,11 @@ class Publication:
         self._closed = False
         self.paused = False
         """A host muted the publisher: packets arrive but are not forwarded."""
+        self.layer_rates = LayerRates(clock)
+        """Bitrate of each VP8 temporal layer (what each subscriber's share buys)."""
+        self.upstream = UpstreamBitrate(clock=clock)
+        """What its subscribers can take: the REMB to the publisher follows the lowest."""
+        self._remb = UpstreamRemb(receiver, self.upstream.cap)
         # NACKs to the publisher, repeated until the packet arrives; a packet given up means
         # a broken picture for every subscriber: ask for a keyframe at once.
         self._recovery = tap_receiver(
@@ -107,6 +120,16 @@ class Publication:
         if self._recovery is not None and self._media_ssrc is not None:
             self._recovery.request(self._media_ssrc, sequence_number)
 
+    def subscriber_bitrate(self, outbound: Outbound, bitrate: float | None) -> None:
+        """What one subscriber can take of this stream now (None: it no longer receives it)."""
+        changed = (
+            self.upstream.forget(outbound)
+            if bitrate is None
+            else self.upstream.report(outbound, bitrate)
+        )
+        if changed and not self._closed:
+            self._remb.resend()
+
     def close(self) -> None:
         self._closed = True
         if self._recovery is not None:
@@ -118,20 +141,25 @@ class Publication:
         self._media_ssrc = packet.ssrc
         if self._closed or self.paused or not self.outbounds:
             return
-        keyframe = self.kind == "video" and is_vp8_keyframe_start(packet.payload)
+        descriptor: Vp8Descriptor | None = None
+        keyframe = False
+        if self.kind == "video":  # parsed once here, not per subscriber
+            descriptor = parse_vp8_descriptor(packet.payload)
+            keyframe = descriptor.keyframe
+            self.layer_rates.add(descriptor.tid, len(packet.payload))
         template: bytes | None = None
         for outbound in self.outbounds:
             if template is None:
                 template = outbound.template(packet)
                 if template is None:
                     continue
-            outbound.forward(packet, template, keyframe)
+            outbound.forward(packet, template, keyframe, descriptor)
 
 
 class Outbound:
     """One m-line a subscriber receives on; forwards the packets of the publication bound to it."""
 
-    def __init__(self, kind: Kind, sender: RTCRtpSender) -> None:
+    def __init__(self, kind: Kind, sender: RTCRtpSender, downlink: Downlink | None = None) -> None:
         self.kind: Kind = kind
         """``audio`` or ``video``; only publications of the same kind bind to it."""
         self.publication: Publication | None = None
@@ -149,6 +177,15 @@ class Outbound:
         self._next_ts = random.randint(0, 0xFFFFFFFF)  # noqa: S311
         self._last_ts_out = self._next_ts
         self._last_seq_in = 0
+        self._last_seq_out = 0
+        self.layers = LayerSelector()
+        """Which VP8 temporal layers this subscriber gets, and the rewriting that hides the rest."""
+        self.downlink = downlink if downlink is not None else Downlink()
+        """The subscriber's downlink, shared by all its m-lines (its REMB covers them all)."""
+        self.downlink.streams.append(self)
+        self._downlink_share: float | None = None
+        self._loss_limit = LossBasedLimit()
+        observe_sender_feedback(sender, self.downlink.on_remb, self._on_loss)
 
     def bind(self, publication: Publication) -> None:
         """Start forwarding ``publication`` (from its next keyframe, for video)."""
@@ -157,17 +194,22 @@ class Outbound:
         self._started = False
         self._asked_when_ready = False
         publication.outbounds.append(self)
+        self.layers = LayerSelector()
+        self._loss_limit = LossBasedLimit()
+        self.downlink.share()
         publication.request_keyframe()
 
     def unbind(self) -> None:
         """Stop forwarding; the outbound can be bound again later."""
         if self.publication is not None:
             self.publication.outbounds.remove(self)
+            self.publication.subscriber_bitrate(self, None)
             self.publication = None
+            self.downlink.share()
         if self._started:
             # Continue this m-line's sequence and timestamps where they stopped: the
             # subscriber's jitter buffer sees one stream, not a jump backwards.
-            self._next_seq = (self._seq_offset + self._last_seq_in + 1) & 0xFFFF
+            self._next_seq = (self._last_seq_out + 1) & 0xFFFF
             self._next_ts = (self._last_ts_out + 3000) & 0xFFFFFFFF
         self._started = False
 
@@ -187,8 +229,15 @@ class Outbound:
         data: bytes = out.serialize(self._sender.extensions_map())
         return data
 
-    def forward(self, packet: RtpPacket, template: bytes, keyframe: bool) -> None:
-        """Send one publisher packet to this subscriber (from a keyframe on, for video)."""
+    def forward(
+        self,
+        packet: RtpPacket,
+        template: bytes,
+        keyframe: bool,
+        descriptor: Vp8Descriptor | None = None,
+    ) -> None:
+        """Send one publisher packet to this subscriber (from a keyframe on, for video; only
+        the temporal layers it can take, once its feedback says it cannot take them all)."""
         if not self._started:
             if not self._sender.ready():
                 return
@@ -202,16 +251,24 @@ class Outbound:
             self._seq_offset = (self._next_seq - packet.sequence_number) & 0xFFFF
             self._ts_offset = (self._next_ts - packet.timestamp) & 0xFFFFFFFF
             self._started = True
+        sequence_number = packet.sequence_number + self._seq_offset
+        layers = self.layers
+        if layers.engaged and descriptor is not None:
+            payload_at = len(template) - len(packet.payload) - packet.padding_size
+            admitted = layers.admit(packet.sequence_number, descriptor, template, payload_at)
+            if admitted is None:
+                return
+            shift, template = admitted
+            sequence_number -= shift
+        else:
+            sequence_number -= layers.seq_shift
+        sequence_number &= 0xFFFF
         self._last_seq_in = packet.sequence_number
+        self._last_seq_out = sequence_number
         timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
         self._last_ts_out = timestamp
         try:
-            self._sender.send(
-                template,
-                (packet.sequence_number + self._seq_offset) & 0xFFFF,
-                timestamp,
-                len(packet.payload),
-            )
+            self._sender.send(template, sequence_number, timestamp, len(packet.payload))
         except ConnectionError:
             return
         # Plain integers, read at scrape time: a metrics library call here would cost more.
@@ -222,8 +279,38 @@ class Outbound:
         """The subscriber NACKed a packet never sent to it: maybe the relay never got it."""
         if self.publication is not None and self._started:
             # The inverse of forward()'s rewrite (update both together).
-            self.publication.recover((sequence_number - self._seq_offset) & 0xFFFF)
+            shifted = (sequence_number - self._seq_offset) & 0xFFFF
+            self.publication.recover(self.layers.input_sequence_number(shifted))
 
     def _on_keyframe_request(self) -> None:
         if self.publication is not None:
             self.publication.request_keyframe()
+
+    @property
+    def receiving(self) -> bool:
+        """Bound to a publication (it takes a share of the subscriber's downlink)."""
+        return self.publication is not None
+
+    def set_downlink_share(self, bitrate: float) -> None:
+        """This stream's share of the subscriber's REMB (see :class:`Downlink`)."""
+        self._downlink_share = bitrate
+        self._apply_bandwidth()
+
+    def _on_loss(self, fraction: float) -> None:
+        """A receiver report from the subscriber about this stream."""
+        if self.kind == "video" and self.publication is not None:
+            sending = self.publication.layer_rates.cumulative(ALL_LAYERS)
+            if sending > 0:
+                self._loss_limit.on_loss(fraction, sending)
+                self._apply_bandwidth()
+
+    def _apply_bandwidth(self) -> None:
+        """Choose the layers that fit what the subscriber can take, and tell the publication."""
+        publication = self.publication
+        limits = [b for b in (self._downlink_share, self._loss_limit.limit) if b is not None]
+        if publication is None or self.kind != "video" or not limits:
+            return
+        bitrate = min(limits)
+        rates = publication.layer_rates
+        self.layers.set_target(rates.highest_within(bitrate), top=rates.top_layer)
+        publication.subscriber_bitrate(self, bitrate)

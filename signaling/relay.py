@@ -30,6 +30,7 @@ from aiortc import (
 )
 
 from .aiortc_hooks import PortRange, ice_ports_in
+from .bandwidth import Downlink
 from .forwarding import Kind, Outbound, Publication
 from .metrics import MediaConnected
 from .protocol import ErrorCode, OfferMessage, ProtocolError, TrackInfo
@@ -139,6 +140,8 @@ class PeerSession:
         self._send_offer = send_offer
         self._publish: dict[Kind, RTCRtpTransceiver] = {}
         self._outbounds: list[tuple[RTCRtpTransceiver, Outbound]] = []
+        self.downlink = Downlink()
+        """What this participant can receive: its REMB, split among its m-lines."""
         self._revision = 0
         self._answered = 0
         self._pending: int | None = None
@@ -190,7 +193,7 @@ class PeerSession:
 
     def new_outbound(self, kind: Kind, transceiver: RTCRtpTransceiver) -> Outbound:
         """What a new subscriber m-line forwards through (a benchmark baseline swaps it)."""
-        return Outbound(kind, transceiver.sender)
+        return Outbound(kind, transceiver.sender, self.downlink)
 
     def release(self, publications: Iterable[Publication]) -> None:
         """Stop receiving these publications; their m-lines go idle."""

@@ -207,8 +207,8 @@ class RoomEvents(Protocol):
 class RoomLimits:
     """The service's limits, usually taken from :class:`~signaling.settings.Settings`."""
 
-    max_participants: int = 50
-    """Participants in one room at once."""
+    max_participants: int = 20
+    """Participants in one room at once (what one relay core holds; see Settings)."""
     unused_ttl_seconds: float = 24 * 3600
     """Lifetime of a room nobody joined."""
     empty_grace_seconds: float = 60.0

@@ -100,8 +100,10 @@ class Settings(BaseSettings):
     """Websockets one client address may hold open at once; the next gets 429. As many as a full
     room (an office behind one NAT, ``meetnow loadtest``), far fewer than a flood."""
 
-    room_max_participants: int = Field(default=50, ge=2, le=500)
-    """Participants allowed in one room at once."""
+    room_max_participants: int = Field(default=20, ge=2, le=500)
+    """Participants allowed in one room at once. A room lives on one relay worker, one core:
+    20 is the largest room one core forwarded at 30 fps without a freeze (docs/benchmarks.md,
+    relay density), so the default keeps every call in a room whole rather than degrading all."""
     room_unused_ttl_seconds: float = Field(default=24 * 3600, gt=0)
     """A room nobody ever joined expires after this long."""
     room_empty_grace_seconds: float = Field(default=60, ge=0)

@@ -388,3 +388,37 @@ async def test_a_full_range_is_reported_and_outside_the_context_the_os_picks() -
         await free.close()
         [port] = _host_ports(free)
         assert not first <= port <= last
+
+
+async def test_upstream_remb_is_capped_and_sender_feedback_is_observed(
+    pair: tuple[RTCPeerConnection, RTCPeerConnection],
+) -> None:
+    """``UpstreamRemb`` rewrites the REMB a receiver sends (whoever builds it) and
+    ``observe_sender_feedback`` shows the sender's side the REMB that lists its SSRC."""
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
+    assert hasattr(RTCRtpSender, "_handle_rtcp_packet"), "RTCRtpSender._handle_rtcp_packet is gone"
+    publisher, relay = pair
+    publisher.addTrack(PatternVideoTrack())
+    await connect(publisher, relay)
+    sender = publisher.getTransceivers()[0].sender
+    receiver = relay.getTransceivers()[0].receiver
+    seen: list[int] = []
+    aiortc_hooks.observe_sender_feedback(sender, seen.append, lambda _fraction: None)
+    remb = aiortc_hooks.UpstreamRemb(receiver, lambda own: own // 2)
+    internals: Any = receiver
+    await wait_until(lambda: internals._RTCRtpReceiver__rtcp_ssrc is not None, 10, "rtcp ssrc")
+    ssrc: int = getattr(sender, "_ssrc")  # noqa: B009 - private aiortc state
+    await wait_until(lambda: sender.transport.state == "connected", 10, "DTLS")
+    packet = RtcpPsfbPacket(
+        fmt=RTCP_PSFB_APP,
+        ssrc=internals._RTCRtpReceiver__rtcp_ssrc,
+        media_ssrc=0,
+        fci=pack_remb_fci(800_000, [ssrc]),
+    )
+    await internals._send_rtcp(packet)  # what aiortc's estimator path calls
+    await wait_until(lambda: 400_000 in seen, 5, "the capped REMB")
+    # aiortc's own estimate may have gone out meanwhile: always halved, as the cap says.
+    assert remb.own_estimate is not None and remb.sent == remb.own_estimate // 2
+    remb.resend()
+    await wait_until(lambda: seen.count(400_000) >= 2, 5, "the resent REMB")

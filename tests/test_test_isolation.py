@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from signaling.settings import Settings
+
 from .conftest import REPO, ServerProcess, test_settings
 
 
@@ -17,7 +19,7 @@ def test_in_process_settings_ignore_a_dotenv_in_the_working_directory(
     (tmp_path / ".env").write_text("MEETNOW_ROOM_MAX_PARTICIPANTS=3\nMEETNOW_RELAY_WORKERS=7\n")
     monkeypatch.chdir(tmp_path)
     settings = test_settings()
-    assert settings.room_max_participants == 50
+    assert settings.room_max_participants == Settings.model_fields["room_max_participants"].default
     assert settings.relay_workers == 0
 
 

@@ -188,6 +188,34 @@ function waitForIceGathering(pc, timeoutMs) {
   });
 }
 
+/** VP8 temporal layer modes, most layers first (Chromium offers L1T3; some browsers L1T2). */
+const TEMPORAL_LAYER_MODES = ["L1T3", "L1T2"];
+
+/**
+ * Ask the video encoder for temporal layers, so the relay can send fewer frames to someone on a
+ * slow link instead of losing packets (which freezes video). A browser that knows no mode, or
+ * refuses it, keeps sending one layer, as before.
+ * @param {RTCRtpSender} sender
+ * @returns {Promise<void>}
+ */
+async function requestTemporalLayers(sender) {
+  const capabilities = RTCRtpSender.getCapabilities ? RTCRtpSender.getCapabilities("video") : null;
+  const vp8 = capabilities?.codecs.find((codec) => codec.mimeType.toLowerCase() === "video/vp8");
+  const offered = /** @type {{scalabilityModes?: string[]} | undefined} */ (vp8)?.scalabilityModes;
+  const mode = TEMPORAL_LAYER_MODES.find((m) => !offered || offered.includes(m));
+  const parameters = sender.getParameters();
+  const encoding = /** @type {RTCRtpEncodingParameters & {scalabilityMode?: string} | undefined} */ (
+    parameters.encodings?.[0]
+  );
+  if (!mode || !encoding || encoding.scalabilityMode === mode) return;
+  encoding.scalabilityMode = mode;
+  try {
+    await sender.setParameters(parameters);
+  } catch {
+    // An older browser: one layer.
+  }
+}
+
 /**
  * @param {RTCRtpTransceiver} transceiver
  * @returns {boolean}
@@ -824,6 +852,12 @@ export class MeetnowCall extends EventTarget {
     const answer = await pc.createAnswer();
     if (stale()) return;
     await pc.setLocalDescription(answer);
+    if (stale()) return;
+    for (const transceiver of pc.getTransceivers()) {
+      if (transceiver.direction === "sendonly" && transceiver.sender.track?.kind === "video") {
+        await requestTemporalLayers(transceiver.sender);
+      }
+    }
     if (stale()) return;
     await waitForIceGathering(pc, ICE_GATHERING_TIMEOUT_MS);
     if (stale()) return;

@@ -1,0 +1,166 @@
+"""Bandwidth that follows each receiver: subscribers' feedback in, one REMB per publisher out.
+
+Without simulcast a publisher sends one stream to everyone, so it should send what its subscribers
+can take. Each subscriber's browser estimates its whole downlink and says so in REMB (RTCP PSFB,
+one number for the transport, listing the SSRCs it covers); its receiver reports say what share of
+each stream was lost. :class:`Downlink` turns that into a bitrate for each video stream the
+subscriber receives (audio is served first: its share is set aside before video is split).
+:class:`UpstreamBitrate` keeps those per-stream bitrates for one publication; the REMB the relay
+sends the publisher is the lowest of them, but never under ``REMB_FLOOR_BPS`` (one subscriber on a
+poor link must not ruin the picture for everyone: below the floor it gets fewer temporal layers,
+see :mod:`signaling.vp8_layers`) and never above the relay's own estimate of the upstream link.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = [
+    "AUDIO_SHARE_BPS",
+    "REMB_FLOOR_BPS",
+    "Downlink",
+    "DownlinkStream",
+    "LossBasedLimit",
+    "UpstreamBitrate",
+]
+
+REMB_FLOOR_BPS = 150_000
+"""The least the relay asks a publisher for because of one subscriber (a 640x480 VP8 stream is
+still watchable there; below it the subscriber loses frame rate, not picture quality for all)."""
+
+AUDIO_SHARE_BPS = 40_000
+"""Set aside per received audio stream before the downlink is split among videos (Opus at up to
+32 kbit/s plus headers): audio always goes first."""
+
+ESTIMATE_TTL_SECONDS = 10.0
+"""A subscriber that stopped sending feedback stops limiting its publishers after this long."""
+
+SIGNIFICANT_CHANGE = 0.1
+"""A lowest estimate that moved by more than this fraction is sent to the publisher at once,
+without waiting for the relay's next own REMB."""
+
+LOSS_HIGH = 0.10
+"""Reported loss above which a stream's bitrate is cut (as in WebRTC's loss-based controller)."""
+LOSS_LOW = 0.02
+"""Reported loss under which a cut stream may grow again."""
+
+
+class DownlinkStream(Protocol):
+    """A stream a subscriber receives (an :class:`~signaling.forwarding.Outbound`)."""
+
+    @property
+    def kind(self) -> str:
+        """``audio`` or ``video``."""
+
+    @property
+    def receiving(self) -> bool:
+        """Bound to a publication: it takes part in the split."""
+
+    def set_downlink_share(self, bitrate: float) -> None:
+        """This stream's share of the subscriber's downlink estimate, in bit/s."""
+
+
+class Downlink:
+    """One subscriber's downlink: its latest REMB split among the streams it receives."""
+
+    def __init__(self) -> None:
+        self.streams: list[DownlinkStream] = []
+        """Everything the subscriber receives on this peer connection."""
+        self.estimate: int | None = None
+        """The subscriber's last REMB, in bit/s (None before the first)."""
+
+    def on_remb(self, bitrate: int) -> None:
+        """A REMB from the subscriber. aiortc hands the same packet to every sender it lists,
+        so a repeat of the current estimate is ignored."""
+        if bitrate == self.estimate:
+            return
+        self.estimate = bitrate
+        self.share()
+
+    def video_share(self) -> float | None:
+        """Bit/s for each video stream: the estimate less the audio streams' shares, split
+        evenly (None before any estimate or without video)."""
+        if self.estimate is None:
+            return None
+        receiving = [stream for stream in self.streams if stream.receiving]
+        videos = sum(1 for stream in receiving if stream.kind == "video")
+        if not videos:
+            return None
+        audio = (len(receiving) - videos) * AUDIO_SHARE_BPS
+        return max(0.0, self.estimate - audio) / videos
+
+    def share(self) -> None:
+        """Tell every video stream its share (after an estimate or a change of streams)."""
+        share = self.video_share()
+        if share is None:
+            return
+        for stream in self.streams:
+            if stream.kind == "video" and stream.receiving:
+                stream.set_downlink_share(share)
+
+
+class LossBasedLimit:
+    """A cap for one stream from the loss its subscriber reports: cut when over ``LOSS_HIGH``
+    (to what was sent less half the loss), grown 8% a report while under ``LOSS_LOW``, gone once
+    above what the stream needs. A downlink that drops packets is full, whatever REMB says."""
+
+    def __init__(self) -> None:
+        self.limit: float | None = None
+        """Bit/s, None while loss is low."""
+
+    def on_loss(self, fraction: float, sending: float) -> float | None:
+        """A receiver report: ``fraction`` of packets lost since the last one while about
+        ``sending`` bit/s (everything the stream could carry) was forwarded."""
+        if fraction > LOSS_HIGH:
+            base = sending if self.limit is None else min(self.limit, sending)
+            self.limit = base * (1 - fraction / 2)
+        elif fraction < LOSS_LOW and self.limit is not None:
+            self.limit *= 1.08
+            if self.limit > sending:
+                self.limit = None
+        return self.limit
+
+
+class UpstreamBitrate:
+    """The bitrate a publication's subscribers can take, and what the relay's REMB asks for."""
+
+    def __init__(
+        self, floor: int = REMB_FLOOR_BPS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.floor = floor
+        self._clock = clock
+        self._estimates: dict[int, tuple[float, float]] = {}
+        self._sent_lowest: float | None = None
+
+    def report(self, subscriber: object, bitrate: float) -> bool:
+        """One subscriber's bitrate for this stream; True when the lowest moved enough that the
+        publisher should hear about it now."""
+        self._estimates[id(subscriber)] = (bitrate, self._clock())
+        return self._changed()
+
+    def forget(self, subscriber: object) -> bool:
+        """The subscriber no longer receives this stream."""
+        self._estimates.pop(id(subscriber), None)
+        return self._changed()
+
+    def lowest(self) -> float | None:
+        """The lowest estimate still fresh, in bit/s (None: no subscriber limits)."""
+        now = self._clock()
+        fresh = [b for b, at in self._estimates.values() if now - at <= ESTIMATE_TTL_SECONDS]
+        return min(fresh) if fresh else None
+
+    def cap(self, own_estimate: int) -> int:
+        """What to ask the publisher for, given the relay's own upstream estimate."""
+        lowest = self.lowest()
+        self._sent_lowest = lowest
+        if lowest is None:
+            return own_estimate
+        return int(min(own_estimate, max(self.floor, lowest)))
+
+    def _changed(self) -> bool:
+        lowest, sent = self.lowest(), self._sent_lowest
+        if lowest is None or sent is None:
+            return lowest != sent
+        return abs(lowest - sent) > SIGNIFICANT_CHANGE * sent
