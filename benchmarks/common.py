@@ -39,6 +39,7 @@ SERVER_ENV = {
     # One relay process (one core), if the setting exists; unknown MEETNOW_ variables are ignored.
     "MEETNOW_RELAY_WORKERS": "0",
     "MEETNOW_ROOM_MAX_PARTICIPANTS": "200",
+    "MEETNOW_METRICS_LISTEN": "",  # several servers may run at once; none takes the default port
     "PYTHONUNBUFFERED": "1",
 }
 

@@ -18,6 +18,7 @@ from .logging_setup import (
     MEDIA_LIBRARY_LOGGERS,
     SERVER_LIBRARY_LOGGERS,
     SLACK_LIBRARY_LOGGERS,
+    configure_logging,
     restrain,
 )
 from .settings import Settings
@@ -45,10 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     from .server import create_app  # imported late: aiortc is slow to import
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_format, level=logging.DEBUG if args.verbose else logging.INFO)
     # Libraries that log peer addresses, SDP, or what a client sent stay at WARNING or above,
     # even with -v (create_app and the Slack adapter hold their own loggers there too).
     restrain([*MEDIA_LIBRARY_LOGGERS, *SERVER_LIBRARY_LOGGERS, *SLACK_LIBRARY_LOGGERS])

@@ -24,6 +24,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpTransceiver,
@@ -287,8 +288,14 @@ class ParticipantClient:
             self.participant_id = message["participant_id"]
             self.participants = {p["id"]: p for p in message["participants"]}
             ice = [RTCIceServer(**s) for s in message["ice_servers"]]
+            # Like a browser: "relay" means media only through the TURN servers given.
+            policy = RTCIceTransportPolicy(message.get("ice_transport_policy", "all"))
             pc = self._pc = RTCPeerConnection(
-                RTCConfiguration(iceServers=ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+                RTCConfiguration(
+                    iceServers=ice,
+                    iceTransportPolicy=policy,
+                    bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+                )
             )
 
             @pc.on("connectionstatechange")

@@ -38,6 +38,7 @@ def clean_environment(home: Path, **settings: str) -> dict[str, str]:
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
+        "MEETNOW_METRICS_LISTEN": "",  # tests never take the default metrics port
     }
     if not Path(sys.executable).with_name("meetnow").exists():
         env["PYTHONPATH"] = str(REPO)  # not installed: import it from the checkout
