@@ -1,10 +1,15 @@
-"""One error hierarchy for meetnow: every refusal a user can meet has its own class."""
+"""One error hierarchy for meetnow: every refusal a user can meet has its own class.
+
+Every exception meetnow raises on purpose derives from :class:`MeetnowError`: these here, and
+:class:`~signaling.protocol.ProtocolError` (a refused websocket message, beside the models it
+validates) and :class:`~signaling.aiortc_hooks.IcePortsExhausted` (an ``OSError`` too, as aioice
+expects). Chat adapters derive their own failures from it as well.
+"""
 
 from __future__ import annotations
 
 __all__ = [
     "MeetnowError",
-    "NotHost",
     "ParticipantRemoved",
     "RateLimited",
     "RoomError",
@@ -14,6 +19,8 @@ __all__ = [
     "RoomNotFound",
     "TooManyCandidates",
     "TooManyRooms",
+    "WorkerDied",
+    "WorkerMessageInvalid",
 ]
 
 
@@ -49,10 +56,6 @@ class ParticipantRemoved(RoomError):
     """The host removed this session (or denied it at the lobby); it cannot come straight back."""
 
 
-class NotHost(RoomError):
-    """Only a host may do this."""
-
-
 class RateLimited(MeetnowError):
     """Too many requests from one source; try again later."""
 
@@ -60,3 +63,14 @@ class RateLimited(MeetnowError):
 class TooManyCandidates(MeetnowError):
     """An answer would take a participant past its cap of ICE candidates (each one a destination
     the relay sends connectivity checks to). The protocol answers it ``invalid_message``."""
+
+
+class WorkerDied(MeetnowError, ConnectionError):
+    """The relay worker process holding a room's media exited (or never answered). Also a
+    ``ConnectionError``: to a participant it is a lost connection, and code that handles one
+    handles the other."""
+
+
+class WorkerMessageInvalid(MeetnowError, ValueError):
+    """A line between the main process and a relay worker is not a message of the worker
+    protocol (:mod:`signaling.worker_ipc`): a bug on one side, never a user's doing."""

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from .errors import MeetnowError
+
 __all__ = [
     "PROTOCOL_VERSION",
     "AdmitMessage",
@@ -426,7 +428,7 @@ ServerMessage = (
 )
 
 
-class ProtocolError(Exception):
+class ProtocolError(MeetnowError):
     """A client message that cannot be accepted, with the error to send back."""
 
     def __init__(self, code: ErrorCode, message: str, *, fatal: bool = False) -> None:

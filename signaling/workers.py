@@ -20,21 +20,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from .errors import WorkerDied, WorkerMessageInvalid
 from .forwarding import Kind
 from .metrics import MediaConnected
-from .protocol import ErrorCode, OfferMessage, ProtocolError
+from .protocol import ErrorCode, ProtocolError
 from .relay import RelayConfig, SendOffer
+from .worker_ipc import (
+    AddRequest,
+    AnswerRequest,
+    ForwardRequest,
+    MediaConnectedEvent,
+    OfferEvent,
+    RemoveRequest,
+    ResultReply,
+    StatsRequest,
+    WorkerRequest,
+    WorkerSpec,
+    WorkerStats,
+    encode,
+    parse_reply,
+)
 
-__all__ = ["WorkerPool", "count_failure", "default_worker_count", "restart_delay"]
+__all__ = [
+    "WorkerDied",
+    "WorkerPool",
+    "count_failure",
+    "default_worker_count",
+    "restart_delay",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,16 +94,12 @@ def default_worker_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-class WorkerDied(ConnectionError):
-    """The worker process holding a room's media exited."""
-
-
 @dataclass
 class _Worker:
     index: int
     process: asyncio.subprocess.Process
     reader_task: asyncio.Task[None] | None = None
-    pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
+    pending: dict[int, asyncio.Future[WorkerStats | None]] = field(default_factory=dict)
     participants: int = 0
     rooms: set[str] = field(default_factory=set)
     alive: bool = True
@@ -169,7 +185,7 @@ class WorkerPool:
 
     async def _refresh(self, worker: _Worker) -> None:
         try:
-            await asyncio.wait_for(self._request(worker, {"op": "stats"}), STATS_TIMEOUT_SECONDS)
+            await asyncio.wait_for(self._request(worker, StatsRequest()), STATS_TIMEOUT_SECONDS)
         except (WorkerDied, TimeoutError):
             pass
 
@@ -192,8 +208,7 @@ class WorkerPool:
         self._room_participants.setdefault(room_id, set()).add(participant_id)
         self._offer_sinks[(room_id, participant_id)] = send_offer
         await self._request(
-            worker,
-            {"op": "add", "room": room_id, "participant": participant_id, "kinds": list(kinds)},
+            worker, AddRequest(room=room_id, participant=participant_id, kinds=list(kinds))
         )
 
     async def apply_answer(
@@ -204,13 +219,7 @@ class WorkerPool:
             raise ProtocolError(ErrorCode.OUT_OF_ORDER, "No offer is waiting for an answer.")
         await self._request(
             worker,
-            {
-                "op": "answer",
-                "room": room_id,
-                "participant": participant_id,
-                "revision": revision,
-                "sdp": sdp,
-            },
+            AnswerRequest(room=room_id, participant=participant_id, revision=revision, sdp=sdp),
         )
 
     async def set_forwarding(
@@ -220,13 +229,9 @@ class WorkerPool:
         if worker is not None and worker.alive:
             await self._request(
                 worker,
-                {
-                    "op": "forward",
-                    "room": room_id,
-                    "participant": participant_id,
-                    "kind": kind,
-                    "enabled": enabled,
-                },
+                ForwardRequest(
+                    room=room_id, participant=participant_id, kind=kind, enabled=enabled
+                ),
             )
 
     async def remove_participant(self, room_id: str, participant_id: str) -> None:
@@ -243,12 +248,12 @@ class WorkerPool:
             worker.rooms.discard(room_id)
         if worker.alive:
             with contextlib.suppress(WorkerDied):
-                await self._request(
-                    worker, {"op": "remove", "room": room_id, "participant": participant_id}
-                )
+                await self._request(worker, RemoveRequest(room=room_id, participant=participant_id))
 
-    async def stats(self) -> list[dict[str, Any]]:
-        return [await self._request(w, {"op": "stats"}) for w in self._workers if w.alive]
+    async def stats(self) -> list[WorkerStats]:
+        """Each running worker's counts."""
+        found = [await self._request(w, StatsRequest()) for w in self._workers if w.alive]
+        return [stats for stats in found if stats is not None]
 
     async def close(self) -> None:
         self._closing = True
@@ -266,18 +271,18 @@ class WorkerPool:
                 await worker.reader_task
 
     async def _spawn(self, index: int) -> _Worker:
-        spec = {
-            "ice_servers": [s.model_dump() for s in self._config.ice_servers],
-            "public_address": self._config.public_address,
-            "port_range": self._config.port_range,
-            "host_addresses": self._host_addresses,
-            "log_format": self._log_format,
-        }
+        spec = WorkerSpec(
+            ice_servers=list(self._config.ice_servers),
+            public_address=self._config.public_address,
+            port_range=self._config.port_range,
+            host_addresses=self._host_addresses,
+            log_format=self._log_format,
+        )
         process = await asyncio.create_subprocess_exec(
             *self._command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "MEETNOW_WORKER_CONFIG": json.dumps(spec)},
+            env={**os.environ, "MEETNOW_WORKER_CONFIG": spec.model_dump_json()},
             limit=LINE_LIMIT,
             # Its own session: Ctrl-C reaches the main process, which then stops the workers.
             start_new_session=True,
@@ -286,15 +291,16 @@ class WorkerPool:
         worker.reader_task = asyncio.ensure_future(self._read(worker))
         return worker
 
-    async def _request(self, worker: _Worker, request: dict[str, Any]) -> Any:
+    async def _request(self, worker: _Worker, request: WorkerRequest) -> WorkerStats | None:
+        """Send ``request`` under a fresh id and wait for its result (raises the worker's
+        :class:`ProtocolError`, or :class:`WorkerDied`)."""
         if not worker.alive or worker.process.stdin is None:
             raise WorkerDied("relay worker is gone")
         request_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[WorkerStats | None] = asyncio.get_running_loop().create_future()
         worker.pending[request_id] = future
-        line = json.dumps({**request, "id": request_id}, separators=(",", ":")) + "\n"
         try:
-            worker.process.stdin.write(line.encode())
+            worker.process.stdin.write(encode(request.model_copy(update={"id": request_id})))
             await worker.process.stdin.drain()
         except (ConnectionError, BrokenPipeError) as exc:
             worker.pending.pop(request_id, None)
@@ -305,43 +311,45 @@ class WorkerPool:
         assert worker.process.stdout is not None
         try:
             while line := await worker.process.stdout.readline():
-                message = json.loads(line)
-                if message["op"] == "offer":
-                    sink = self._offer_sinks.get((message["room"], message["participant"]))
-                    if sink is not None:
-                        await sink(OfferMessage.model_validate(message["offer"]))
-                elif message["op"] == "result":
-                    future = worker.pending.pop(message["id"], None)
-                    if future is None or future.done():
-                        continue
-                    error = message.get("error")
-                    if error:
-                        future.set_exception(
-                            ProtocolError(
-                                ErrorCode(error["code"]), error["message"], fatal=error["fatal"]
-                            )
-                        )
-                    else:
-                        result = message.get("result")
-                        if isinstance(result, dict) and "forwarded_packets" in result:
-                            worker.forwarded = (
-                                int(result["forwarded_packets"]),
-                                int(result["forwarded_bytes"]),
-                            )
-                        future.set_result(result)
-                elif message["op"] == "media_connected":
-                    if self._on_media_connected is not None:
-                        self._on_media_connected(float(message["seconds"]))
-        except (ValueError, KeyError) as exc:
-            logger.error("relay worker %d sent a bad message: %s", worker.index, type(exc).__name__)
+                await self._handle_reply(worker, parse_reply(line))
+        except WorkerMessageInvalid as error:
+            # Out of step with this process: whatever it holds can no longer be trusted.
+            logger.error("relay worker %d: %s; stopping it", worker.index, error)
             worker.process.kill()
         finally:
             await self._lost(worker)
 
+    async def _handle_reply(
+        self, worker: _Worker, reply: ResultReply | OfferEvent | MediaConnectedEvent
+    ) -> None:
+        if isinstance(reply, OfferEvent):
+            sink = self._offer_sinks.get((reply.room, reply.participant))
+            if sink is not None:
+                await sink(reply.offer)
+        elif isinstance(reply, MediaConnectedEvent):
+            if self._on_media_connected is not None:
+                self._on_media_connected(reply.seconds)
+        else:
+            self._settle(worker, reply)
+
+    def _settle(self, worker: _Worker, reply: ResultReply) -> None:
+        """Complete the request ``reply`` answers."""
+        if reply.id is None:  # a request it could not read: reported in its own log
+            return
+        future = worker.pending.pop(reply.id, None)
+        if future is None or future.done():
+            return
+        if reply.error is not None:
+            future.set_exception(reply.error.to_error())
+            return
+        if reply.result is not None:
+            worker.forwarded = (reply.result.forwarded_packets, reply.result.forwarded_bytes)
+        future.set_result(reply.result)
+
     async def _until_ready(self, worker: _Worker) -> None:
         """Mark ``worker`` up once it answers a request; it stays "starting" if it never does."""
         try:
-            await asyncio.wait_for(self._request(worker, {"op": "stats"}), READY_TIMEOUT_SECONDS)
+            await asyncio.wait_for(self._request(worker, StatsRequest()), READY_TIMEOUT_SECONDS)
         except (WorkerDied, TimeoutError):
             return
         worker.ready = True

@@ -59,13 +59,13 @@ async def test_rooms_are_pinned_to_different_workers_and_media_flows_through_the
         assert set(pids.values()) == set(workers.worker_pids())
         assert os.getpid() not in pids.values()
         stats = await workers.stats()
-        assert sorted(s["peer_connections"] for s in stats) == [2, 2]
+        assert sorted(s.peer_connections for s in stats) == [2, 2]
     finally:
         for members in clients.values():
             for client in members:
                 await client.close()
     await wait_until(lambda: workers.room_worker_pid(rooms[0]) is None, 5, "room unpinned")
-    assert sorted(s["peer_connections"] for s in await workers.stats()) == [0, 0]
+    assert sorted(s.peer_connections for s in await workers.stats()) == [0, 0]
 
 
 async def test_a_crashed_worker_disconnects_only_its_rooms_and_comes_back(
