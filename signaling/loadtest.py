@@ -16,7 +16,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from aiortc import MediaStreamTrack
@@ -70,11 +70,14 @@ async def run_loadtest(
     feedback: bool = True,
     tracks: TrackMaker = default_tracks,
     impairment: Impairment | None = None,
+    participant_impairments: Mapping[int, Impairment] | None = None,
 ) -> LoadtestResult:
     """Join ``participants`` synthetic people, wait until every video stream arrived, then
     measure ``duration`` seconds. ``feedback=False``: receivers send no RTCP about what they
     receive (a lighter load than browsers give, for comparison). ``impairment``: the network
-    each participant's datagrams cross, both ways (seeded per participant)."""
+    each participant's datagrams cross, both ways (seeded per participant);
+    ``participant_impairments``: a network of its own for some participants (by index from 0),
+    instead of ``impairment`` (one subscriber on a slow link while the others are not)."""
     base_url, room_id = split_room_url(room_url)
     media = media or encode_media()
     clients: list[ParticipantClient] = []
@@ -92,7 +95,7 @@ async def run_loadtest(
                 decode=False,
                 count_encrypted=True,
                 feedback=feedback,
-                impairment=impairment,
+                impairment=(participant_impairments or {}).get(index, impairment),
                 impairment_stream=index,
             )
             clients.append(client)
