@@ -40,6 +40,7 @@ from .aiortc_hooks import (
     tap_receiver,
 )
 from .impairment import ImpairedLink, Impairment, impair_peer_connection
+from .protocol import JoinMessage
 from .received_stream import FREEZE_SECONDS, ReceivedStream
 from .tasks import spawn
 
@@ -200,17 +201,14 @@ class ParticipantClient:
         if self._ws is None:
             await self.connect()
         mark = len(self.messages)
-        message: dict[str, Any] = {
-            "type": "join",
-            "version": 1,
-            "name": self.name,
-            "session": self.session,
-            "audio": self.audio is not None,
-            "video": self.video is not None,
-        }
-        if self.host_token is not None:
-            message["host_token"] = self.host_token
-        await self.send(message)
+        message = JoinMessage(
+            name=self.name,
+            session=self.session,
+            audio=self.audio is not None,
+            video=self.video is not None,
+            host_token=self.host_token,
+        )
+        await self.send(message.model_dump(exclude_none=True))
         if wait_for == "joined":
             await asyncio.wait_for(self._joined_event.wait(), timeout)
         return await self.next_message(wait_for, timeout, since=mark)
