@@ -1,0 +1,103 @@
+// This browser's microphone and camera: asked for once the page loads, degrading to whatever is
+// available (possibly nothing), and released when the call ends.
+
+import { renderPrejoinToggles } from "./controls.js";
+import { ui } from "./dom.js";
+import { clearNotice, showNotice } from "./notices.js";
+import { setVideoStream } from "./playback.js";
+import { hasVideoTrack, state } from "./state.js";
+
+/**
+ * @typedef {object} MediaResult
+ * @property {MediaStream} stream
+ * @property {string | null} notice what the user should know about missing devices
+ */
+
+const VIDEO_CONSTRAINTS = { width: 640, height: 480 };
+
+/** @returns {MediaResult | null} */
+function unavailableMedia() {
+  const devices = navigator.mediaDevices;
+  if (devices && typeof devices.getUserMedia === "function") return null;
+  return {
+    stream: new MediaStream(),
+    notice: window.isSecureContext
+      ? "This browser gives no access to a microphone or camera: you can still join, see and hear others."
+      : "Microphone and camera need a secure (https) connection: you can still join, see and hear others.",
+  };
+}
+
+/**
+ * Microphone and camera, degrading to whatever is available (possibly nothing).
+ * @returns {Promise<MediaResult>}
+ */
+async function acquireMedia() {
+  const unavailable = unavailableMedia();
+  if (unavailable) return unavailable;
+  /** @type {unknown[]} */
+  const errors = [];
+  /** @param {MediaStreamConstraints} constraints */
+  const attempt = async (constraints) => {
+    try {
+      return await navigator.mediaDevices.getUserMedia(constraints);
+    } catch (error) {
+      errors.push(error);
+      return null;
+    }
+  };
+  const both = await attempt({ audio: true, video: VIDEO_CONSTRAINTS });
+  if (both) return { stream: both, notice: null };
+  const audio = await attempt({ audio: true });
+  if (audio) return { stream: audio, notice: "Camera not available: others will hear you but not see you." };
+  const video = await attempt({ video: VIDEO_CONSTRAINTS });
+  if (video) return { stream: video, notice: "Microphone not available: others will see you but not hear you." };
+  const blocked = errors.some(
+    (error) => error instanceof DOMException && (error.name === "NotAllowedError" || error.name === "SecurityError"),
+  );
+  return {
+    stream: new MediaStream(),
+    notice: blocked
+      ? "Microphone and camera blocked: you can still join, see and hear others."
+      : "No microphone or camera found: you can still join, see and hear others.",
+  };
+}
+
+/**
+ * Ask for the devices; once answered, show them (preview, our tile) and say what is missing.
+ * @returns {Promise<MediaResult>}
+ */
+export function startMedia() {
+  state.mediaSettled = false;
+  const promise = acquireMedia().then((result) => {
+    if (state.mediaPromise !== promise) {
+      // Superseded (left the page state meanwhile): release the devices.
+      for (const track of result.stream.getTracks()) track.stop();
+      return result;
+    }
+    state.mediaSettled = true;
+    state.localStream = result.stream;
+    applyWantedMedia();
+    if (result.notice) showNotice("media", result.notice, { kind: "warn", dismissible: true });
+    else clearNotice("media");
+    setVideoStream(ui.preview, hasVideoTrack() ? state.localStream : null);
+    if (state.localTile) setVideoStream(state.localTile.video, state.localStream);
+    renderPrejoinToggles();
+    return result;
+  });
+  state.mediaPromise = promise;
+  return promise;
+}
+
+/** Release the devices (the camera light goes off). */
+export function stopMedia() {
+  state.mediaPromise = null;
+  for (const track of state.localStream.getTracks()) track.stop();
+  state.localStream = new MediaStream();
+  ui.preview.srcObject = null;
+}
+
+/** Enable or disable our tracks as the toggles say. */
+export function applyWantedMedia() {
+  for (const track of state.localStream.getAudioTracks()) track.enabled = state.wantAudio;
+  for (const track of state.localStream.getVideoTracks()) track.enabled = state.wantVideo;
+}
