@@ -72,7 +72,7 @@ def clean_environment() -> dict[str, str]:
 def meetnow_command() -> list[str]:
     """The ``meetnow`` console script of this interpreter's environment (or the module)."""
     script = Path(PYTHON).parent / "meetnow"
-    return [str(script)] if script.exists() else [PYTHON, "-m", "signaling.cli"]
+    return [str(script)] if script.exists() else [PYTHON, "-m", "meetnow.cli"]
 
 
 # ------------------------------------------------------------------ /proc

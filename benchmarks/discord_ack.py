@@ -36,8 +36,8 @@ import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from signaling.server import create_app
-from signaling.settings import Settings
+from meetnow.settings import MeetnowSettings
+from meetnow.wiring import create_app
 from tests.fakes.discord import APPLICATION_ID, GUILD_ID, FakeDiscord
 
 from .common import free_port, percentile, say
@@ -135,7 +135,7 @@ async def run(quick: bool) -> dict[str, Any]:
 
     fake = await FakeDiscord().start()
     port = free_port()
-    settings = Settings(
+    settings = MeetnowSettings(
         host="127.0.0.1",
         port=port,
         relay_workers=0,

@@ -97,7 +97,7 @@ def install() -> None:
 
 def main() -> int:
     install()
-    from signaling.cli import main as meetnow_main
+    from meetnow.cli import main as meetnow_main
 
     return meetnow_main(["serve", *sys.argv[1:]])
 

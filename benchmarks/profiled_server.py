@@ -12,7 +12,7 @@ import sys
 
 
 def main() -> int:
-    from signaling.cli import main as meetnow_main
+    from meetnow.cli import main as meetnow_main
 
     profiler = cProfile.Profile()
     profiler.enable()

@@ -37,8 +37,8 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from signaling.server import create_app
-from signaling.settings import Settings
+from meetnow.settings import MeetnowSettings
+from meetnow.wiring import create_app
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_command
 
 from .common import REPO, free_port, percentile, say
@@ -110,7 +110,7 @@ async def run(quick: bool) -> dict[str, Any]:
     fake = await asyncio.to_thread(_start_fake, fake_port)
     runner: web.AppRunner | None = None
     try:
-        settings = Settings(
+        settings = MeetnowSettings(
             host="127.0.0.1",
             port=free_port(),
             relay_workers=0,

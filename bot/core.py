@@ -22,8 +22,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from signaling.errors import RoomFull
-from signaling.rooms import Participant, Room, RoomService
+from signaling.rooms import Participant, Room
+
+from .port import ChatPort
 
 __all__ = [
     "MAX_LIFETIME_SECONDS",
@@ -188,12 +189,12 @@ class ChatCards(Generic[CardT]):
     origin: str = ""
     """The ``Room.origin`` this adapter's rooms carry."""
 
-    def __init__(self, rooms: RoomService) -> None:
-        self.rooms = rooms
-        """The room service (the only thing an adapter calls)."""
+    def __init__(self, port: ChatPort) -> None:
+        self.port = port
+        """What the adapter may ask of meetnow (the only thing it calls)."""
         self._cards: dict[str, _Tracked[CardT]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        rooms.add_listener(self)
+        port.add_listener(self)
 
     def track(self, room: Room, card: CardT) -> None:
         """Keep ``card`` up to date with ``room`` until the room ends."""
@@ -220,7 +221,7 @@ class ChatCards(Generic[CardT]):
         self._schedule(room, lambda card: self.left(card, room, participant))
 
     def room_closed(self, room: Room, reason: str) -> None:
-        now = self.rooms.now()
+        now = self.port.now()
         self._schedule(room, lambda card: self.ended(card, room, summarize(room, now)), last=True)
 
     def participant_waiting(self, room: Room, participant: Participant) -> None:
@@ -237,24 +238,19 @@ class ChatCards(Generic[CardT]):
     def host_link(self, room: Room) -> str:
         """A link that makes its holder a host: send it to the command's author alone
         (ephemeral message), never in the channel. The token rides in the URL fragment."""
-        return f"{self.room_url(room)}#host={self.rooms.issue_host_token(room)}"
+        return self.port.host_url(room)
 
     def room_url(self, room: Room) -> str:
-        """The shareable link (set by the adapter: ``MeetnowServer.room_url``)."""
-        raise NotImplementedError
+        """The shareable link (what the card's Join button opens)."""
+        return self.port.room_url(room)
 
     def answer_knock(self, room_id: str, participant_id: str, admit: bool) -> bool:
         """Admit or deny someone waiting in the lobby of one of this adapter's rooms, after the
         adapter has checked that the click came from the room's host. False if nobody waits."""
-        room = self.rooms.get_room(room_id)
+        room = self.port.get_room(room_id)
         if room is None or room.origin != self.origin:
             return False
-        try:
-            if admit:
-                return self.rooms.admit(room, participant_id) is not None
-            return self.rooms.deny(room, participant_id) is not None
-        except RoomFull:
-            return False
+        return self.port.answer_knock(room, participant_id, admit) == "answered"
 
     # To implement ------------------------------------------------------------------------------
 

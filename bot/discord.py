@@ -39,7 +39,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import aiohttp
 import discord
@@ -52,9 +52,8 @@ from signaling.errors import RateLimited, TooManyRooms
 from signaling.rooms import Participant, Room
 
 from .core import CallSummary, ChatCards, SignedRequestGuard, leading_options, parse_duration
-
-if TYPE_CHECKING:
-    from signaling.server import MeetnowServer
+from .discord_settings import DiscordSettings
+from .port import ChatPort, ChatRoomRequest
 
 __all__ = [
     "COMMAND",
@@ -480,7 +479,7 @@ class DiscordCards(ChatCards[DiscordCard]):
     origin = "discord"
 
     def __init__(self, adapter: DiscordAdapter) -> None:
-        super().__init__(adapter.server.rooms)
+        super().__init__(adapter.port)
         self.adapter = adapter
 
     # Several joins in a row need one edit: count what is queued and let the last one edit.
@@ -509,9 +508,6 @@ class DiscordCards(ChatCards[DiscordCard]):
         card = self.card(room.id)
         if card is not None and room.origin == self.origin:
             card.pending += 1
-
-    def room_url(self, room: Room) -> str:
-        return self.adapter.server.room_url(room.id)
 
     def live_edit(self, card: DiscordCard, room: Room) -> Edit:
         return live_edit(room, card.starter_id, self.room_url(room))
@@ -646,11 +642,11 @@ def _quiet_discord_debug() -> None:
 class DiscordAdapter:
     """Both transports, the command handler, and the card edits."""
 
-    def __init__(self, server: MeetnowServer) -> None:
-        self.server = server
-        self.settings = server.settings
+    def __init__(self, port: ChatPort, settings: DiscordSettings) -> None:
+        self.port = port
+        self.settings = settings
         self.api_url = self.settings.discord_api_url.rstrip("/")
-        self.clock: Callable[[], float] = server.rooms.now
+        self.clock: Callable[[], float] = port.now
         """Measures interaction token age (the room service's clock, so tests can move it)."""
         self.cards = DiscordCards(self)
         self.client: MeetnowBot | None = None
@@ -677,27 +673,30 @@ class DiscordAdapter:
         if duration is not None:
             lifetime = parse_duration(duration)
             if lifetime is None:
-                self.server.metrics.count_chat_command("discord", "invalid")
+                self.port.count_command("discord", "invalid")
                 return None, Reply(content=DURATION_HELP, ephemeral=True)
         org = str(request.guild_id) if request.guild_id is not None else "dm"
         try:
-            self.server.limits.check_chat_creation("discord", org, str(request.user_id))
+            room = self.port.create_room(
+                ChatRoomRequest(
+                    platform="discord",
+                    organisation=org,
+                    user=str(request.user_id),
+                    topic=topic or None,
+                    lobby=lobby,
+                    lifetime_seconds=lifetime,
+                )
+            )
         except RateLimited as error:
             logger.warning("discord: /meetnow refused: rate limited")
-            self.server.metrics.count_chat_command("discord", "rate_limited")
+            self.port.count_command("discord", "rate_limited")
             return None, Reply(content=str(error), ephemeral=True)
-        try:
-            room = self.server.rooms.create_room(
-                topic or None, origin="discord", lobby=lobby, lifetime_seconds=lifetime
-            )
         except TooManyRooms as error:
             logger.warning("discord: /meetnow refused: too many open rooms")
-            self.server.metrics.count_chat_command("discord", "server_full")
+            self.port.count_command("discord", "server_full")
             return None, Reply(content=str(error), ephemeral=True)
-        self.server.metrics.count_chat_command("discord", "created")
-        reply = Reply(
-            embed=live_embed(room, request.user_id), join_url=self.server.room_url(room.id)
-        )
+        self.port.count_command("discord", "created")
+        reply = Reply(embed=live_embed(room, request.user_id), join_url=self.port.room_url(room))
         if request.invite_id is not None:
             reply.content = f"<@{request.invite_id}> you're invited to join this call."
             reply.mention = request.invite_id
@@ -722,7 +721,7 @@ class DiscordAdapter:
             return ClickAnswer("meetnow does not know this button.")
         room_id, participant_id = match["room"], match["participant"]
         card = self.cards.card(room_id)
-        room = self.server.rooms.get_room(room_id)
+        room = self.port.get_room(room_id)
         if card is None or room is None or room.origin != self.cards.origin:
             return ClickAnswer("This meeting has ended.")
         if message_id is not None and card.message_id not in (None, message_id):
@@ -1331,13 +1330,13 @@ DISCORD: Final = web.AppKey("discord", DiscordAdapter)
 """The adapter on the aiohttp app (tests reach its cards through it)."""
 
 
-def install_discord(app: web.Application, server: MeetnowServer) -> None:
+def install_discord(app: web.Application, port: ChatPort, settings: DiscordSettings) -> None:
     """Mount the Discord adapter: the gateway bot when ``MEETNOW_DISCORD_TOKEN`` is set, the
     HTTP interactions endpoint when ``MEETNOW_DISCORD_PUBLIC_KEY`` is."""
     _quiet_discord_debug()
-    adapter = DiscordAdapter(server)
+    adapter = DiscordAdapter(port, settings)
     app[DISCORD] = adapter
-    public_key = server.settings.discord_public_key
+    public_key = settings.discord_public_key
     if public_key is not None and adapter.load_public_key(public_key):
         app.router.add_post("/discord/interactions", adapter.handle_http)
     app.cleanup_ctx.append(adapter.lifecycle)

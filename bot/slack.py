@@ -35,7 +35,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
@@ -55,7 +55,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from signaling.errors import RateLimited, TooManyRooms
-from signaling.logging_setup import SLACK_LIBRARY_LOGGERS, restrain
+from signaling.logging_setup import restrain
 from signaling.rooms import Participant, Room, iso_utc
 
 from .core import (
@@ -66,9 +66,8 @@ from .core import (
     parse_duration,
     summarize,
 )
-
-if TYPE_CHECKING:
-    from signaling.server import MeetnowServer
+from .port import ChatPort, ChatRoomRequest
+from .slack_settings import SLACK_LIBRARY_LOGGERS, SlackSettings
 
 __all__ = [
     "SLACK",
@@ -395,9 +394,8 @@ class SlackCards(ChatCards[SlackCard]):
 
     origin = "slack"
 
-    def __init__(self, server: MeetnowServer, client: AsyncWebClient) -> None:
-        super().__init__(server.rooms)
-        self.server = server
+    def __init__(self, port: ChatPort, client: AsyncWebClient) -> None:
+        super().__init__(port)
         self.client = client
         """Web API client with the bot token (also used outside requests, for card updates)."""
         self.calls_api = True
@@ -423,7 +421,7 @@ class SlackCards(ChatCards[SlackCard]):
         conversations the bot is not in)."""
         parsed = parse_command(str(command.get("text") or ""))
         name = str(command.get("command") or "/meetnow")
-        count = self.server.metrics.count_chat_command
+        count = self.port.count_command
         if parsed.help:
             count("slack", "help")
             await ack(text=usage(name))
@@ -443,12 +441,15 @@ class SlackCards(ChatCards[SlackCard]):
             return
         team = str(command.get("team_id") or command.get("enterprise_id") or "")
         try:
-            self.server.limits.check_chat_creation(self.origin, team, user)
-            room = self.rooms.create_room(
-                parsed.topic,
-                origin=self.origin,
-                lobby=parsed.lobby,
-                lifetime_seconds=parsed.lifetime_seconds,
+            room = self.port.create_room(
+                ChatRoomRequest(
+                    platform=self.origin,
+                    organisation=team,
+                    user=user,
+                    topic=parsed.topic,
+                    lobby=parsed.lobby,
+                    lifetime_seconds=parsed.lifetime_seconds,
+                )
             )
         except (RateLimited, TooManyRooms) as error:
             count("slack", "rate_limited" if isinstance(error, RateLimited) else "server_full")
@@ -482,9 +483,6 @@ class SlackCards(ChatCards[SlackCard]):
             if self._posting == 0:
                 self._no_posting.set()
 
-    def room_url(self, room: Room) -> str:
-        return self.server.room_url(room.id)
-
     async def on_join_click(self, ack: AsyncAck) -> None:
         """The Join button is a link: the browser opens it; Slack only wants the click acked."""
         await ack()
@@ -515,7 +513,7 @@ class SlackCards(ChatCards[SlackCard]):
             user=user_id,
         )
         card = self.card(room_id) if room_id else None
-        room = self.rooms.get_room(room_id) if card is not None else None
+        room = self.port.get_room(room_id) if card is not None else None
         if card is None or room is None:
             await self._reply(reply, "This meeting has ended.")
             return
@@ -675,7 +673,7 @@ class SlackCards(ChatCards[SlackCard]):
                 await self._api(
                     "calls.end",
                     self.client.calls_end(
-                        id=card.call_id, duration=call_seconds(room, self.rooms.now())
+                        id=card.call_id, duration=call_seconds(room, self.port.now())
                     ),
                 )
             except SlackFailure as failure:
@@ -752,8 +750,8 @@ class SlackCards(ChatCards[SlackCard]):
 
     async def end_all(self) -> None:
         """The server is stopping and its rooms end with it: end every live card."""
-        now = self.rooms.now()
-        for room in self.rooms.rooms():
+        now = self.port.now()
+        for room in self.port.open_rooms():
             card = self.card(room.id)
             if card is not None and room.origin == self.origin:
                 await self.ended(card, room, summarize(room, now))
@@ -1018,10 +1016,8 @@ def open_until(deadline: float) -> str:
 class SlackAdapter:
     """The bolt app, its transports, and the cards, for one meetnow server."""
 
-    def __init__(self, server: MeetnowServer) -> None:
-        settings = server.settings
+    def __init__(self, port: ChatPort, settings: SlackSettings) -> None:
         assert settings.slack_bot_token is not None
-        self.server = server
         self._token = settings.slack_bot_token.get_secret_value()
         secret = settings.slack_signing_secret
         self.signing_secret = secret.get_secret_value() if secret is not None else ""
@@ -1039,7 +1035,7 @@ class SlackAdapter:
             retry_handlers=retry_handlers(),
         )
         """The bot's Web API client (its aiohttp session is opened at start-up)."""
-        self.cards = SlackCards(server, self.client)
+        self.cards = SlackCards(port, self.client)
         # Bolt's own client is only the template of its per-request clients, which get the token
         # from _authorize: giving bolt the token as well would make it log a warning, and its
         # single-workspace mode would call auth.test before acknowledging the first command.
@@ -1256,9 +1252,9 @@ def quiet_slack_libraries() -> logging.Logger:
     return logging.getLogger(BOLT_LOGGER)
 
 
-def install_slack(app: web.Application, server: MeetnowServer) -> None:
+def install_slack(app: web.Application, port: ChatPort, settings: SlackSettings) -> None:
     """Mount ``POST /slack/events`` (with a signing secret) and start Slack with the server."""
-    adapter = SlackAdapter(server)
+    adapter = SlackAdapter(port, settings)
     app[SLACK] = adapter
     if adapter.signing_secret:
         app.router.add_post("/slack/events", adapter.handle_http)

@@ -5,7 +5,8 @@ logs the client's address and the raw bytes of a malformed request, its access l
 (room ids); slack-bolt logs the whole body of a request with a bad or stale signature at INFO
 (topic, user, channel and team ids, and a ``response_url`` that can post into the channel for 30
 minutes), slack-sdk the ``response_url`` of a retried post. These loggers are held at WARNING or
-above where the app is wired (:func:`signaling.server.create_app`, the Slack adapter), never
+above where the app is wired (:func:`signaling.server.create_app`, the Slack adapter, which keeps
+its own list in ``bot/slack_settings.py``), never
 lower: a level someone set higher on purpose is kept. Nothing else of the process's logging is
 touched (no root level, no ``logging.disable``).
 
@@ -28,7 +29,6 @@ __all__ = [
     "LOG_FORMATS",
     "MEDIA_LIBRARY_LOGGERS",
     "SERVER_LIBRARY_LOGGERS",
-    "SLACK_LIBRARY_LOGGERS",
     "JsonLineFormatter",
     "configure_logging",
     "restrain",
@@ -41,9 +41,6 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SERVER_LIBRARY_LOGGERS = ("aiohttp.access", "aiohttp.server", "aiohttp.web", "aiohttp.websocket")
 """aiohttp's server side: access lines (client address, path), parse errors (address, raw
 bytes), websocket protocol warnings (the client's offered subprotocols)."""
-SLACK_LIBRARY_LOGGERS = ("slack_bolt", "slack_sdk")
-"""slack-bolt (request verification logs refused bodies at INFO) and slack-sdk (retried
-``response_url`` posts at INFO; whole requests and answers at DEBUG)."""
 MEDIA_LIBRARY_LOGGERS = ("aiortc", "aioice")
 """aiortc and aioice log peer addresses and SDP details at INFO and below."""
 

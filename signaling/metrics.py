@@ -41,7 +41,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ChatPlatform = Literal["slack", "discord"]
+ChatPlatform = str
+"""A chat adapter's name (its rooms' ``origin``): a constant in the adapter's code, never what a
+user typed, so the label's values stay a closed set (one per installed platform)."""
 ChatResult = Literal["created", "help", "invalid", "rate_limited", "server_full", "off"]
 """What became of a chat command: a room (``created``), the usage text (``help``), a mistake
 explained (``invalid``), refused by a rate limit, by ``MEETNOW_MAX_ROOMS`` (``server_full``), or by

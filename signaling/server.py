@@ -21,8 +21,6 @@ from pathlib import Path
 
 from aiohttp import WSCloseCode, web
 
-from bot import install_chat_adapters
-
 from .aiortc_hooks import set_host_addresses
 from .connection import ClientConnection, RoomHub, knock_info
 from .errors import RateLimited, TooManyRooms
@@ -517,5 +515,5 @@ def create_app(
     app.router.add_get("/static/{path:.+}", static_file)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_on_shutdown)
-    install_chat_adapters(app, server)
+    # Chat platforms are installed by the composition root (meetnow.wiring), after this.
     return app

@@ -1,4 +1,7 @@
-"""Every setting of meetnow, in one place: environment variables prefixed ``MEETNOW_`` or ``.env``."""
+"""The server's settings: environment variables prefixed ``MEETNOW_`` or ``.env``.
+
+Each chat platform's settings live with its adapter (``bot/*_settings.py``); the composition root
+(``meetnow.settings``) reads them all together from the same variables."""
 
 from __future__ import annotations
 
@@ -135,32 +138,11 @@ class Settings(BaseSettings):
         parse_listen_address(value)  # raises ValueError saying what a valid value looks like
         return value.strip()
 
-    slack_bot_token: SecretStr | None = None
-    """Slack bot token (``xoxb-...``): turns the Slack adapter on."""
-    slack_signing_secret: SecretStr | None = None
-    """Slack signing secret: verifies every request to ``POST /slack/events``."""
-    slack_app_token: SecretStr | None = None
-    """Slack app-level token (``xapp-...``): use Socket Mode instead of a public URL."""
-    slack_api_url: str = "https://slack.com/api/"
-    """Slack Web API base (GovSlack, tests). slack_sdk joins URLs: keep the trailing slash."""
-
-    discord_token: SecretStr | None = None
-    """Discord bot token: turns the gateway bot on."""
-    discord_api_url: str = "https://discord.com/api/v10"
-    """Discord REST base; the gateway is discovered through it (``GET /gateway/bot``)."""
-    discord_guild_ids: Annotated[list[int], NoDecode] = []
-    """Guilds to register ``/meetnow`` in (at once), comma-separated; empty: globally."""
-    discord_public_key: str | None = None
-    """Discord application public key (hex): turns ``POST /discord/interactions`` on."""
-    discord_application_id: str | None = None
-    """Discord application id, for the HTTP interactions endpoint's follow-ups."""
-
     @field_validator(
         "allowed_origins",
         "ice_host_addresses",
         "ice_deny_networks",
         "ice_allow_networks",
-        "discord_guild_ids",
         "turn_urls",
         mode="before",
     )

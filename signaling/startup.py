@@ -2,11 +2,14 @@
 for settings that will not do what they seem to, and settings errors that name the variable.
 
 Pure functions of the settings and what the caller found (environment names, ``.env`` names,
-ICE addresses), so each line is testable; ``signaling/cli.py`` prints them.
+ICE addresses, the chat platforms' own lines), so each line is testable; ``meetnow/cli.py``
+prints them. This module knows no chat platform: the composition root passes in what each
+platform's settings say about themselves (:class:`StartupFacts`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import re
@@ -45,7 +48,6 @@ EXAMPLES: dict[str, str] = {
     "ice_allow_networks": "comma-separated CIDRs, e.g. 192.0.2.0/24",
     "ice_port_range": "FIRST-LAST, e.g. 40000-40999",
     "turn_urls": "comma-separated URLs, e.g. turn:turn.example.org:3478?transport=udp",
-    "discord_guild_ids": "comma-separated numeric ids, e.g. 123456789012345678",
 }
 """What a valid value looks like, for settings whose type alone does not say it."""
 
@@ -63,18 +65,22 @@ def variable_name(field: str) -> str:
 
 
 def settings_error_lines(
-    error: ValidationError | SettingsError, options: Mapping[str, str] | None = None
+    error: ValidationError | SettingsError,
+    options: Mapping[str, str] | None = None,
+    examples: Mapping[str, str] | None = None,
 ) -> list[str]:
     """One line per problem, each naming the environment variable (and the command-line option
-    that set it, from ``options``: field -> option) and what a valid value looks like. Never the
-    value itself: it may be a token."""
+    that set it, from ``options``: field -> option) and what a valid value looks like (from
+    :data:`EXAMPLES` and ``examples``, the other parts' settings). Never the value itself: it
+    may be a token."""
+    known_examples = {**EXAMPLES, **(examples or {})}
     if isinstance(error, SettingsError):
         # pydantic-settings could not decode a value (JSON settings): it names the field.
         match = re.search(r'field "(\w+)"', str(error))
         if match is None:
             return [f"{str(error).splitlines()[0]}"]
         field = match.group(1)
-        example = EXAMPLES.get(field, "valid JSON")
+        example = known_examples.get(field, "valid JSON")
         return [f"{variable_name(field)}: not valid JSON; expected {example}"]
     lines = []
     for problem in error.errors(include_url=False, include_input=False):
@@ -89,7 +95,7 @@ def settings_error_lines(
             name += f" (or {options[field]})"
         if inner:
             name += f" (at {'.'.join(inner)})"
-        expected = EXAMPLES.get(field) or TYPE_HINTS.get(str(problem["type"]), "")
+        expected = known_examples.get(field) or TYPE_HINTS.get(str(problem["type"]), "")
         if expected and "e.g." not in message:
             message += f"; expected {expected}"
         lines.append(f"{name}: {message}")
@@ -116,31 +122,13 @@ class StartupFacts:
     """Addresses the relay gathers host candidates on."""
     unknown: list[str]
     """``MEETNOW_`` names that are no setting."""
-
-
-def _chat_adapters(settings: Settings) -> list[str]:
-    adapters = []
-    if settings.slack_bot_token is not None:
-        ways = [
-            way
-            for way, on in (
-                ("events at /slack/events", settings.slack_signing_secret is not None),
-                ("Socket Mode", settings.slack_app_token is not None),
-            )
-            if on
-        ]
-        adapters.append(f"Slack ({', '.join(ways) or 'no way to receive commands'})")
-    if settings.discord_token is not None or settings.discord_public_key is not None:
-        ways = [
-            way
-            for way, on in (
-                ("gateway", settings.discord_token is not None),
-                ("interactions at /discord/interactions", settings.discord_public_key is not None),
-            )
-            if on
-        ]
-        adapters.append(f"Discord ({', '.join(ways)})")
-    return adapters
+    chat: list[str] = dataclasses.field(default_factory=list)
+    """The chat platforms that run, as their own settings describe them (the root's)."""
+    chat_warnings: list[str] = dataclasses.field(default_factory=list)
+    """What the chat platforms' settings warn about (half-configured), each naming a variable."""
+    setting_fields: list[str] = dataclasses.field(default_factory=list)
+    """Every setting's field name, the chat platforms' included (for "did you mean"); empty:
+    the server's own."""
 
 
 def startup_summary(settings: Settings, facts: StartupFacts) -> list[str]:
@@ -168,7 +156,7 @@ def startup_summary(settings: Settings, facts: StartupFacts) -> list[str]:
         if settings.turn_urls and settings.turn_secret is not None
         else "off"
     )
-    chat = ", ".join(_chat_adapters(settings)) or "none"
+    chat = ", ".join(facts.chat) or "none"
     return [
         f"  links:     {settings.base_url()}/",
         f"  listening: {host}:{settings.port}",
@@ -216,33 +204,8 @@ def _public_url_warning(settings: Settings) -> str | None:
     return f"the server listens on {settings.host}, but {reason}: {fix}"
 
 
-def _half_configured(settings: Settings) -> list[str]:
+def _turn_warnings(settings: Settings) -> list[str]:
     warnings = []
-    if settings.slack_bot_token is not None and not (
-        settings.slack_signing_secret or settings.slack_app_token
-    ):
-        warnings.append(
-            "Slack has a bot token but no way to receive commands: set MEETNOW_SLACK_SIGNING_SECRET "
-            "(events over HTTPS) or MEETNOW_SLACK_APP_TOKEN (Socket Mode)"
-        )
-    if settings.slack_bot_token is None and (
-        settings.slack_signing_secret or settings.slack_app_token
-    ):
-        warnings.append("Slack is off: set MEETNOW_SLACK_BOT_TOKEN (xoxb-...) to turn it on")
-    if settings.discord_public_key and not settings.discord_application_id:
-        warnings.append(
-            "Discord interactions need the application id for their replies: set "
-            "MEETNOW_DISCORD_APPLICATION_ID"
-        )
-    if (
-        settings.discord_token is None
-        and not settings.discord_public_key
-        and (settings.discord_application_id or settings.discord_guild_ids)
-    ):
-        warnings.append(
-            "Discord is off: set MEETNOW_DISCORD_TOKEN (gateway bot) or "
-            "MEETNOW_DISCORD_PUBLIC_KEY (interactions endpoint) to turn it on"
-        )
     if settings.turn_urls and settings.turn_secret is None:
         warnings.append(
             "TURN is off: MEETNOW_TURN_URLS is set but browsers get no credentials without "
@@ -259,8 +222,9 @@ def startup_warnings(settings: Settings, facts: StartupFacts) -> list[str]:
     public = _public_url_warning(settings)
     if public is not None:
         warnings.append(public)
-    warnings += _half_configured(settings)
-    fields = list(Settings.model_fields)
+    warnings += facts.chat_warnings
+    warnings += _turn_warnings(settings)
+    fields = facts.setting_fields or list(Settings.model_fields)
     for name in facts.unknown:
         close = difflib.get_close_matches(name, [variable_name(f) for f in fields], n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""

@@ -17,8 +17,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from signaling.server import SERVER, MeetnowServer, create_app
-from signaling.settings import Settings
+from meetnow.settings import MeetnowSettings
+from meetnow.wiring import create_app
+from signaling.server import SERVER, MeetnowServer
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -74,7 +75,7 @@ class RunningServer:
 
 
 async def start_server(
-    settings: Settings, clock: FakeClock | None = None
+    settings: MeetnowSettings, clock: FakeClock | None = None
 ) -> tuple[RunningServer, web.AppRunner]:
     app = create_app(settings, clock=clock) if clock else create_app(settings)
     runner = web.AppRunner(app)
@@ -83,7 +84,7 @@ async def start_server(
     return RunningServer(f"http://{settings.host}:{settings.port}", app, clock), runner
 
 
-def test_settings(**overrides: object) -> Settings:
+def test_settings(**overrides: object) -> MeetnowSettings:
     values: dict[str, object] = {
         "host": "127.0.0.1",
         "port": free_port(),
@@ -93,7 +94,7 @@ def test_settings(**overrides: object) -> Settings:
         "_env_file": None,
     }
     values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return MeetnowSettings(**values)  # type: ignore[arg-type]
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]

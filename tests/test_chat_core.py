@@ -7,9 +7,22 @@ import asyncio
 import pytest
 
 from bot.core import CallSummary, ChatCards, leading_options, summarize
+from meetnow.chat_port import ServerChatPort
+from signaling.limits import ServerLimits
+from signaling.metrics import ServerMetrics
 from signaling.rooms import Participant, Room, RoomLimits, RoomService
 
 from .conftest import FakeClock
+
+
+def chat_port(rooms: RoomService) -> ServerChatPort:
+    """The real chat port over a room service alone (no web server)."""
+    return ServerChatPort(
+        rooms,
+        ServerLimits(),
+        ServerMetrics(rooms, None),
+        lambda room_id: f"http://meet.test/r/{room_id}",
+    )
 
 
 class RecordingCards(ChatCards[list[str]]):
@@ -38,7 +51,7 @@ class BrokenCards(ChatCards[list[str]]):
 async def test_updates_arrive_in_order_and_the_card_is_forgotten_at_the_end() -> None:
     clock = FakeClock()
     rooms = RoomService(RoomLimits(empty_grace_seconds=60), clock=clock)
-    cards = RecordingCards(rooms)
+    cards = RecordingCards(chat_port(rooms))
     room = rooms.create_room("standup", origin="test")
     card: list[str] = []
     cards.track(room, card)
@@ -57,7 +70,7 @@ async def test_updates_arrive_in_order_and_the_card_is_forgotten_at_the_end() ->
 
 async def test_rooms_of_other_origins_and_untracked_rooms_are_ignored() -> None:
     rooms = RoomService()
-    cards = RecordingCards(rooms)
+    cards = RecordingCards(chat_port(rooms))
     web_room = rooms.create_room()
     card: list[str] = []
     cards.track(web_room, card)  # tracked, but not a room this adapter created
@@ -70,7 +83,7 @@ async def test_rooms_of_other_origins_and_untracked_rooms_are_ignored() -> None:
 
 async def test_a_failing_adapter_does_not_break_joining(caplog: pytest.LogCaptureFixture) -> None:
     rooms = RoomService()
-    cards = BrokenCards(rooms)
+    cards = BrokenCards(chat_port(rooms))
     room = rooms.create_room(origin="test")
     cards.track(room, [])
     participant, _ = rooms.join(room.id, "Secret Name", "s" * 20)

@@ -20,7 +20,7 @@ from .conftest import free_port
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
-MEETNOW = [sys.executable, "-m", "signaling.cli"]
+MEETNOW = [sys.executable, "-m", "meetnow.cli"]
 
 
 @pytest.fixture

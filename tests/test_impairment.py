@@ -10,7 +10,7 @@ import pytest
 from aioice.ice import StunProtocol
 from aiortc import RTCRtpSender
 
-from signaling.cli import main as cli_main
+from meetnow.cli import main as cli_main
 from signaling.impairment import BUCKET_BYTES, Impairment
 
 

@@ -185,7 +185,7 @@ async def test_cli_json_through_relay_workers(server_process_with_workers: Serve
     server = server_process_with_workers
     room_id = await server.create_room()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "signaling.cli", "loadtest", f"{server.base_url}/r/{room_id}",
+        sys.executable, "-m", "meetnow.cli", "loadtest", f"{server.base_url}/r/{room_id}",
         "--participants", "2", "--duration", "2", "--json",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -200,7 +200,7 @@ async def test_cli_json_through_relay_workers(server_process_with_workers: Serve
 
 async def test_cli_refuses_a_link_that_is_not_a_room() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "signaling.cli", "loadtest", "http://127.0.0.1:1/nope",
+        sys.executable, "-m", "meetnow.cli", "loadtest", "http://127.0.0.1:1/nope",
         "--participants", "2",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -328,7 +328,7 @@ class StoppingVideoTrack(EncodedVideoTrack):
 def test_cli_no_feedback_flag_reaches_the_loadtest(
     server_process: ServerProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from signaling.cli import main
+    from meetnow.cli import main
 
     room_id = asyncio.run(server_process.create_room())
     url = f"{server_process.base_url}/r/{room_id}"

@@ -56,7 +56,7 @@ def audit_children() -> None:
 def main() -> int:
     audit_children()
     audit_this_process()
-    from signaling.cli import main as meetnow_main
+    from meetnow.cli import main as meetnow_main
 
     try:
         return meetnow_main(["serve", *sys.argv[1:]])

@@ -25,10 +25,10 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def meetnow_command() -> list[str]:
-    """The console script pip installed next to this Python (``python -m signaling.cli`` if the
+    """The console script pip installed next to this Python (``python -m meetnow.cli`` if the
     package was not installed with its scripts)."""
     script = Path(sys.executable).with_name("meetnow")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "signaling.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "meetnow.cli"]
 
 
 def clean_environment(home: Path, **settings: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The ``meetnow`` command."""
+"""The ``meetnow`` command: ``serve``, ``loadtest`` and ``check``."""
 
 from __future__ import annotations
 
@@ -14,21 +14,22 @@ from dotenv import dotenv_values
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from .logging_setup import (
+from bot.slack_settings import SLACK_LIBRARY_LOGGERS
+from signaling.logging_setup import (
     MEDIA_LIBRARY_LOGGERS,
     SERVER_LIBRARY_LOGGERS,
-    SLACK_LIBRARY_LOGGERS,
     configure_logging,
     restrain,
 )
-from .settings import Settings
-from .startup import (
+from signaling.startup import (
     StartupFacts,
     settings_error_lines,
     startup_summary,
     startup_warnings,
     unknown_variables,
 )
+
+from .settings import SETTING_EXAMPLES, MeetnowSettings
 
 __all__ = ["main"]
 
@@ -40,11 +41,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings = MeetnowSettings(**overrides)  # type: ignore[arg-type]
     except (ValidationError, SettingsError) as error:
         _print_settings_error(error, {field: f"--{field}" for field in overrides})
         return 2
-    from .server import create_app  # imported late: aiortc is slow to import
+    from .wiring import create_app  # imported late: aiortc is slow to import
 
     configure_logging(settings.log_format, level=logging.DEBUG if args.verbose else logging.INFO)
     # Libraries that log peer addresses, SDP, or what a client sent stay at WARNING or above,
@@ -81,16 +82,16 @@ def _serve(args: argparse.Namespace) -> int:
 def _print_settings_error(
     error: ValidationError | SettingsError, options: dict[str, str] | None = None
 ) -> None:
-    lines = settings_error_lines(error, options)
+    lines = settings_error_lines(error, options, SETTING_EXAMPLES)
     print("meetnow: invalid settings (environment or .env):", file=sys.stderr)
     for line in lines:
         print(f"  {line}", file=sys.stderr)
 
 
-def _startup_facts(settings: Settings) -> StartupFacts:
+def _startup_facts(settings: MeetnowSettings) -> StartupFacts:
     import aioice.ice
 
-    from .workers import default_worker_count
+    from signaling.workers import default_worker_count
 
     workers = settings.relay_workers
     dotenv = Path(".env")  # where the settings read it: the working directory
@@ -99,8 +100,13 @@ def _startup_facts(settings: Settings) -> StartupFacts:
         ice_addresses=settings.ice_host_addresses
         or aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True),
         unknown=unknown_variables(
-            os.environ, dotenv_values(dotenv) if dotenv.is_file() else {}, Settings.model_fields
+            os.environ,
+            dotenv_values(dotenv) if dotenv.is_file() else {},
+            MeetnowSettings.model_fields,
         ),
+        chat=settings.chat_summary(),
+        chat_warnings=settings.chat_warnings(),
+        setting_fields=list(MeetnowSettings.model_fields),
     )
 
 
@@ -115,8 +121,8 @@ def _loadtest(args: argparse.Namespace) -> int:
     if args.participants < 1 or args.duration <= 0:
         print("meetnow loadtest: --participants must be >= 1 and --duration > 0", file=sys.stderr)
         return 2
-    from .impairment import Impairment
-    from .loadtest import main as loadtest_main
+    from signaling.impairment import Impairment
+    from signaling.loadtest import main as loadtest_main
 
     try:
         impairment = Impairment(
@@ -145,11 +151,11 @@ def _check(args: argparse.Namespace) -> int:
         print("meetnow check: --timeout must be > 0", file=sys.stderr)
         return 2
     try:
-        settings = Settings()
+        settings = MeetnowSettings()
     except (ValidationError, SettingsError) as error:
         _print_settings_error(error)
         return 2
-    from .check import main as check_main
+    from signaling.check import main as check_main
 
     logging.basicConfig(level=logging.WARNING)
     restrain([*MEDIA_LIBRARY_LOGGERS, *SERVER_LIBRARY_LOGGERS])
