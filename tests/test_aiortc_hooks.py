@@ -1,4 +1,4 @@
-"""Contract tests for every aiortc internal the relay uses (signaling/aiortc_hooks.py).
+"""Contract tests for every aiortc internal the relay uses (the signaling/aiortc_hooks package).
 
 An aiortc upgrade that renames or changes one of them fails here, with the name of the hook, rather
 than as a silent call with no media.
