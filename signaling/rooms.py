@@ -2,21 +2,18 @@
 
 Rooms live behind a small :class:`RoomStore` interface (in memory by default). Clock and id source
 are injected so tests can move time and predict nothing else. Chat adapters and the websocket layer
-call this service; none of them keeps room state of its own.
+call this service; none of them keeps room state of its own. The model it works on is in
+:mod:`signaling.room_model` (re-exported here), ended rooms' ids in :mod:`signaling.tombstones`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
 
 from .errors import (
     ParticipantRemoved,
@@ -26,201 +23,42 @@ from .errors import (
     RoomNotFound,
     TooManyRooms,
 )
+from .room_model import (
+    ROOM_ID_PATTERN,
+    Clock,
+    InMemoryRoomStore,
+    Participant,
+    Room,
+    RoomEvents,
+    RoomLimits,
+    RoomStore,
+    new_participant_id,
+    new_room_id,
+)
 from .text import clean_text
+from .tombstones import Tombstones, secret_key
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "LINK_EXPIRED",
     "ROOM_ID_PATTERN",
     "InMemoryRoomStore",
     "Participant",
     "Room",
     "RoomEvents",
+    "RoomLimits",
     "RoomService",
     "RoomStore",
+    "iso_utc",
+    "new_participant_id",
     "new_room_id",
 ]
-
-ROOM_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}\Z")
-"""128 random bits, URL-safe base64 without padding."""
-
-Clock = Callable[[], float]
 
 LINK_EXPIRED = (
     "This meeting link no longer lets new people in: its time is up. Ask the host for a new link."
 )
 """Why ``join`` is refused after a ``--for`` lifetime (the page shows it; the meeting may go on)."""
-
-
-def new_room_id() -> str:
-    """A fresh, unguessable room id: 128 bits from the OS's CSPRNG."""
-    return secrets.token_urlsafe(16)
-
-
-def new_participant_id() -> str:
-    """Participant ids are only unique handles inside a room; 64 random bits are plenty."""
-    return secrets.token_urlsafe(8)
-
-
-@dataclass
-class Participant:
-    """Someone in a room."""
-
-    id: str
-    """Opaque id, shown to the other participants."""
-    name: str
-    """Display name as typed (trimmed and capped); untrusted text."""
-    session: str
-    """The client's random per-page session id: a rejoin with it replaces this participant."""
-    joined_at: float
-    """Clock time of the join."""
-    audio: bool = True
-    """Whether the microphone is on."""
-    video: bool = True
-    """Whether the camera is on."""
-    host: bool = False
-    """Whether this participant has host rights (admit, lock, remove, mute, end)."""
-    muted_by_host: bool = False
-    """A host stopped forwarding this participant's audio (until a host lets it through again)."""
-
-
-@dataclass
-class Room:
-    """A meeting room."""
-
-    id: str
-    """128-bit random id, the secret part of the link."""
-    topic: str | None
-    """Optional topic given at creation; untrusted text."""
-    created_at: float
-    """Clock time of creation."""
-    expires_at: float
-    """A room never joined closes at this clock time."""
-    max_participants: int
-    """Participant cap."""
-    participants: dict[str, Participant] = field(default_factory=dict)
-    """Everyone in the room now, by participant id."""
-    ever_joined: bool = False
-    """Whether anyone has joined yet; a joined room no longer expires on ``expires_at``."""
-    empty_since: float | None = None
-    """Clock time the last participant left, while the room is empty after having been used."""
-    first_joined_at: float | None = None
-    """Clock time of the first join (the start of the call, for chat cards)."""
-    sessions_seen: set[str] = field(default_factory=set)
-    """Every session that joined (a person reconnecting counts once); gone with the room."""
-    origin: str | None = None
-    """Which chat created it (``slack``, ``discord``) or None for the web page; adapters use it
-    to pick up only their own rooms' events."""
-    host_keys: list[bytes] = field(default_factory=list)
-    """SHA-256 of each host token issued for the room (the tokens themselves are never kept)."""
-    lobby: bool = False
-    """Newcomers wait until a host admits them."""
-    locked: bool = False
-    """Nobody new gets in (not even through the lobby)."""
-    waiting: dict[str, Participant] = field(default_factory=dict)
-    """People in the lobby, by participant id."""
-    banned_sessions: set[str] = field(default_factory=set)
-    """Sessions a host removed or denied: they cannot come straight back."""
-    admitted_sessions: set[str] = field(default_factory=set)
-    """Sessions that have been in the call: reconnecting, they skip the lobby and the lock."""
-    host_sessions: set[str] = field(default_factory=set)
-    """Sessions with host rights (by token or granted): they keep them across reconnects."""
-    muted_sessions: set[str] = field(default_factory=set)
-    """Sessions a host muted: reconnecting does not unmute them."""
-    join_deadline: float | None = None
-    """After this clock time the link admits nobody new (``/meetnow --for 2h``)."""
-
-    @property
-    def people_count(self) -> int:
-        """How many different people have been in the call."""
-        return len(self.sessions_seen)
-
-    def find_session(self, session: str) -> Participant | None:
-        for participant in [*self.participants.values(), *self.waiting.values()]:
-            if secrets.compare_digest(participant.session, session):
-                return participant
-        return None
-
-    def hosts(self) -> list[Participant]:
-        return [p for p in self.participants.values() if p.host]
-
-
-class RoomStore(Protocol):
-    """Where rooms are kept. The in-memory store is the default; a shared one can replace it."""
-
-    def get(self, room_id: str) -> Room | None: ...
-    def put(self, room: Room) -> None: ...
-    def delete(self, room_id: str) -> None: ...
-    def __len__(self) -> int: ...
-    def __iter__(self) -> Iterator[Room]: ...
-
-
-class InMemoryRoomStore:
-    """Rooms in a dict: fast, private, and gone when the process ends."""
-
-    def __init__(self) -> None:
-        self._rooms: dict[str, Room] = {}
-
-    def get(self, room_id: str) -> Room | None:
-        return self._rooms.get(room_id)
-
-    def put(self, room: Room) -> None:
-        self._rooms[room.id] = room
-
-    def delete(self, room_id: str) -> None:
-        self._rooms.pop(room_id, None)
-
-    def __len__(self) -> int:
-        return len(self._rooms)
-
-    def __iter__(self) -> Iterator[Room]:
-        return iter(list(self._rooms.values()))
-
-
-class RoomEvents(Protocol):
-    """What the room service tells the rest of the server: the web server, and the chat adapters,
-    which keep their call cards up to date from these three calls and nothing else. Listeners must
-    return quickly (schedule any I/O); a listener's exception is logged and never reaches the
-    room service or the other listeners."""
-
-    def participant_joined(self, room: Room, participant: Participant) -> None:
-        """Someone joined; ``room.participants`` already includes them."""
-
-    def participant_left(self, room: Room, participant: Participant) -> None:
-        """Someone left; ``room.participants`` no longer includes them."""
-
-    def room_closed(self, room: Room, reason: str) -> None:
-        """The room closed and is gone: ``expired`` (never used, past its lifetime, or empty past
-        its grace period), ``ended`` (a host ended it for everyone) or ``server_shutdown``."""
-
-    def participant_waiting(self, room: Room, participant: Participant) -> None:
-        """Someone knocked: they wait in the lobby for a host (in the call or in the chat)."""
-
-    def waiting_resolved(self, room: Room, participant: Participant, admitted: bool) -> None:
-        """A knock was answered (or the knocker gave up: ``admitted`` False)."""
-
-    def room_changed(self, room: Room) -> None:
-        """The room's lock or lobby setting changed."""
-
-
-@dataclass(frozen=True)
-class RoomLimits:
-    """The service's limits, usually taken from :class:`~signaling.settings.Settings`."""
-
-    max_participants: int = 20
-    """Participants in one room at once (what one relay core holds; see Settings)."""
-    unused_ttl_seconds: float = 24 * 3600
-    """Lifetime of a room nobody joined."""
-    empty_grace_seconds: float = 60.0
-    """How long a room stays open after the last person left."""
-    max_rooms: int = 10_000
-    """Rooms open at once."""
-    topic_max_length: int = 200
-    """Longest topic kept (longer ones are cut)."""
-    name_max_length: int = 64
-    """Longest display name kept (longer ones are cut)."""
-    tombstone_seconds: float = 7 * 24 * 3600
-    """How long an ended or expired room's id keeps answering 410 (only a hash of it is kept)."""
 
 
 class RoomService:
@@ -241,7 +79,7 @@ class RoomService:
         self._make_room_id = make_room_id
         self._make_participant_id = make_participant_id
         self._listeners: list[RoomEvents] = []
-        self._tombstones: dict[bytes, float] = {}  # sha256(room id) -> until
+        self._tombstones = Tombstones()
 
     def add_listener(self, listener: RoomEvents) -> None:
         """Be told of every join, leave and room end."""
@@ -270,7 +108,7 @@ class RoomService:
         now = self._clock()
         room_id = self._make_room_id()
         # Only an injected id source can collide; an ended room's id never comes back either.
-        while self._store.get(room_id) is not None or _key(room_id) in self._tombstones:
+        while self._store.get(room_id) is not None or room_id in self._tombstones:
             room_id = self._make_room_id()
         ttl = self.limits.unused_ttl_seconds
         room = Room(
@@ -291,14 +129,14 @@ class RoomService:
         """A new secret that makes whoever presents it a host of ``room``. Only its hash is kept:
         hand it to the room's creator alone, never in the shareable link."""
         token = secrets.token_urlsafe(24)
-        room.host_keys.append(_key(token))
+        room.host_keys.append(secret_key(token))
         return token
 
     def is_host_token(self, room: Room, token: str | None) -> bool:
         """Constant-time check of a presented host token."""
         if not token:
             return False
-        presented = _key(token)
+        presented = secret_key(token)
         found = False
         for key in room.host_keys:
             found |= hmac.compare_digest(key, presented)
@@ -320,8 +158,7 @@ class RoomService:
         """Whether this id belonged to a room that ended or expired (answered 410, not 404)."""
         if not ROOM_ID_PATTERN.fullmatch(room_id):
             return False
-        until = self._tombstones.get(_key(room_id))
-        return until is not None and until > self._clock()
+        return self._tombstones.holds(room_id, self._clock())
 
     def join(
         self, room_id: str, name: str, session: str, *, host_token: str | None = None
@@ -459,8 +296,7 @@ class RoomService:
         due = [room for room in self._store if self._is_due(room, now)]
         for room in due:
             self._close(room, "expired")
-        for key in [k for k, until in self._tombstones.items() if until <= now]:
-            del self._tombstones[key]
+        self._tombstones.forget_due(now)
         return due
 
     def close_all(self, reason: str) -> None:
@@ -505,7 +341,7 @@ class RoomService:
         self._store.delete(room.id)
         if reason != "server_shutdown":
             # Only a hash of the id: its link keeps answering 410 "ended" and is never reused.
-            self._tombstones[_key(room.id)] = self._clock() + self.limits.tombstone_seconds
+            self._tombstones.bury(room.id, self._clock() + self.limits.tombstone_seconds)
         self._notify("room_closed", room, reason)
 
     def _notify(self, event: str, room: Room, *details: object) -> None:
@@ -519,10 +355,6 @@ class RoomService:
                 # A chat adapter's bug must not break joining or leaving a call. Type only:
                 # a traceback could carry names or links, which stay out of logs.
                 logger.error("room event listener failed on %s: %s", event, type(error).__name__)
-
-
-def _key(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
 
 
 def iso_utc(timestamp: float) -> str:
