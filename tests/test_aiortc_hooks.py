@@ -373,9 +373,11 @@ async def test_a_full_range_is_reported_and_outside_the_context_the_os_picks() -
         full = aioice.ice.Connection(ice_controlling=True)
         with aiortc_hooks.ice_ports_in((first, last)) as binding:
             await full.gather_candidates()
+        # Read before close(): aioice forgets its candidates when the connection closes.
+        exhausted_ports = _host_ports(full)
         await full.close()
     assert binding.exhausted
-    assert _host_ports(full) == []
+    assert exhausted_ports == []
     # Outside the context (and with None), aioice binds where the OS says: not in the range.
     for ports in (None, "outside"):
         free = aioice.ice.Connection(ice_controlling=True)
@@ -385,9 +387,10 @@ async def test_a_full_range_is_reported_and_outside_the_context_the_os_picks() -
             assert not unset.exhausted
         else:
             await free.gather_candidates()
+        ports = _host_ports(free)
         await free.close()
-        [port] = _host_ports(free)
-        assert not first <= port <= last
+        assert ports, "no host candidate gathered"
+        assert not any(first <= port <= last for port in ports), ports
 
 
 async def test_upstream_remb_is_capped_and_sender_feedback_is_observed(
