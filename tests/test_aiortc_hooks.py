@@ -387,10 +387,10 @@ async def test_a_full_range_is_reported_and_outside_the_context_the_os_picks() -
             assert not unset.exhausted
         else:
             await free.gather_candidates()
-        ports = _host_ports(free)
+        gathered = _host_ports(free)
         await free.close()
-        assert ports, "no host candidate gathered"
-        assert not any(first <= port <= last for port in ports), ports
+        assert gathered, "no host candidate gathered"
+        assert not any(first <= port <= last for port in gathered), gathered
 
 
 async def test_upstream_remb_is_capped_and_sender_feedback_is_observed(
