@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import os
 
-from . import browser_join, chat, density, latency, mediarelay_baseline, memory, profile_relay
+from . import (
+    browser_join,
+    chat,
+    density,
+    latency,
+    mediarelay_baseline,
+    memory,
+    network_report,
+    profile_relay,
+)
 from .common import (
     CPU_WINDOW_SECONDS,
     HELD_MAX_LOSS_PERCENT,
@@ -125,6 +134,8 @@ def summary_rows(r: Results) -> list[list[object]]:
             )
     if r.chat is not None:
         rows += chat.summary_rows(r.chat)
+    if r.network is not None:
+        rows += network_report.summary_rows(r.network)
     return rows
 
 
@@ -333,6 +344,8 @@ def report(r: Results, command: str, total_seconds: float) -> str:
             chat.markdown(r.chat),
             "",
         ]
+    if r.network is not None:
+        parts += ["## 8. Calls on impaired networks", "", network_report.markdown(r.network), ""]
     parts += [obstacles(r), ""]
     parts += [
         "## Section times and machine noise in this run",

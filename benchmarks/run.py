@@ -5,7 +5,7 @@
     .venv/bin/python -m benchmarks.run --smoke         # every section in seconds (CI): exit 1 if one fails
     .venv/bin/python -m benchmarks.run --only latency  # one section, prints only
 
-Sections: density, mediarelay, latency, browser, memory, profile, chat. Each prints its figures as
+Sections: density, mediarelay, latency, browser, memory, profile, chat, network. Each prints its figures as
 it goes. ``--output PATH`` writes the report for a partial or quick run too (never for a smoke run:
 its numbers are not worth keeping). Figures are printed, never asserted: the machines these run on
 are shared and noisy, so every figure is set against a baseline measured in the same run.
@@ -23,12 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import browser_join, chat, density, latency, mediarelay_baseline, memory, profile_relay
+from . import (
+    browser_join,
+    chat,
+    density,
+    latency,
+    mediarelay_baseline,
+    memory,
+    network,
+    profile_relay,
+)
 from .common import NOISY_PERCENT, REPO, OtherLoad, say, wait_for_quiet
 
 QUIET_WAIT = 120.0
 """Longest wait for a quiet machine before a section."""
-SECTIONS = ("density", "mediarelay", "latency", "browser", "memory", "profile", "chat")
+SECTIONS = ("density", "mediarelay", "latency", "browser", "memory", "profile", "chat", "network")
 DOC = REPO / "docs" / "benchmarks.md"
 
 
@@ -105,6 +114,7 @@ class Results:
     memory: list[memory.MemoryRow] | None = None
     profile: profile_relay.ProfileResult | None = None
     chat: list[chat.ChatResult] | None = None
+    network: network.NetworkResult | None = None
     errors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     other_load: dict[str, float] = field(default_factory=dict)
@@ -199,6 +209,10 @@ def run(selected: Sequence[str], plan: Plan) -> Results:
         )
     if "chat" in selected:
         run_section(results, "chat", lambda: chat.measure(plan.mode != "full"))
+    if "network" in selected:
+        # Chromium re-parents its helpers, as in the browser section; the smoke run builds the
+        # namespaces without browsers and runs the load-generator check for 3 s.
+        run_section(results, "network", lambda: network.measure(plan.mode), watch_other=False)
     return results
 
 
@@ -206,6 +220,8 @@ def failures(results: Results) -> list[str]:
     """Sections that raised, and chat adapters whose benchmark did not run."""
     found = [f"{name}: {error}" for name, error in results.errors.items()]
     found += [f"chat {c.adapter}: {c.note}" for c in results.chat or [] if c.figures is None]
+    if results.network is not None and not (results.network.capped and results.network.capped.rows):
+        found.append("network: the load-generator check measured nothing")
     return found
 
 
