@@ -1,8 +1,9 @@
 """One participant's websocket: the protocol state machine between a client and the room.
 
 Each connection handles its own messages in order; a bad message gets an ``error`` back and never
-touches another participant. Broadcasts to the room go through :class:`RoomHub`, which swallows a
-dead peer's send failure so one broken socket cannot stop the others.
+touches another participant. Broadcasts to the room go through :class:`~signaling.room_hub.RoomHub`
+(re-exported here), and a dead peer's send failure is swallowed so one broken socket cannot stop
+the others.
 """
 
 from __future__ import annotations
@@ -34,16 +35,13 @@ from .protocol import (
     ErrorCode,
     JoinedMessage,
     JoinMessage,
-    KnockInfo,
     KnockMessage,
     LeaveMessage,
     LockMessage,
     MakeHostMessage,
-    MediaState,
     MediaStateMessage,
     MuteMessage,
     OfferMessage,
-    ParticipantInfo,
     ParticipantJoinedMessage,
     ParticipantLeftMessage,
     ParticipantUpdatedMessage,
@@ -58,13 +56,14 @@ from .protocol import (
     dump_server_message,
     parse_client_message,
 )
+from .room_hub import RoomHub, knock_info, participant_info
 from .rooms import Participant, Room
 from .tasks import spawn
 
 if TYPE_CHECKING:
     from .server import MeetnowServer
 
-__all__ = ["ClientConnection", "RoomHub"]
+__all__ = ["ClientConnection", "RoomHub", "knock_info", "participant_info"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,74 +75,6 @@ FLOOD_REFUSALS = 100
 """Messages refused for rate within ``FLOOD_WINDOW_SECONDS`` before the connection is closed
 (1008): a slow flood that keeps the bucket just empty is closed too."""
 FLOOD_WINDOW_SECONDS = 10.0
-
-
-def participant_info(participant: Participant) -> ParticipantInfo:
-    return ParticipantInfo(
-        id=participant.id,
-        name=participant.name,
-        media=MediaState(audio=participant.audio, video=participant.video),
-        host=participant.host,
-        muted_by_host=participant.muted_by_host,
-    )
-
-
-def knock_info(participant: Participant) -> KnockInfo:
-    return KnockInfo(id=participant.id, name=participant.name)
-
-
-class RoomHub:
-    """The open connections of every room, for broadcasts and replacements."""
-
-    def __init__(self) -> None:
-        self._rooms: dict[str, dict[str, ClientConnection]] = {}
-        self._sockets: dict[str, set[ClientConnection]] = {}  # every open socket, joined or not
-
-    def track(self, room_id: str, connection: ClientConnection) -> None:
-        """A socket opened on the room's page (it may never join)."""
-        self._sockets.setdefault(room_id, set()).add(connection)
-
-    def untrack(self, room_id: str, connection: ClientConnection) -> None:
-        sockets = self._sockets.get(room_id)
-        if sockets is not None:
-            sockets.discard(connection)
-            if not sockets:
-                del self._sockets[room_id]
-
-    def unjoined(self, room_id: str) -> list[ClientConnection]:
-        """Open sockets of the room that have not joined (or were refused, or left)."""
-        return [c for c in self._sockets.get(room_id, ()) if c.participant_id is None]
-
-    def add(self, room_id: str, participant_id: str, connection: ClientConnection) -> None:
-        self._rooms.setdefault(room_id, {})[participant_id] = connection
-
-    def remove(self, room_id: str, participant_id: str) -> None:
-        members = self._rooms.get(room_id)
-        if members is not None:
-            members.pop(participant_id, None)
-            if not members:
-                del self._rooms[room_id]
-
-    def get(self, room_id: str, participant_id: str) -> ClientConnection | None:
-        return self._rooms.get(room_id, {}).get(participant_id)
-
-    def connections(self, room_id: str) -> list[ClientConnection]:
-        return list(self._rooms.get(room_id, {}).values())
-
-    async def broadcast(self, room_id: str, message: ServerMessage, *, exclude: str | None) -> None:
-        """Send to everyone in the call (not to people waiting in the lobby)."""
-        for connection in self.connections(room_id):
-            if connection.in_call and connection.participant_id != exclude:
-                await connection.send(message)
-
-    async def to_hosts(self, room: Room, message: ServerMessage) -> None:
-        for participant in room.hosts():
-            connection = self.get(room.id, participant.id)
-            if connection is not None and connection.in_call:
-                await connection.send(message)
-
-    def count(self) -> int:
-        return sum(len(members) for members in self._rooms.values())
 
 
 class ClientConnection:
