@@ -27,12 +27,16 @@ from signaling.rooms import Participant, Room
 from .port import ChatPort
 
 __all__ = [
+    "ENDED_TEXT",
     "MAX_LIFETIME_SECONDS",
+    "NOT_HOST_TEXT",
+    "NOT_WAITING_TEXT",
     "SIGNATURE_WINDOW_SECONDS",
     "CallSummary",
     "ChatCards",
+    "HostClick",
     "SignedRequestGuard",
-    "leading_options",
+    "full_text",
     "parse_duration",
     "summarize",
 ]
@@ -101,25 +105,6 @@ class SignedRequestGuard:
         return len(self._seen)
 
 
-_LOBBY_OPTION = re.compile(r"\s*(?:--|\u2014|\u2013)lobby(?=\s|\Z)", re.IGNORECASE)
-_FOR_OPTION = re.compile(r"\s*(?:--|\u2014|\u2013)for(?:=|\s+)(\S*)", re.IGNORECASE)
-
-
-def leading_options(text: str) -> tuple[bool, str | None, str]:
-    """``--lobby`` and ``--for <length>`` typed at the start of a topic, for chats whose command
-    also has structured options (Discord): (lobby, the ``--for`` value as typed or None, the rest).
-    A dash that a client turned into an em or en dash counts too."""
-    lobby, duration = False, None
-    while True:
-        if match := _LOBBY_OPTION.match(text):
-            lobby = True
-        elif match := _FOR_OPTION.match(text):
-            duration = match.group(1)
-        else:
-            return lobby, duration, text.strip()
-        text = text[match.end() :]
-
-
 def parse_duration(text: str) -> int | None:
     """Seconds in ``2h``, ``90m``, ``1h30m``, ``90min``, ``1d 12h`` (case and spaces do not
     matter); None if malformed, zero or longer than :data:`MAX_LIFETIME_SECONDS`. Both chat
@@ -170,6 +155,31 @@ def call_seconds(room: Room, now: float) -> int:
         return 0
     end = room.empty_since if room.empty_since is not None else now
     return max(0, round(end - room.first_joined_at))
+
+
+ENDED_TEXT = "This meeting has ended."
+"""A click on a card whose room is gone."""
+NOT_HOST_TEXT = "Only the host can admit people."
+"""A click on Admit / Deny by anyone but the host (who ran the command)."""
+NOT_WAITING_TEXT = "They are no longer waiting."
+"""A click for someone already answered (in the call, by another click) or gone."""
+
+
+def full_text(room: Room) -> str:
+    """An Admit that the room's size refused."""
+    return f"The meeting is full ({room.max_participants} people): nobody else can come in now."
+
+
+@dataclass(frozen=True)
+class HostClick(Generic[CardT]):
+    """What became of a host's Admit / Deny click (:meth:`ChatCards.host_click`)."""
+
+    card: CardT | None
+    """The room's card; None once the meeting ended."""
+    room: Room | None
+    """The room; None once the meeting ended."""
+    text: str | None
+    """What to tell the clicker alone, or None: this click admitted or denied someone."""
 
 
 @dataclass
@@ -244,13 +254,32 @@ class ChatCards(Generic[CardT]):
         """The shareable link (what the card's Join button opens)."""
         return self.port.room_url(room)
 
-    def answer_knock(self, room_id: str, participant_id: str, admit: bool) -> bool:
-        """Admit or deny someone waiting in the lobby of one of this adapter's rooms, after the
-        adapter has checked that the click came from the room's host. False if nobody waits."""
-        room = self.port.get_room(room_id)
-        if room is None or room.origin != self.origin:
-            return False
-        return self.port.answer_knock(room, participant_id, admit) == "answered"
+    def host_click(
+        self,
+        room_id: str,
+        participant_id: str,
+        admit: bool,
+        refuse_clicker: Callable[[CardT], str | None],
+    ) -> HostClick[CardT]:
+        """The Admit / Deny flow every adapter shares: find the card -> has the meeting ended?
+        -> is the clicker its host (``refuse_clicker``: the adapter's check of who clicked, a
+        refusal text or None) -> answer the knock -> was the room full? The adapter renders the
+        outcome (a private reply, a refreshed card)."""
+        card = self.card(room_id) if room_id else None
+        room = self.port.get_room(room_id) if card is not None else None
+        if card is None or room is None or room.origin != self.origin:
+            return HostClick(None, None, ENDED_TEXT)
+        refusal = refuse_clicker(card)
+        if refusal is not None:
+            return HostClick(card, room, refusal)
+        if participant_id not in room.waiting:
+            return HostClick(card, room, NOT_WAITING_TEXT)
+        outcome = self.port.answer_knock(room, participant_id, admit)
+        if outcome == "full":
+            return HostClick(card, room, full_text(room))
+        if outcome == "not_waiting":
+            return HostClick(card, room, NOT_WAITING_TEXT)
+        return HostClick(card, room, None)
 
     # To implement ------------------------------------------------------------------------------
 

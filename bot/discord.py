@@ -51,8 +51,16 @@ from discord import app_commands
 from signaling.errors import RateLimited, TooManyRooms
 from signaling.rooms import Participant, Room
 
-from .core import CallSummary, ChatCards, SignedRequestGuard, leading_options, parse_duration
+from .core import (
+    NOT_HOST_TEXT,
+    NOT_WAITING_TEXT,
+    CallSummary,
+    ChatCards,
+    SignedRequestGuard,
+    parse_duration,
+)
 from .discord_settings import DiscordSettings
+from .options import parse_options
 from .port import ChatPort, ChatRoomRequest
 
 __all__ = [
@@ -144,6 +152,12 @@ DURATION_HELP: Final = (
     "`for` takes how long the link should let people in, like `2h`, `90m` or `1h30m` "
     "(at most 7 days, `7d`). No meeting was started."
 )
+
+TYPED_OPTIONS_HINT: Final = (
+    "Use the command's own `lobby` and `for` options, or type `--lobby` and `--for <length>` "
+    "at the start of the topic. No meeting was started."
+)
+"""Follows the shared parser's answer to an option typed wrong in the topic."""
 
 
 @dataclass(frozen=True)
@@ -391,9 +405,6 @@ def live_edit(room: Room, starter_id: int, url: str) -> Edit:
     waiting = list(room.waiting.values())[:MAX_KNOCK_ROWS]
     knocks = tuple(Knock(room.id, p.id, p.name) for p in waiting)
     return Edit(live_embed(room, starter_id), url, knocks)
-
-
-NOT_HOST_TEXT: Final = "Only the host can admit people."
 
 
 @dataclass
@@ -665,13 +676,17 @@ class DiscordAdapter:
     def start_call(self, request: CallRequest) -> tuple[Room | None, Reply]:
         """Create the room and the answer; no room (and an ephemeral answer only the author
         sees) for a bad ``for``, a rate limit, or a full server."""
-        # `/meetnow topic:--lobby --for 2h Standup` works as in Slack; the options win if both.
-        lobby, typed_duration, topic = leading_options(request.topic or "")
-        lobby = lobby or request.lobby
-        duration = request.duration if request.duration is not None else typed_duration
-        lifetime: int | None = None
-        if duration is not None:
-            lifetime = parse_duration(duration)
+        # `/meetnow topic:--lobby --for 2h Standup` works as in Slack (the shared parser, an
+        # unknown `--word` refused the same way); the structured options win if both are given.
+        typed = parse_options(request.topic or "")
+        if typed.error is not None:
+            self.port.count_command("discord", "invalid")
+            return None, Reply(content=f"{typed.error} {TYPED_OPTIONS_HINT}", ephemeral=True)
+        lobby = typed.lobby or request.lobby
+        topic = typed.rest
+        lifetime = typed.lifetime_seconds
+        if request.duration is not None:
+            lifetime = parse_duration(request.duration)
             if lifetime is None:
                 self.port.count_command("discord", "invalid")
                 return None, Reply(content=DURATION_HELP, ephemeral=True)
@@ -720,22 +735,24 @@ class DiscordAdapter:
         if match is None:
             return ClickAnswer("meetnow does not know this button.")
         room_id, participant_id = match["room"], match["participant"]
-        card = self.cards.card(room_id)
-        room = self.port.get_room(room_id)
-        if card is None or room is None or room.origin != self.cards.origin:
-            return ClickAnswer("This meeting has ended.")
-        if message_id is not None and card.message_id not in (None, message_id):
-            return ClickAnswer("This button does not belong to this meeting's message.")
-        if user_id != card.starter_id:
-            logger.info("discord: a click on Admit/Deny by someone other than the host: refused")
-            return ClickAnswer(NOT_HOST_TEXT)
-        if participant_id in room.waiting:
-            admit = match["action"] == "admit"
-            if not self.cards.answer_knock(room_id, participant_id, admit):
-                return ClickAnswer(
-                    f"The meeting is full ({room.max_participants} people): nobody else can "
-                    "come in now."
+
+        def refuse_clicker(card: DiscordCard) -> str | None:
+            if message_id is not None and card.message_id not in (None, message_id):
+                return "This button does not belong to this meeting's message."
+            if user_id != card.starter_id:
+                logger.info(
+                    "discord: a click on Admit/Deny by someone other than the host: refused"
                 )
+                return NOT_HOST_TEXT
+            return None
+
+        admit = match["action"] == "admit"
+        click = self.cards.host_click(room_id, participant_id, admit, refuse_clicker)
+        if click.card is None or click.room is None:
+            return ClickAnswer(click.text)
+        card, room = click.card, click.room
+        if click.text is not None and click.text != NOT_WAITING_TEXT:
+            return ClickAnswer(click.text)
         # Answered now, or earlier (in the call, another click) or given up: show the card as is.
         return ClickAnswer(edit=self.cards.live_edit(card, room))
 

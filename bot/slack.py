@@ -59,13 +59,15 @@ from signaling.logging_setup import restrain
 from signaling.rooms import Participant, Room, iso_utc
 
 from .core import (
+    ENDED_TEXT,
+    NOT_HOST_TEXT,
     CallSummary,
     ChatCards,
     SignedRequestGuard,
     call_seconds,
-    parse_duration,
     summarize,
 )
+from .options import parse_options
 from .port import ChatPort, ChatRoomRequest
 from .slack_settings import SLACK_LIBRARY_LOGGERS, SlackSettings
 
@@ -138,15 +140,6 @@ CHANNEL_REF = re.compile(r"<#[A-Z0-9]+(?:\|([^<>]*))?>")
 SPECIAL_REF = re.compile(r"<!([a-z]+)[^<>|]*(?:\|([^<>]*))?>")
 LINK_REF = re.compile(r"<([^<>|@#!][^<>|]*)(?:\|([^<>]*))?>")
 HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
-LEADING_MENTION = re.compile(r"<@[UW][A-Z0-9]{2,30}(?:\|[^<>]*)?>")
-LEADING_OPTION = re.compile(r"(--|\u2014|\u2013)([A-Za-z][A-Za-z-]*)(?:=(\S*))?(?=\s|\Z)")
-"""An option word at the start of the text. Slack's desktop clients may turn ``--`` into a dash
-(``\u2014``, ``\u2013``) as the person types: a known option after one counts too."""
-OPTIONS = frozenset({"lobby", "for"})
-DURATION_ERROR = (
-    "`--for` takes how long the link works, like `2h`, `90m` or `1h30m` (at most 7 days)."
-)
-OPTION_ERROR = "The options are `--lobby` and `--for <length>`."
 
 
 # --------------------------------------------------------------------------------- the command
@@ -174,52 +167,20 @@ def parse_command(text: str) -> ParsedCommand:
     """Parse the text of a slash command sent with ``should_escape: true``: mentions arrive as
     ``<@U123|name>`` (or ``<@U123>``), ``&``, ``<`` and ``>`` as HTML entities.
 
-    Options come first (mentions may sit among them): ``--lobby`` and ``--for <length>``
-    (``--for=<length>`` too). The first word that is neither ends them: the rest is the topic."""
+    The options are read by the shared parser (:func:`bot.options.parse_options`): ``--lobby``
+    and ``--for <length>`` first, mentions among them; the first other word starts the topic."""
     stripped = text.strip()
     if stripped.lower() in HELP_WORDS:
         return ParsedCommand(help=True)
-    lobby = False
-    lifetime: int | None = None
-    rest = stripped
-    while True:
-        rest = rest.lstrip()
-        mention = LEADING_MENTION.match(rest)
-        if mention is not None:
-            rest = rest[mention.end() :]
-            continue
-        option = LEADING_OPTION.match(rest)
-        if option is None:
-            break
-        name = option.group(2).lower()
-        if option.group(1) != "--" and name not in OPTIONS:
-            break  # a topic that starts with a dash, like an em dash and "Budget review"
-        rest = rest[option.end() :]
-        if name == "lobby" and option.group(3) is None:
-            lobby = True
-        elif name == "for":
-            value = option.group(3)
-            if value is None:
-                word = re.match(r"\s*(\S+)", rest)
-                value = word.group(1) if word is not None else ""
-                rest = rest[word.end() :] if word is not None else rest
-            lifetime = parse_duration(value)
-            if lifetime is None:
-                return ParsedCommand(error=DURATION_ERROR)
-        else:
-            return ParsedCommand(error=OPTION_ERROR)
-    # Mentions count wherever they are (the leading ones were skipped above, not dropped).
-    head = stripped[: len(stripped) - len(rest)]
-    invitees: list[str] = []
-    for user_id in MENTION.findall(head) + MENTION.findall(rest):
-        if user_id not in invitees:
-            invitees.append(user_id)
-    topic = slack_to_plain(MENTION.sub(" ", rest))
+    options = parse_options(stripped, MENTION)
+    if options.error is not None:
+        return ParsedCommand(error=options.error)
+    topic = slack_to_plain(MENTION.sub(" ", options.rest))
     return ParsedCommand(
-        invitees=tuple(invitees),
+        invitees=options.invitees,
         topic=topic or None,
-        lobby=lobby,
-        lifetime_seconds=lifetime,
+        lobby=options.lobby,
+        lifetime_seconds=options.lifetime_seconds,
     )
 
 
@@ -512,25 +473,26 @@ class SlackCards(ChatCards[SlackCard]):
             channel=str(as_dict(body.get("channel")).get("id") or ""),
             user=user_id,
         )
-        card = self.card(room_id) if room_id else None
-        room = self.port.get_room(room_id) if card is not None else None
-        if card is None or room is None:
-            await self._reply(reply, "This meeting has ended.")
-            return
-        if user_id != card.user or card.team not in teams:
+
+        def refuse_clicker(card: SlackCard) -> str | None:
+            if user_id == card.user and card.team in teams:
+                return None
             logger.info("Slack: a click on Admit/Deny by someone other than the host: refused")
-            await self._reply(reply, "Only the host can admit people.")
+            return NOT_HOST_TEXT
+
+        click = self.host_click(room_id, participant_id, admit, refuse_clicker)
+        if click.card is None or click.room is None or click.text == NOT_HOST_TEXT:
+            await self._reply(reply, click.text or ENDED_TEXT)
             return
+        card, room = click.card, click.room
         ephemeral = bool(as_dict(body.get("container")).get("is_ephemeral"))
         if card.via_response_url and not ephemeral and reply.url is not None:
             # The card came through the command's response_url (five posts in 30 minutes); the
             # click brings a fresh one for the same message: the card's updates use it now.
             card.response_url, card.response_url_posts = reply.url, 0
             card.started = time.monotonic()
-        if participant_id not in room.waiting:
-            await self._reply(reply, "They are no longer waiting.")
-        elif not self.answer_knock(room_id, participant_id, admit):
-            await self._reply(reply, "The meeting is full: nobody else can come in right now.")
+        if click.text is not None:
+            await self._reply(reply, click.text)
         if ephemeral and reply.url is not None:
             # A message only the host sees (chat.update can't reach it): refresh it in place.
             message = {"replace_original": True, **lobby_message(room)}

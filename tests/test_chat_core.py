@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
-from bot.core import CallSummary, ChatCards, leading_options, summarize
+from bot.core import (
+    ENDED_TEXT,
+    NOT_HOST_TEXT,
+    NOT_WAITING_TEXT,
+    CallSummary,
+    ChatCards,
+    summarize,
+)
+from bot.options import DURATION_ERROR, OPTION_ERROR, ChatOptions, parse_options
 from meetnow.chat_port import ServerChatPort
 from signaling.limits import ServerLimits
 from signaling.metrics import ServerMetrics
@@ -109,14 +118,55 @@ def test_summaries() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("--lobby Standup", (True, None, "Standup")),
-        ("--for 2h --lobby  Weekly sync", (True, "2h", "Weekly sync")),
-        ("\u2014lobby x", (True, None, "x")),
-        ("--for=90m", (False, "90m", "")),
-        ("Standup --lobby", (False, None, "Standup --lobby")),  # only at the start
-        ("--lobbyist meeting", (False, None, "--lobbyist meeting")),
-        ("", (False, None, "")),
+        ("--lobby Standup", ChatOptions(lobby=True, rest="Standup")),
+        ("--for 2h --lobby  Weekly sync", ChatOptions(True, 7200, rest="Weekly sync")),
+        ("\u2014lobby x", ChatOptions(lobby=True, rest="x")),
+        ("--for=90m", ChatOptions(lifetime_seconds=5400)),
+        ("Standup --lobby", ChatOptions(rest="Standup --lobby")),  # only at the start
+        ("\u2014Budget review", ChatOptions(rest="\u2014Budget review")),  # a dash, no option
+        ("-- notes", ChatOptions(rest="-- notes")),
+        ("", ChatOptions()),
+        # One behaviour for every platform: an unknown option is a mistake, not a topic.
+        ("--lobbyist meeting", ChatOptions(error=OPTION_ERROR)),
+        ("--LOBBY=yes x", ChatOptions(error=OPTION_ERROR)),
+        ("--for 8d x", ChatOptions(error=DURATION_ERROR)),
+        ("--for", ChatOptions(error=DURATION_ERROR)),
     ],
 )
-def test_leading_options(text: str, expected: tuple[bool, str | None, str]) -> None:
-    assert leading_options(text) == expected
+def test_the_shared_option_parser(text: str, expected: ChatOptions) -> None:
+    assert parse_options(text) == expected
+
+
+def test_mentions_sit_among_options_and_are_collected_anywhere() -> None:
+    mention = re.compile(r"<@(\w+)>")
+    parsed = parse_options("<@ann> --lobby <@bob> Design <@ann> <@cy>", mention)
+    expected = ChatOptions(lobby=True, invitees=("ann", "bob", "cy"), rest="Design <@ann> <@cy>")
+    assert parsed == expected
+
+
+def test_the_host_click_flow_every_adapter_shares() -> None:
+    """card lookup -> ended? -> host? -> answer the knock -> full?, with the shared texts."""
+    rooms = RoomService(RoomLimits(max_participants=2))
+    cards = RecordingCards(chat_port(rooms))
+    room = rooms.create_room(origin="test", lobby=True)
+    cards.track(room, ["host:ada"])
+    rooms.join(room.id, "Ada", "a" * 20, host_token=rooms.issue_host_token(room))
+    bob, _ = rooms.join(room.id, "Bob", "b" * 20)
+    cy, _ = rooms.join(room.id, "Cy", "c" * 20)
+    assert set(room.waiting) == {bob.id, cy.id}
+
+    def host_is_ada(card: list[str]) -> str | None:
+        return None if card[0] == "host:ada" else NOT_HOST_TEXT
+
+    def nobody_is_host(card: list[str]) -> str | None:
+        return NOT_HOST_TEXT
+
+    assert cards.host_click("nope", bob.id, True, host_is_ada).text == ENDED_TEXT
+    assert cards.host_click(room.id, bob.id, True, nobody_is_host).text == NOT_HOST_TEXT
+    assert bob.id in room.waiting  # a refused click changes nothing
+    assert cards.host_click(room.id, bob.id, True, host_is_ada).text is None
+    assert bob.id in room.participants
+    full = cards.host_click(room.id, cy.id, True, host_is_ada)
+    assert full.text == "The meeting is full (2 people): nobody else can come in now."
+    assert cards.host_click(room.id, cy.id, False, host_is_ada).text is None  # denied
+    assert cards.host_click(room.id, cy.id, True, host_is_ada).text == NOT_WAITING_TEXT

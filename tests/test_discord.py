@@ -823,3 +823,9 @@ async def test_options_typed_in_the_topic_work_as_in_slack() -> None:
         assert room.lobby
         assert room.topic == "Standup"
         assert room.join_deadline == room.created_at + 2 * 3600
+        # An unknown option is refused with a hint, as in Slack (it used to become the topic).
+        before = len(env.server.meetnow.rooms.rooms())
+        _, refusal = await answered(env, topic="--lobyy Standup")
+        assert refusal["flags"] & 64 and "`--lobby`" in refusal["content"]
+        assert refusal["components"] == [] and not refusal["embeds"]
+        assert len(env.server.meetnow.rooms.rooms()) == before  # no room
