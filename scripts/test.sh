@@ -24,6 +24,11 @@ if ! { command -v caddy && command -v turnserver; } >/dev/null; then
   done
 fi
 command -v node >/dev/null || { echo "installing node"; apt_install nodejs npm; }
+# nftables and iptables for the network benchmark's impaired links (benchmarks/netns.py; its smoke
+# run skips them, saying so, where they or root are missing).
+if ! { command -v nft && command -v iptables; } >/dev/null; then
+  echo "installing Debian's nftables and iptables"; apt_install nftables iptables
+fi
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv 2>/dev/null || { apt_install python3-venv; rm -rf .venv; "$PYTHON" -m venv .venv; }
