@@ -3,8 +3,8 @@
 // events listed in protocol.js; MeetnowCall (protocol.js) adds the commands. No DOM.
 
 import { RemoteStreams, answerOffer, closePeerConnection, createPeerConnection } from "./peer.js";
-import { SignalingSocket } from "./socket.js";
-import { PROTOCOL_VERSION, eventForMessage, isValidHostToken, websocketUrl } from "./wire.js";
+import { SignalingSocket, roomPageStatus } from "./socket.js";
+import { eventForMessage, isValidHostToken, joinMessage, websocketUrl } from "./wire.js";
 
 /**
  * @typedef {import("./wire.js").ServerMessage} ServerMessage
@@ -12,15 +12,7 @@ import { PROTOCOL_VERSION, eventForMessage, isValidHostToken, websocketUrl } fro
  * @typedef {import("./wire.js").JoinedMessage} JoinedMessage
  * @typedef {import("./wire.js").WaitingMessage} WaitingMessage
  * @typedef {import("./wire.js").OfferMessage} OfferMessage
- *
- * @typedef {object} MeetnowCallOptions
- * @property {string} roomId
- * @property {string} name display name (trimmed and capped by the server)
- * @property {string} session 16-64 chars of [A-Za-z0-9_-], kept across reconnects
- * @property {MediaStream} stream local media; may hold no audio and/or no video track
- * @property {string} [url] websocket URL; default: /ws/{roomId} on the page's host
- * @property {string} [roomPageUrl] URL whose 404 or 410 means the room is gone; default /r/{roomId}
- * @property {string | null} [hostToken] the host secret from the host link (sent in `join` only)
+ * @typedef {import("./protocol.js").MeetnowCallOptions} MeetnowCallOptions
  */
 
 const BACKOFF_FIRST_MS = 500;
@@ -131,17 +123,7 @@ export class CallConnection extends EventTarget {
 
   /** @private */
   _sendJoin() {
-    /** @type {ClientMessage} */
-    const join = {
-      type: "join",
-      version: PROTOCOL_VERSION,
-      name: this.name,
-      session: this.session,
-      audio: this.stream.getAudioTracks().length > 0,
-      video: this.stream.getVideoTracks().length > 0,
-    };
-    if (this._hostToken !== null) join.host_token = this._hostToken;
-    this._send(join);
+    this._send(joinMessage(this.name, this.session, this.stream, this._hostToken));
   }
 
   /**
@@ -167,13 +149,7 @@ export class CallConnection extends EventTarget {
    * @param {number} generation
    */
   async _checkRoomThenRetry(generation) {
-    let status = 0;
-    try {
-      const response = await fetch(this._roomPageUrl, { cache: "no-store", credentials: "same-origin" });
-      status = response.status;
-    } catch {
-      // Network trouble: retry below.
-    }
+    const status = await roomPageStatus(this._roomPageUrl);
     if (generation !== this._generation || this._stopped) return;
     if (status === 410) {
       this._end("room_ended", "This meeting has ended.", null);

@@ -56,7 +56,15 @@ export { PROTOCOL_VERSION, isValidHostToken, isValidSessionId, randomSessionId, 
  * @typedef {import("./wire.js").ReconnectingDetail} ReconnectingDetail
  * @typedef {import("./wire.js").ServerErrorDetail} ServerErrorDetail
  * @typedef {import("./wire.js").EndedDetail} EndedDetail
- * @typedef {import("./connection.js").MeetnowCallOptions} MeetnowCallOptions
+ *
+ * @typedef {object} MeetnowCallOptions
+ * @property {string} roomId
+ * @property {string} name display name (trimmed and capped by the server)
+ * @property {string} session 16-64 chars of [A-Za-z0-9_-], kept across reconnects
+ * @property {MediaStream} stream local media; may hold no audio and/or no video track
+ * @property {string} [url] websocket URL; default: /ws/{roomId} on the page's host
+ * @property {string} [roomPageUrl] URL whose 404 or 410 means the room is gone; default /r/{roomId}
+ * @property {string | null} [hostToken] the host secret from the host link (sent in `join` only)
  */
 
 /** One group call from this browser: its connection (connection.js) and what the page can ask of it. */

@@ -94,3 +94,18 @@ export class SignalingSocket {
     }, PING_INTERVAL_MS);
   }
 }
+
+/**
+ * The HTTP status of the room's page (0 if unreachable). A websocket that never opened hides the
+ * server's answer: a room that is gone answers 404 or 410 here (the page has no side effects).
+ * @param {string} url
+ * @returns {Promise<number>}
+ */
+export async function roomPageStatus(url) {
+  try {
+    const response = await fetch(url, { cache: "no-store", credentials: "same-origin" });
+    return response.status;
+  } catch {
+    return 0; // network trouble
+  }
+}

@@ -164,3 +164,25 @@ export function eventForMessage(message, selfId) {
       return null;
   }
 }
+
+/**
+ * The `join` message: who we are and which tracks we have (the host token only if we hold one).
+ * @param {string} name
+ * @param {string} session
+ * @param {MediaStream} stream
+ * @param {string | null} hostToken
+ * @returns {ClientMessage}
+ */
+export function joinMessage(name, session, stream, hostToken) {
+  /** @type {ClientMessage} */
+  const join = {
+    type: "join",
+    version: PROTOCOL_VERSION,
+    name,
+    session,
+    audio: stream.getAudioTracks().length > 0,
+    video: stream.getVideoTracks().length > 0,
+  };
+  if (hostToken !== null) join.host_token = hostToken;
+  return join;
+}
