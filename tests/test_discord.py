@@ -580,7 +580,10 @@ async def test_lobby_over_the_gateway_only_the_hosts_clicks_count() -> None:
         click = await fake.send_component(message, admit["custom_id"], STARTER)
         joined = await ada.next_message("joined", since=since)
         assert joined["host"] is False
-        (callback,) = [c for c in fake.calls_to("callback") if click["id"] in c.path]
+        # Ada's websocket and the click's callback race: wait for the callback too.
+        (callback,) = await fake.wait_for(
+            lambda: [c for c in fake.calls_to("callback") if click["id"] in c.path]
+        )
         assert callback.body["type"] == 7  # the clicked message itself is updated
         await fake.wait_for(lambda: not knock_rows(message) and "Ada" in in_the_call(message))
         assert join_url(message) == url
