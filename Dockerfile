@@ -6,6 +6,7 @@ FROM python:3.11-slim-bookworm
 # aiortc, av and pylibsrtp ship manylinux wheels with their codecs: no compiler, no apt packages.
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
+COPY meetnow ./meetnow
 COPY signaling ./signaling
 COPY bot ./bot
 COPY web_client ./web_client
