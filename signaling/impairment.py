@@ -79,6 +79,8 @@ class ImpairedLink:
         self._queue: deque[tuple[bytes, Any, Deliver]] = deque()
         self._queued_bytes = 0
         self._drain: asyncio.TimerHandle | None = None
+        self._in_flight: set[asyncio.TimerHandle] = set()
+        self._closed = False
         self.sent = 0
         """Datagrams handed in."""
         self.lost = 0
@@ -88,6 +90,8 @@ class ImpairedLink:
 
     def send(self, data: bytes, addr: Any, deliver: Deliver) -> None:
         """Drop, queue or delay ``data``; ``deliver(data, addr)`` when it gets through."""
+        if self._closed:
+            return
         self.sent += 1
         if self._rng.random() * 100 < self.impairment.loss_percent:
             self.lost += 1
@@ -138,7 +142,27 @@ class ImpairedLink:
             return
         jitter = impairment.jitter_ms
         delay_ms = impairment.delay_ms + (self._rng.uniform(-jitter, jitter) if jitter else 0.0)
-        asyncio.get_running_loop().call_later(delay_ms / 1000, deliver, data, addr)
+        handle: asyncio.TimerHandle | None = None
+
+        def arrive() -> None:
+            self._in_flight.discard(handle)
+            deliver(data, addr)
+
+        handle = asyncio.get_running_loop().call_later(delay_ms / 1000, arrive)
+        self._in_flight.add(handle)
+
+    def close(self) -> None:
+        """The connection closed: what is queued or on its way is lost with it (delivering it
+        later would write to a closed transport)."""
+        self._closed = True
+        if self._drain is not None:
+            self._drain.cancel()
+            self._drain = None
+        for handle in self._in_flight:
+            handle.cancel()
+        self._in_flight.clear()
+        self._queue.clear()
+        self._queued_bytes = 0
 
 
 def impair_peer_connection(
@@ -149,4 +173,11 @@ def impair_peer_connection(
     outbound = impairment.link(2 * participant)
     inbound = impairment.link(2 * participant + 1)
     filter_datagrams(pc, outbound=outbound.send, inbound=inbound.send)
+
+    @pc.on("connectionstatechange")
+    def on_state() -> None:
+        if pc.connectionState == "closed":
+            outbound.close()
+            inbound.close()
+
     return outbound, inbound

@@ -116,3 +116,22 @@ def test_aiortc_internals_the_impairment_and_observers_use_exist() -> None:
         assert callable(getattr(StunProtocol, name, None)), name
     assert asyncio.iscoroutinefunction(StunProtocol.send_data)
     assert asyncio.iscoroutinefunction(RTCRtpSender._retransmit)
+
+
+async def test_a_closed_link_delivers_nothing_more() -> None:
+    # What is queued or on its way when the connection closes is lost with it: delivering it
+    # later would write to a closed transport (it raised AttributeError in every impaired run).
+    delivered: dict[str, list[bytes]] = {"open": [], "closed": []}
+    links = {name: Impairment(delay_ms=60, rate_kbps=200).link(0) for name in delivered}
+    for name, link in links.items():
+
+        def deliver(data: bytes, _addr: Any, name: str = name) -> None:
+            delivered[name].append(data)
+
+        for index in range(30):  # 30 KB: past the bucket, so some wait in the rate queue too
+            link.send(bytes([index]) * 1000, ("127.0.0.1", 9), deliver)
+    links["closed"].close()
+    links["closed"].send(b"late", ("127.0.0.1", 9), deliver)
+    await asyncio.sleep(0.5)
+    assert delivered["closed"] == []
+    assert delivered["open"], "the open link delivered nothing: the check above proves nothing"
