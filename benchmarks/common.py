@@ -622,6 +622,26 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def source_commit() -> str:
+    """The commit the measured code is at (``+ local changes`` if the tree differs from it)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + (" + local changes" if dirty else "")
+
+
 def chromium_version() -> str:
     try:
         out = subprocess.run(
@@ -651,4 +671,5 @@ def machine() -> dict[str, str]:
         "Playwright": _version("playwright"),
         "Chromium": chromium_version(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "meetnow commit": source_commit(),
     }
