@@ -13,8 +13,6 @@ import io
 import tokenize
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 
 RELAY_MODULES = (
@@ -146,12 +144,6 @@ SOURCE_TREES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="still over 500 lines while they are being split (issue 12, item 4): "
-    "bot/slack.py, bot/discord.py, signaling/server.py; "
-    "remove this mark when the test passes (strict: it then fails until removed)",
-)
 def test_no_source_file_is_over_500_lines() -> None:
     assert long_files(SOURCE_TREES, MAX_LINES) == []
 
