@@ -1,7 +1,8 @@
 """The web server: pages, the rooms API, the signaling websocket, and the relay, in one aiohttp app.
 
 ``create_app`` is the factory; ``meetnow serve`` runs it. Everything the handlers share lives on one
-:class:`MeetnowServer`, stored under the typed key :data:`SERVER`.
+:class:`MeetnowServer`, stored under the typed key :data:`SERVER`. The HTTP handlers themselves
+(and that key) are in :mod:`signaling.http_handlers`.
 """
 
 from __future__ import annotations
@@ -11,19 +12,28 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
 
 from aiohttp import WSCloseCode, web
 
 from .aiortc_hooks import set_host_addresses
-from .connection import ClientConnection, RoomHub, knock_info
-from .errors import RateLimited, TooManyRooms
+from .connection import RoomHub, knock_info
+from .http_handlers import (
+    MAX_API_BODY_BYTES,
+    SERVER,
+    create_room,
+    guard_requests,
+    healthz,
+    landing_page,
+    room_page,
+    static_file,
+    websocket,
+)
 from .limits import ServerLimits
 from .logging_setup import SERVER_LIBRARY_LOGGERS, restrain
 from .metrics import ServerMetrics, parse_listen_address, start_metrics_listener
@@ -35,7 +45,7 @@ from .protocol import (
     RoomUpdatedMessage,
 )
 from .relay import Relay, RelayBackend, RelayConfig
-from .rooms import Participant, Room, RoomLimits, RoomService, iso_utc
+from .rooms import Participant, Room, RoomLimits, RoomService
 from .settings import Settings
 from .static_assets import StaticAssets
 from .tasks import spawn
@@ -51,8 +61,6 @@ from .workers import WorkerPool, default_worker_count
 __all__ = ["SERVER", "MeetnowServer", "create_app"]
 
 logger = logging.getLogger(__name__)
-
-MAX_API_BODY_BYTES = 16 * 1024
 
 
 def web_client_dir() -> Path:
@@ -223,211 +231,6 @@ def turn_credentials(secret: str, user: str, expires_at: float) -> tuple[str, st
     username = f"{int(expires_at)}:{user}"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
     return username, base64.b64encode(digest).decode()
-
-
-SERVER = web.AppKey("server", MeetnowServer)
-
-
-def not_found(server: MeetnowServer) -> web.Response:
-    """The one 404 for every unknown or malformed room id (and any unknown path)."""
-    return _page(server, 404, "404.html")
-
-
-def gone(server: MeetnowServer) -> web.Response:
-    """The one 410 for a room that ended or expired: its link never comes back to life."""
-    return _page(server, 410, "410.html")
-
-
-def too_many(server: MeetnowServer) -> web.Response:
-    """429 for an address that swept too many unknown ids."""
-    response = _page(server, 429, "429.html")
-    response.headers["Retry-After"] = "60"
-    return response
-
-
-def _page(server: MeetnowServer, status: int, name: str) -> web.Response:
-    return web.Response(
-        status=status,
-        body=server.page(name),
-        content_type="text/html",
-        charset="utf-8",
-        headers={"Cache-Control": "no-store"},
-    )
-
-
-def lookup_room(request: web.Request) -> Room | web.Response:
-    """The open room named in the path, or the response to give instead: 429 for an address that
-    swept too many unknown ids (before any lookup), 410 for an ended room, the same 404 for
-    everything else."""
-    server = request.app[SERVER]
-    ip = server.client_ip(request)
-    if server.limits.lookups_blocked(ip):
-        return too_many(server)
-    room_id = request.match_info["room_id"]
-    room = server.rooms.get_room(room_id)
-    if room is not None:
-        return room
-    if server.rooms.is_gone(room_id):
-        return gone(server)
-    server.limits.count_unknown_lookup(ip)
-    return not_found(server)
-
-
-def misdirected() -> web.Response:
-    """421 for a ``Host`` this server does not answer to (a DNS-rebinding page sends its own)."""
-    return web.Response(
-        status=421,
-        text=(
-            "This server does not answer to that host name. If it is yours, set "
-            "MEETNOW_PUBLIC_URL (or MEETNOW_ALLOWED_ORIGINS) to the address people open.\n"
-        ),
-    )
-
-
-@web.middleware
-async def guard_requests(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """A ``Host`` we do not answer to gets 421 (``/healthz`` excepted: health checks use any
-    name); an unknown path the one 404 page; aiohttp's HTTP errors a plain-text reason. The
-    security headers go on every response in ``on_response_prepare``."""
-    server = request.app[SERVER]
-    if request.path != "/healthz" and not server.site.host_allowed(request.headers.get("Host")):
-        return misdirected()
-    try:
-        return await handler(request)
-    except web.HTTPNotFound:
-        return not_found(server)
-    except web.HTTPException as error:
-        headers = {k: v for k, v in error.headers.items() if k.lower() != "content-type"}
-        return web.Response(status=error.status, text=error.text, headers=headers)
-
-
-async def landing_page(request: web.Request) -> web.Response:
-    return web.Response(
-        body=request.app[SERVER].page("index.html"), content_type="text/html", charset="utf-8"
-    )
-
-
-async def room_page(request: web.Request) -> web.Response:
-    """The room page. Read-only: chat apps fetch links for previews, so loading joins nothing."""
-    server = request.app[SERVER]
-    found = lookup_room(request)
-    if isinstance(found, web.Response):
-        return found
-    return web.Response(
-        body=server.page("room.html"),
-        content_type="text/html",
-        charset="utf-8",
-        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"},
-    )
-
-
-async def create_room(request: web.Request) -> web.Response:
-    """Create a room. The answer carries the shareable ``url`` and, for the creator alone, a
-    ``host_url`` whose fragment holds the host token (fragments never reach a server or a
-    Referer, and the room page moves it into the browser's storage)."""
-    server = request.app[SERVER]
-    if not server.origin_allowed(request):
-        return _api_error(403, "forbidden_origin", "Rooms are created from this site only.")
-    try:
-        server.limits.check_web_creation(server.client_ip(request))
-    except RateLimited as error:
-        return _api_error(429, "rate_limited", str(error))
-    topic: str | None = None
-    lobby = False
-    if request.can_read_body:
-        try:
-            body = json.loads(await request.text() or "{}")
-        except web.HTTPRequestEntityTooLarge:
-            return _api_error(
-                413, "body_too_large", f"The request body is over {MAX_API_BODY_BYTES} bytes."
-            )
-        except RecursionError:  # json's own guard against nesting that would exhaust the stack
-            return _api_error(400, "invalid_json", "The request body is nested too deeply.")
-        except ValueError:
-            return _api_error(400, "invalid_json", "The request body is not valid JSON.")
-        if not isinstance(body, dict):
-            return _api_error(400, "invalid_body", "The request body must be a JSON object.")
-        raw = body.get("topic")
-        if raw is not None and not isinstance(raw, str):
-            return _api_error(400, "invalid_topic", "'topic' must be a string.")
-        topic = raw
-        lobby_raw = body.get("lobby", False)
-        if not isinstance(lobby_raw, bool):
-            return _api_error(400, "invalid_lobby", "'lobby' must be true or false.")
-        lobby = lobby_raw
-    try:
-        room = server.rooms.create_room(topic, lobby=lobby)
-    except TooManyRooms as error:
-        return _api_error(503, "too_many_rooms", str(error))
-    url = server.room_url(room.id)
-    host_token = server.rooms.issue_host_token(room)
-    return web.json_response(
-        {
-            "id": room.id,
-            "url": url,
-            "expires_at": iso_utc(room.expires_at),
-            "host_url": f"{url}#host={host_token}",
-        },
-        status=201,
-        headers={"Cache-Control": "no-store"},
-    )
-
-
-def _api_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)
-
-
-async def static_file(request: web.Request) -> web.StreamResponse:
-    """A file of the web client, or the one 404 page: the path is looked up in the list taken at
-    start-up (``web_guard.static_files``), never joined to a directory, so nothing else (compiled
-    Python, sources, dotfiles, listings, anything outside) can ever be served."""
-    server = request.app[SERVER]
-    response = server.static_assets.response(request, request.match_info["path"])
-    return not_found(server) if response is None else response
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """200 while the server can hold calls; 503 with the reason while it cannot (a relay worker
-    down or still starting), so a load balancer or monitor sees it."""
-    problems = request.app[SERVER].health_problems()
-    headers = {"Cache-Control": "no-store"}
-    if problems:
-        body = {"status": "unavailable", "reason": "; ".join(problems)}
-        return web.json_response(body, status=503, headers=headers)
-    return web.json_response({"status": "ok"}, headers=headers)
-
-
-async def websocket(request: web.Request) -> web.StreamResponse:
-    server = request.app[SERVER]
-    found = lookup_room(request)
-    if isinstance(found, web.Response):
-        return found
-    room = found
-    if not server.origin_allowed(request):
-        return web.Response(status=403, text="Forbidden origin.\n")
-    # Each socket can hold a peer connection: one address gets no more than a room's worth.
-    ip = server.client_ip(request)
-    if server.open_websockets[ip] >= server.settings.limit_websockets_per_ip:
-        return web.Response(
-            status=429,
-            text="Too many open connections from this address.\n",
-            headers={"Retry-After": "10"},
-        )
-    server.open_websockets[ip] += 1
-    try:
-        ws = web.WebSocketResponse(
-            heartbeat=server.settings.ws_heartbeat_seconds,
-            max_msg_size=server.settings.ws_max_message_bytes,
-        )
-        await ws.prepare(request)
-        await ClientConnection(server, room, ws).run(server.settings.ws_join_timeout_seconds)
-        return ws
-    finally:
-        server.open_websockets[ip] -= 1
-        if server.open_websockets[ip] <= 0:
-            del server.open_websockets[ip]
 
 
 async def _sweeper(server: MeetnowServer, interval: float) -> None:

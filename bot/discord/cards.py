@@ -1,0 +1,130 @@
+"""The cards of ``/meetnow`` calls: where each one is, and which room events edit it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.core import CallSummary, ChatCards
+from signaling.rooms import Participant, Room
+
+from .embeds import Edit, ended_embed, live_edit
+from .rest import describe
+
+if TYPE_CHECKING:
+    from .adapter import DiscordAdapter
+
+__all__ = ["DiscordCard", "DiscordCards", "log_card"]
+
+# One logger for the whole adapter, whichever module logs (docs/discord.md shows its name).
+logger = logging.getLogger("bot.discord")
+
+
+@dataclass(eq=False)
+class DiscordCard:
+    """Where one call's card is, and how to reach it."""
+
+    starter_id: int
+    application_id: int
+    channel_id: int | None
+    issued_at: float
+    """Clock time the interaction arrived: its token works for 15 minutes from then."""
+    token: str = field(repr=False)
+    """The interaction token (a secret for 15 minutes)."""
+    interaction: discord.Interaction[Any] | None = field(default=None, repr=False)
+    """Gateway cards: the discord.py interaction; None for the HTTP endpoint."""
+    message_id: int | None = None
+    posted: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    """Set once the answer to the command went out (or failed: then ``dead``)."""
+    dead: bool = False
+    """Nothing more can be edited (answer failed, message deleted, no way left to edit)."""
+    via_interaction: bool = True
+    """Still editing through the interaction token."""
+    pending: int = 0
+    """Join/leave updates scheduled and not run yet: only the last one edits."""
+    logged: set[str] = field(default_factory=set, repr=False)
+    """Failures already logged for this card (each is logged once)."""
+
+
+def log_card(card: DiscordCard, key: str, message: str, error: BaseException | None) -> None:
+    """A warning about one card, logged once per card and ``key``."""
+    if key in card.logged:
+        return
+    card.logged.add(key)
+    if error is None:
+        logger.warning("discord: %s", message)
+    else:
+        logger.warning("discord: %s: %s", message, describe(error))
+
+
+class DiscordCards(ChatCards[DiscordCard]):
+    """The cards of ``/meetnow`` calls, kept up to date from room events."""
+
+    origin = "discord"
+
+    def __init__(self, adapter: DiscordAdapter) -> None:
+        super().__init__(adapter.port)
+        self.adapter = adapter
+
+    # Several joins in a row need one edit: count what is queued and let the last one edit.
+    def participant_joined(self, room: Room, participant: Participant) -> None:
+        self._count_pending(room)
+        super().participant_joined(room, participant)
+
+    def participant_left(self, room: Room, participant: Participant) -> None:
+        self._count_pending(room)
+        super().participant_left(room, participant)
+
+    def participant_waiting(self, room: Room, participant: Participant) -> None:
+        self._count_pending(room)
+        super().participant_waiting(room, participant)
+
+    def waiting_resolved(self, room: Room, participant: Participant, admitted: bool) -> None:
+        self._count_pending(room)
+        super().waiting_resolved(room, participant, admitted)
+
+    def room_changed(self, room: Room) -> None:
+        # The lobby switched on or off in the call: the card says which.
+        self._count_pending(room)
+        self._schedule(room, lambda card: self._refresh(card, room))
+
+    def _count_pending(self, room: Room) -> None:
+        card = self.card(room.id)
+        if card is not None and room.origin == self.origin:
+            card.pending += 1
+
+    def live_edit(self, card: DiscordCard, room: Room) -> Edit:
+        return live_edit(room, card.starter_id, self.room_url(room))
+
+    async def joined(self, card: DiscordCard, room: Room, participant: Participant) -> None:
+        await self._refresh(card, room)
+
+    async def left(self, card: DiscordCard, room: Room, participant: Participant) -> None:
+        await self._refresh(card, room)
+
+    async def knocked(self, card: DiscordCard, room: Room, participant: Participant) -> None:
+        await self._refresh(card, room)
+
+    async def knock_answered(
+        self, card: DiscordCard, room: Room, participant: Participant, admitted: bool
+    ) -> None:
+        await self._refresh(card, room)
+
+    async def ended(self, card: DiscordCard, room: Room, summary: CallSummary) -> None:
+        try:
+            await self.adapter.deliver(
+                card, Edit(ended_embed(room, card.starter_id, summary), None)
+            )
+        finally:
+            card.interaction = None
+            card.dead = True
+
+    async def _refresh(self, card: DiscordCard, room: Room) -> None:
+        card.pending = max(0, card.pending - 1)
+        if card.pending:
+            return  # a later update is queued; it shows this state too
+        await self.adapter.deliver(card, self.live_edit(card, room))

@@ -1,0 +1,140 @@
+"""``/meetnow`` itself: its definition, its invite link, and the handler both transports share."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from bot.core import parse_duration
+from bot.options import parse_options
+from bot.port import ChatPort, ChatRoomRequest
+from signaling.errors import RateLimited, TooManyRooms
+from signaling.rooms import Room
+
+from .embeds import Reply, live_embed
+from .types import ApplicationCommand
+
+__all__ = ["COMMAND", "INVITE_PERMISSIONS", "CallRequest", "host_link_text", "invite_url"]
+
+# One logger for the whole adapter, whichever module logs (docs/discord.md shows its name).
+logger = logging.getLogger("bot.discord")
+
+VIEW_CHANNEL: Final = 1 << 10
+SEND_MESSAGES: Final = 1 << 11
+EMBED_LINKS: Final = 1 << 14
+INVITE_PERMISSIONS: Final = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS
+"""19456. meetnow only answers ``/meetnow`` and edits that answer; after 15 minutes it edits it
+with the bot token, which needs the channel to be visible, and embeds need Embed Links."""
+
+COMMAND_NAME: Final = "meetnow"
+COMMAND_DESCRIPTION: Final = "Start a video call here and post its Join link"
+TOPIC_DESCRIPTION: Final = "What the call is about"
+INVITE_DESCRIPTION: Final = "Someone to mention in the message"
+LOBBY_DESCRIPTION: Final = "Newcomers wait until you let them in"
+FOR_DESCRIPTION: Final = "How long the link lets people in, e.g. 2h, 90m or 1h30m (at most 7 days)"
+
+COMMAND: Final[ApplicationCommand] = {
+    "name": COMMAND_NAME,
+    "type": 1,
+    "description": COMMAND_DESCRIPTION,
+    "options": [
+        {"type": 3, "name": "topic", "description": TOPIC_DESCRIPTION, "required": False},
+        {"type": 6, "name": "invite", "description": INVITE_DESCRIPTION, "required": False},
+        {"type": 5, "name": "lobby", "description": LOBBY_DESCRIPTION, "required": False},
+        {"type": 3, "name": "for", "description": FOR_DESCRIPTION, "required": False},
+    ],
+    "contexts": [0],
+    "integration_types": [0],
+}
+"""``/meetnow`` as Discord's API describes it: what the gateway bot registers, and what
+``PUT /applications/{id}/commands`` takes for an HTTP-endpoint-only setup (docs/discord.md)."""
+
+
+def invite_url(application_id: int | str, permissions: int = INVITE_PERMISSIONS) -> str:
+    """The link that adds the bot to a server (the ``bot`` scope includes slash commands)."""
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={application_id}"
+        f"&scope=bot&permissions={permissions}"
+    )
+
+
+DURATION_HELP: Final = (
+    "`for` takes how long the link should let people in, like `2h`, `90m` or `1h30m` "
+    "(at most 7 days, `7d`). No meeting was started."
+)
+
+TYPED_OPTIONS_HINT: Final = (
+    "Use the command's own `lobby` and `for` options, or type `--lobby` and `--for <length>` "
+    "at the start of the topic. No meeting was started."
+)
+"""Follows the shared parser's answer to an option typed wrong in the topic."""
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """One ``/meetnow``, whichever transport brought it."""
+
+    user_id: int
+    """Who ran it: the host."""
+    guild_id: int | None
+    topic: str | None = None
+    invite_id: int | None = None
+    lobby: bool = False
+    duration: str | None = None
+    """The ``for`` option as typed."""
+
+
+def start_call(port: ChatPort, request: CallRequest) -> tuple[Room | None, Reply]:
+    """Create the room and the answer; no room (and an ephemeral answer only the author sees)
+    for a bad ``for``, a rate limit, or a full server."""
+    # `/meetnow topic:--lobby --for 2h Standup` works as in Slack (the shared parser, an
+    # unknown `--word` refused the same way); the structured options win if both are given.
+    typed = parse_options(request.topic or "")
+    if typed.error is not None:
+        port.count_command("discord", "invalid")
+        return None, Reply(content=f"{typed.error} {TYPED_OPTIONS_HINT}", ephemeral=True)
+    lobby = typed.lobby or request.lobby
+    topic = typed.rest
+    lifetime = typed.lifetime_seconds
+    if request.duration is not None:
+        lifetime = parse_duration(request.duration)
+        if lifetime is None:
+            port.count_command("discord", "invalid")
+            return None, Reply(content=DURATION_HELP, ephemeral=True)
+    org = str(request.guild_id) if request.guild_id is not None else "dm"
+    try:
+        room = port.create_room(
+            ChatRoomRequest(
+                platform="discord",
+                organisation=org,
+                user=str(request.user_id),
+                topic=topic or None,
+                lobby=lobby,
+                lifetime_seconds=lifetime,
+            )
+        )
+    except RateLimited as error:
+        logger.warning("discord: /meetnow refused: rate limited")
+        port.count_command("discord", "rate_limited")
+        return None, Reply(content=str(error), ephemeral=True)
+    except TooManyRooms as error:
+        logger.warning("discord: /meetnow refused: too many open rooms")
+        port.count_command("discord", "server_full")
+        return None, Reply(content=str(error), ephemeral=True)
+    port.count_command("discord", "created")
+    reply = Reply(embed=live_embed(room, request.user_id), join_url=port.room_url(room))
+    if request.invite_id is not None:
+        reply.content = f"<@{request.invite_id}> you're invited to join this call."
+        reply.mention = request.invite_id
+    return room, reply
+
+
+def host_link_text(host_link: str) -> str:
+    """The ephemeral follow-up for the command's author alone: a fresh host link."""
+    return (
+        f"Your host link — keep it to yourself: {host_link}\n"
+        "Open it to join as the host: you let people in from the lobby, and can lock the "
+        "room, remove or mute people and end the meeting. Anyone holding it is a host too. "
+        "The Admit / Deny buttons on the call message work for you alone."
+    )
