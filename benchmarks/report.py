@@ -423,7 +423,7 @@ def obstacles(r: Results) -> str:
         "rooms of at most one core each. The density section runs the relay in one process on "
         f"purpose, to measure one core. On this {os.cpu_count()}-core machine the load generator "
         "needs a core of its own, so the workers cannot all be driven to saturation here; "
-        "`tests/test_workers.py` shows rooms landing on different workers, media flowing through "
+        "`tests/signaling/test_workers.py` shows rooms landing on different workers, media flowing through "
         "both, and a crashed worker disconnecting only its rooms.",
     ]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ apt_install() {
 
 echo "== setup"
 [ -x /usr/bin/chromium ] || { echo "installing Debian's chromium"; apt_install chromium; }
-# Caddy and coturn for tests/test_deploy.py and tests/test_check.py: the tests start their own on
+# Caddy and coturn for tests/server/test_deploy.py and tests/server/test_check.py: the tests start their own on
 # free loopback ports, so stop the services the packages may have started (ports 80, 443, 3478).
 if ! { command -v caddy && command -v turnserver; } >/dev/null; then
   echo "installing Debian's caddy and coturn"

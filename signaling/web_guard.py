@@ -76,7 +76,7 @@ class GuardedRequest(web.Request):
 
 with warnings.catch_warnings():
     # aiohttp discourages subclassing its Application; this one changes nothing but the request
-    # class (``_cls`` is the parameter aiohttp keeps for that), and tests/test_hardening_http.py
+    # class (``_cls`` is the parameter aiohttp keeps for that), and tests/security/test_hardening_http.py
     # fails by name if a new aiohttp stops calling it.
     warnings.simplefilter("ignore", DeprecationWarning)
 

@@ -89,8 +89,8 @@ def test_settings(**overrides: object) -> MeetnowSettings:
         "host": "127.0.0.1",
         "port": free_port(),
         "ice_host_addresses": ["127.0.0.1"],
-        "relay_workers": 0,  # in-process relay; tests/test_workers.py covers worker processes
-        "metrics_listen": "",  # off: servers run side by side (tests/test_metrics.py sets a port)
+        "relay_workers": 0,  # in-process relay; tests/signaling/test_workers.py covers worker processes
+        "metrics_listen": "",  # off: servers run side by side (tests/server/test_metrics.py sets a port)
         "_env_file": None,
     }
     values.update(overrides)

@@ -2,7 +2,7 @@
 
 aiortc is built to decode what it receives and encode what it sends. The relay forwards RTP packets
 instead, so it needs a few private entry points. They live here, behind small functions, so that an
-aiortc upgrade breaks ``tests/test_aiortc_hooks.py`` (the contract tests), not a call. The pinned
+aiortc upgrade breaks ``tests/signaling/test_aiortc_hooks.py`` (the contract tests), not a call. The pinned
 version is in ``pyproject.toml``. Import from this package: its modules are split by concern
 (``receive``, ``sender``, ``feedback``, ``load_generator``, ``ice``) and may move.
 

@@ -1,4 +1,4 @@
-"""Helpers of the threat tests (tests/test_security_*.py): a real server on loopback, participants
+"""Helpers of the threat tests (tests/security/): a real server on loopback, participants
 that speak the protocol, and the round trip the negative checks wait on.
 
 Nothing of ours is mocked: the servers are ``create_app`` on a real socket (or the real
@@ -31,7 +31,7 @@ async def meetnow(
 ) -> AsyncIterator[RunningServer]:
     """The app ``meetnow serve`` runs, on a loopback port in this process (so tests can look at
     its state), the relay in this process unless ``relay_workers`` says otherwise. What the real
-    process prints is tested on the real process (tests/test_security_logs.py)."""
+    process prints is tested on the real process (tests/security/test_security_logs.py)."""
     settings = test_settings(**overrides)
     app = create_app(settings, clock=clock or time.time, rooms=rooms)
     runner = web.AppRunner(app, access_log=None)
