@@ -166,13 +166,18 @@ def server_process_with_workers(tmp_path: Path) -> Iterator[ServerProcess]:
     yield from _server_process(tmp_path, relay_workers=2)
 
 
-def _server_process(tmp_path: Path, relay_workers: int) -> Iterator[ServerProcess]:
+def start_audited_server(
+    tmp_path: Path, *, relay_workers: int, mediarelay: bool = False
+) -> ServerProcess:
+    """``meetnow serve`` (or the MediaRelay baseline) with every process's codec work counted;
+    ``ServerProcess.stop()`` returns the totals (see ``tests/support/audited_server.py``)."""
     port = free_port()
     audit_file = tmp_path / "audit.json"
     env = clean_env(
         MEETNOW_ICE_HOST_ADDRESSES="127.0.0.1",
         MEETNOW_RELAY_WORKERS=str(relay_workers),
         MEETNOW_AUDIT_FILE=str(audit_file),
+        MEETNOW_AUDIT_MEDIARELAY="1" if mediarelay else "0",
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.audited_server", "--port", str(port)],
@@ -188,7 +193,12 @@ def _server_process(tmp_path: Path, relay_workers: int) -> Iterator[ServerProces
     running = ServerProcess(f"http://127.0.0.1:{port}", process, audit_file)
     # Keep reading its output so a chatty server never blocks on a full pipe.
     threading.Thread(target=running.output.extend, args=(process.stdout,), daemon=True).start()
+    return running
+
+
+def _server_process(tmp_path: Path, relay_workers: int) -> Iterator[ServerProcess]:
+    running = start_audited_server(tmp_path, relay_workers=relay_workers)
     yield running
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    if running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,39 +19,11 @@ from signaling.synthetic_media import (
     EncodedVideoTrack,
     encode_media,
 )
-from tests.conftest import ServerProcess, clean_env, free_port
+from tests.conftest import start_audited_server
+
+__all__ = ["start_audited_server"]  # re-exported: the audit tests import it from here
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def start_audited_server(
-    tmp_path: Path, *, relay_workers: int, mediarelay: bool = False
-) -> ServerProcess:
-    """``meetnow serve`` (or the MediaRelay baseline) with every process's codec work counted;
-    ``ServerProcess.stop()`` returns the totals (see ``tests/support/audited_server.py``)."""
-    port = free_port()
-    audit_file = tmp_path / "audit.json"
-    env = clean_env(
-        MEETNOW_ICE_HOST_ADDRESSES="127.0.0.1",
-        MEETNOW_RELAY_WORKERS=str(relay_workers),
-        MEETNOW_AUDIT_FILE=str(audit_file),
-        MEETNOW_AUDIT_MEDIARELAY="1" if mediarelay else "0",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.audited_server", "--port", str(port)],
-        cwd=tmp_path,  # so the server reads no .env of the developer's
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert "meetnow is running" in line, line
-    running = ServerProcess(f"http://127.0.0.1:{port}", process, audit_file)
-    # Keep reading its output so a chatty server never blocks on a full pipe.
-    threading.Thread(target=running.output.extend, args=(process.stdout,), daemon=True).start()
-    return running
 
 
 @functools.cache
