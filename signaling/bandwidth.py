@@ -9,6 +9,15 @@ subscriber receives (audio is served first: its share is set aside before video 
 sends the publisher is the lowest of them, but never under ``REMB_FLOOR_BPS`` (one subscriber on a
 poor link must not ruin the picture for everyone: below the floor it gets fewer temporal layers,
 see :mod:`signaling.vp8_layers`) and never above the relay's own estimate of the upstream link.
+
+A receiver's REMB is bounded by what it receives: Chromium's (and aiortc's) rate control never
+estimates above 1.5 x the incoming bitrate + 10 kbit/s. A subscriber sent only some temporal layers
+therefore asks for little more than those, whatever its link could take; read as its limit, that
+would keep it on those layers for good and pull the publisher down to the floor, round after round
+(measured: 52-102 kbit/s per video on links where peer to peer ran 600-1100). So
+:func:`plan_stream` reads a REMB as a limit only when it is below what the subscriber receives
+(its link is full); otherwise the subscriber may step up one layer and does not hold the publisher
+back.
 """
 
 from __future__ import annotations
@@ -19,11 +28,16 @@ from typing import Protocol
 
 __all__ = [
     "AUDIO_SHARE_BPS",
+    "CONGESTED_BELOW",
+    "LOSS_MIN_PACKETS",
     "REMB_FLOOR_BPS",
     "Downlink",
     "DownlinkStream",
+    "LayerBitrates",
     "LossBasedLimit",
+    "StreamPlan",
     "UpstreamBitrate",
+    "plan_stream",
 ]
 
 REMB_FLOOR_BPS = 150_000
@@ -45,6 +59,72 @@ LOSS_HIGH = 0.10
 """Reported loss above which a stream's bitrate is cut (as in WebRTC's loss-based controller)."""
 LOSS_LOW = 0.02
 """Reported loss under which a cut stream may grow again."""
+
+LOSS_MIN_PACKETS = 50
+"""Packets a loss figure covers at least: a receiver report's own fraction covers the packets
+since the previous report, and a browser sends one with every NACK, so at the bitrates of a poor
+link it read 10-33% from one or two packets of 2% random loss, and cut streams that were fine."""
+
+CONGESTED_BELOW = 0.9
+"""A subscriber's share of its REMB under this fraction of what it receives of a stream says
+its downlink is full (an overuse makes the REMB 0.85 x the incoming bitrate); between this and
+1.0 the layers it gets are held, at or above 1.0 it may take one more."""
+
+ALL_LAYERS = 3
+"""Every temporal layer (as :data:`signaling.vp8_layers.ALL_LAYERS`)."""
+
+
+class LayerBitrates(Protocol):
+    """A publication's bitrate per temporal layer (:class:`~signaling.vp8_layers.LayerRates`)."""
+
+    @property
+    def top_layer(self) -> int:
+        """Highest layer the stream has (0: no temporal layers)."""
+
+    def cumulative(self, tid: int) -> float:
+        """Bit/s of layers 0 to ``tid``."""
+
+    def highest_within(self, bitrate: float) -> int:
+        """The most layers that fit ``bitrate`` (``ALL_LAYERS`` when all do, never none)."""
+
+
+class StreamPlan:
+    """What one subscriber gets of one video stream, and what it asks of the publisher."""
+
+    __slots__ = ("layers", "upstream")
+
+    def __init__(self, layers: int, upstream: float) -> None:
+        self.layers = layers
+        """Highest temporal layer to forward (``ALL_LAYERS``: every one)."""
+        self.upstream = upstream
+        """Bit/s this subscriber lets the publisher send (see :class:`UpstreamBitrate`)."""
+
+
+def plan_stream(
+    remb_share: float | None, loss_limit: float | None, rates: LayerBitrates, current: int
+) -> StreamPlan | None:
+    """Layers and upstream ask for one subscriber of one video stream, from its share of its
+    REMB, its loss-based limit and the layers it gets now (``current``); None without either."""
+    full = rates.cumulative(ALL_LAYERS)
+    receiving = rates.cumulative(current)
+    if remb_share is None or remb_share < CONGESTED_BELOW * receiving:
+        # No REMB, or a full downlink: the estimate is the limit, for the layers and upstream.
+        limits = [b for b in (remb_share, loss_limit) if b is not None]
+        if not limits:
+            return None
+        bitrate = min(limits)
+        return StreamPlan(rates.highest_within(bitrate), bitrate)
+    # The subscriber keeps up with what it gets: its REMB (bounded by that) limits nothing.
+    reachable = receiving
+    if remb_share >= receiving and current != ALL_LAYERS:
+        step_up = current + 1 if current + 1 < rates.top_layer else ALL_LAYERS
+        reachable = rates.cumulative(step_up)
+    layers = rates.highest_within(max(remb_share, reachable))
+    upstream = max(remb_share, full)
+    if loss_limit is not None:
+        layers = min(layers, rates.highest_within(loss_limit))
+        upstream = min(upstream, loss_limit)
+    return StreamPlan(layers, upstream)
 
 
 class DownlinkStream(Protocol):
@@ -109,6 +189,23 @@ class LossBasedLimit:
     def __init__(self) -> None:
         self.limit: float | None = None
         """Bit/s, None while loss is low."""
+        self._counted: tuple[int, int] | None = None  # (lost, highest) at the window's start
+
+    def on_report(self, lost: int, highest: int, sending: float) -> float | None:
+        """A receiver report's cumulative counters (packets lost, extended highest sequence
+        number): once they cover ``LOSS_MIN_PACKETS`` since the last figure, the loss among
+        those packets goes to :meth:`on_loss`."""
+        if self._counted is None:
+            self._counted = (lost, highest)
+            return self.limit
+        expected = highest - self._counted[1]
+        if expected < 0:  # the stream started over (a new binding): count from here
+            self._counted = (lost, highest)
+        elif expected >= LOSS_MIN_PACKETS:
+            fraction = min(1.0, max(0.0, (lost - self._counted[0]) / expected))
+            self._counted = (lost, highest)
+            return self.on_loss(fraction, sending)
+        return self.limit
 
     def on_loss(self, fraction: float, sending: float) -> float | None:
         """A receiver report: ``fraction`` of packets lost since the last one while about

@@ -28,7 +28,7 @@ from .aiortc_hooks import (
     request_keyframe,
     tap_receiver,
 )
-from .bandwidth import Downlink, LossBasedLimit, UpstreamBitrate
+from .bandwidth import Downlink, LossBasedLimit, UpstreamBitrate, plan_stream
 from .loss_recovery import relay_nack_policy
 from .metrics import FORWARDED
 from .tasks import spawn
@@ -296,21 +296,22 @@ class Outbound:
         self._downlink_share = bitrate
         self._apply_bandwidth()
 
-    def _on_loss(self, fraction: float) -> None:
-        """A receiver report from the subscriber about this stream."""
+    def _on_loss(self, lost: int, highest: int) -> None:
+        """A receiver report from the subscriber about this stream (cumulative counters)."""
         if self.kind == "video" and self.publication is not None:
             sending = self.publication.layer_rates.cumulative(ALL_LAYERS)
             if sending > 0:
-                self._loss_limit.on_loss(fraction, sending)
+                self._loss_limit.on_report(lost, highest, sending)
                 self._apply_bandwidth()
 
     def _apply_bandwidth(self) -> None:
         """Choose the layers that fit what the subscriber can take, and tell the publication."""
         publication = self.publication
-        limits = [b for b in (self._downlink_share, self._loss_limit.limit) if b is not None]
-        if publication is None or self.kind != "video" or not limits:
+        if publication is None or self.kind != "video":
             return
-        bitrate = min(limits)
         rates = publication.layer_rates
-        self.layers.set_target(rates.highest_within(bitrate), top=rates.top_layer)
-        publication.subscriber_bitrate(self, bitrate)
+        plan = plan_stream(self._downlink_share, self._loss_limit.limit, rates, self.layers.current)
+        if plan is None:
+            return
+        self.layers.set_target(plan.layers, top=rates.top_layer)
+        publication.subscriber_bitrate(self, plan.upstream)

@@ -23,11 +23,14 @@ __all__ = ["UpstreamRemb", "observe_sender_feedback"]
 
 
 def observe_sender_feedback(
-    sender: RTCRtpSender, on_remb: Callable[[int], None], on_loss: Callable[[float], None]
+    sender: RTCRtpSender, on_remb: Callable[[int], None], on_loss: Callable[[int, int], None]
 ) -> None:
     """Show the relay what a subscriber says about what one sender sends it: each REMB that
     lists the sender's SSRC (``on_remb``, bit/s, an estimate for the subscriber's whole
-    downlink) and the fraction lost in each receiver report about it (``on_loss``, 0 to 1).
+    downlink) and the loss counters of each receiver report about it (``on_loss``: cumulative
+    packets lost, retransmissions that arrived deducted, and the extended highest sequence
+    number; the report's own fraction lost covers whatever few packets arrived since the last
+    report, which a NACK's compound RTCP makes a handful, so it reads 33% for one lost of three).
     aiortc's own handling still runs afterwards (round-trip time, NACKs, PLIs); its REMB
     handling only feeds an encoder, which a forwarding sender never has."""
     internals: Any = sender
@@ -43,7 +46,7 @@ def observe_sender_feedback(
         elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             for report in packet.reports:
                 if report.ssrc == ssrc:
-                    on_loss(report.fraction_lost / 256)
+                    on_loss(report.packets_lost, report.highest_sequence)
         await handle(packet)
 
     internals._handle_rtcp_packet = handle_rtcp_packet

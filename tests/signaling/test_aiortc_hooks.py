@@ -407,7 +407,7 @@ async def test_upstream_remb_is_capped_and_sender_feedback_is_observed(
     sender = publisher.getTransceivers()[0].sender
     receiver = relay.getTransceivers()[0].receiver
     seen: list[int] = []
-    aiortc_hooks.observe_sender_feedback(sender, seen.append, lambda _fraction: None)
+    aiortc_hooks.observe_sender_feedback(sender, seen.append, lambda _lost, _highest: None)
     remb = aiortc_hooks.UpstreamRemb(receiver, lambda own: own // 2)
     internals: Any = receiver
     await wait_until(lambda: internals._RTCRtpReceiver__rtcp_ssrc is not None, 10, "rtcp ssrc")

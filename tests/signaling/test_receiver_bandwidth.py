@@ -10,6 +10,7 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 from signaling.aiortc_hooks import ReceiverFeedback
 from signaling.bandwidth import (
     AUDIO_SHARE_BPS,
+    LOSS_MIN_PACKETS,
     REMB_FLOOR_BPS,
     Downlink,
     LossBasedLimit,
@@ -77,6 +78,29 @@ def test_loss_cuts_a_stream_and_low_loss_lets_it_grow_back() -> None:
     for _ in range(5):
         limit.on_loss(0.0, 1_000_000)
     assert limit.limit is None
+
+
+def test_loss_is_read_over_enough_packets_not_per_report() -> None:
+    """A browser's receiver report rides on each NACK, so the packets since the last one can be
+    three: one of them lost is 33%, which 2% random loss makes often. Counted over at least
+    ``LOSS_MIN_PACKETS`` packets, 2% loss cuts nothing and a congested link still does."""
+    limit = LossBasedLimit()
+    limit.on_report(0, 1000, 1_000_000)  # the first report sets where counting starts
+    lost, highest = 0, 1000
+    for _ in range(40):  # reports every 3 packets, one of 50 lost: 2%
+        highest += 3
+        lost += 1 if highest % 150 < 3 else 0
+        assert limit.on_report(lost, highest, 1_000_000) is None
+    assert lost > 0
+    # A full downlink: 30% of the next LOSS_MIN_PACKETS lost.
+    cut = limit.on_report(lost + 3 * LOSS_MIN_PACKETS // 10, highest + LOSS_MIN_PACKETS, 1_000_000)
+    assert cut is not None and cut < 900_000
+
+
+def test_the_per_report_fraction_would_cut_on_one_packet_of_three() -> None:
+    """The test of the test: the same one lost of three, taken as the report's own fraction,
+    cuts the stream; counted over a window (above), it does not."""
+    assert LossBasedLimit().on_loss(1 / 3, 1_000_000) is not None
 
 
 def publisher_rembs(client: ParticipantClient) -> list[int]:
