@@ -181,6 +181,9 @@ class StreamRecovery:
         stream = self._streams.get(ssrc)
         if stream is None:
             stream = self._streams[ssrc] = MissingPackets(self.policy)
+        elif stream.highest is not None and seq == (stream.highest + 1) & 0xFFFF:
+            stream.highest = seq  # the common case, per packet: in order, nothing to NACK
+            return
         opened = stream.add(seq, self._clock())
         if opened:
             self._send_nack(ssrc, opened)

@@ -88,8 +88,8 @@ class SenderState:
             None  # dtls, srtp, pair, socket, transport
         )
         self.on_missing: Callable[[int], None] | None = None
-        """Called with a sequence number the subscriber NACKed that was never sent to it (or
-        left the history): the relay may not have it either, and can ask upstream."""
+        """Called with a sequence number the subscriber NACKed that was never sent to it: the
+        relay may not have it either, and can ask upstream."""
         internals: Any = sender
         internals._retransmit = self._retransmit
 
@@ -186,7 +186,13 @@ class SenderState:
                 self._transmit(*entry)
             except ConnectionError:
                 pass
-        elif self.on_missing is not None:
+        elif self.on_missing is not None and (
+            entry is None or not 0 < (entry[1] - sequence_number) & 0xFFFF < 0x8000
+        ):
+            # Its slot holds nothing or an older packet: never sent to this subscriber. A slot
+            # holding a newer packet means it was sent and left the history (an overloaded
+            # subscriber re-asking for it): the publisher's copy would be as late, so nothing
+            # is asked upstream.
             self.on_missing(sequence_number)
 
 
