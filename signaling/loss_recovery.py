@@ -184,10 +184,14 @@ class StreamRecovery:
         elif stream.highest is not None and seq == (stream.highest + 1) & 0xFFFF:
             stream.highest = seq  # the common case, per packet: in order, nothing to NACK
             return
-        opened = stream.add(seq, self._clock())
+        now = self._clock()
+        opened = stream.add(seq, now)
         if opened:
             self._send_nack(ssrc, opened)
-            self._schedule()
+            # The new packets are due first at this time; anything missing before is due no
+            # later, and already has its wake-up. No scan of every missing packet per gap: under
+            # heavy loss that scan, hundreds of entries per gap, was the cost of recovery.
+            self._schedule_at(now + min(self.policy.interval, self.policy.deadline))
 
     def request(self, ssrc: int, seq: int) -> bool:
         """A subscriber NACKed ``seq``, which never arrived here: ask upstream now (unless it
@@ -213,9 +217,13 @@ class StreamRecovery:
         if self._closed:
             return
         due = [when for s in self._streams.values() if (when := s.next_due()) is not None]
-        if not due:
+        if due:
+            self._schedule_at(min(due))
+
+    def _schedule_at(self, when: float) -> None:
+        """Wake up at ``when`` unless an earlier wake-up is set."""
+        if self._closed:
             return
-        when = min(due)
         if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
             return  # an earlier wake-up is already set; it reschedules
         if self._timer is not None:
