@@ -8,14 +8,21 @@ always the answerer, so there is never any glare.
 from __future__ import annotations
 
 import json
-from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from .errors import MeetnowError
+from .protocol_base import (
+    MAX_SDP_LENGTH,
+    PROTOCOL_VERSION,
+    ClientWireMessage,
+    ErrorCode,
+    WireMessage,
+)
 
 __all__ = [
+    "MAX_SDP_LENGTH",
     "PROTOCOL_VERSION",
     "AdmitMessage",
     "AnswerMessage",
@@ -55,67 +62,10 @@ __all__ = [
     "parse_client_message",
 ]
 
-PROTOCOL_VERSION = 1
-"""Bumped on any change a deployed client could not understand."""
-
-MAX_SDP_LENGTH = 200_000
-"""An SDP answer for a full room (about 100 m-lines) stays well under this."""
-
-
-class ErrorCode(StrEnum):
-    """The ``code`` of an ``error`` message. Clients switch on it; the ``message`` is for people."""
-
-    MALFORMED = "malformed"
-    """The text was not a JSON object."""
-    UNKNOWN_TYPE = "unknown_type"
-    """``type`` is missing or names no message of this protocol."""
-    INVALID_MESSAGE = "invalid_message"
-    """A known message with missing, extra or out-of-range fields."""
-    UNSUPPORTED_VERSION = "unsupported_version"
-    """``join`` asked for a protocol version this server does not speak."""
-    OUT_OF_ORDER = "out_of_order"
-    """A valid message at the wrong time (``answer`` before ``join``, a second ``join``...)."""
-    ROOM_NOT_FOUND = "room_not_found"
-    """The room does not exist, has expired or has ended."""
-    ROOM_FULL = "room_full"
-    """The room has reached its participant cap."""
-    ROOM_ENDED = "room_ended"
-    """The meeting has ended or its link has expired (the page answers 410)."""
-    LOCKED = "locked"
-    """A host locked the room: nobody new gets in."""
-    REMOVED = "removed"
-    """A host removed this session; it cannot come straight back."""
-    DENIED = "denied"
-    """A host turned this knock away at the lobby."""
-    NOT_HOST = "not_host"
-    """Only a host may send this message."""
-    RATE_LIMITED = "rate_limited"
-    """Too many messages; slow down (a flood closes the connection, 1008)."""
-    TOO_MANY_CANDIDATES = "too_many_candidates"
-    """An answer would take the connection past its cap of ICE candidates; the offer still
-    waits for an answer within the cap."""
-    NEGOTIATION_FAILED = "negotiation_failed"
-    """The SDP answer could not be applied; the client should rejoin."""
-    NO_PORTS = "no_ports"
-    """The relay has no free UDP port left in ``MEETNOW_ICE_PORT_RANGE`` for this participant;
-    nobody else is affected. Joining later may work."""
-    SERVER_ERROR = "server_error"
-    """Something failed on our side; nobody else is affected."""
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _ClientMessage(_Message):
-    # Strict: "revision": true or "audio": "yes" are errors, not guesses.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
 # ---------------------------------------------------------------- client -> server
 
 
-class JoinMessage(_ClientMessage):
+class JoinMessage(ClientWireMessage):
     """First message on a connection: enter the room under a display name."""
 
     type: Literal["join"] = "join"
@@ -134,7 +84,7 @@ class JoinMessage(_ClientMessage):
     """The host secret handed to the room's creator (never part of the shareable link)."""
 
 
-class AnswerMessage(_ClientMessage):
+class AnswerMessage(ClientWireMessage):
     """The SDP answer to the server's latest ``offer``."""
 
     type: Literal["answer"] = "answer"
@@ -143,7 +93,7 @@ class AnswerMessage(_ClientMessage):
     sdp: str = Field(min_length=1, max_length=MAX_SDP_LENGTH)
 
 
-class MediaStateMessage(_ClientMessage):
+class MediaStateMessage(ClientWireMessage):
     """The client muted or unmuted its microphone or camera."""
 
     type: Literal["media_state"] = "media_state"
@@ -151,7 +101,7 @@ class MediaStateMessage(_ClientMessage):
     video: bool
 
 
-class _TargetedMessage(_ClientMessage):
+class _TargetedMessage(ClientWireMessage):
     participant_id: str = Field(min_length=1, max_length=32)
     """Whom the host command is about."""
 
@@ -187,33 +137,33 @@ class MakeHostMessage(_TargetedMessage):
     type: Literal["make_host"] = "make_host"
 
 
-class LockMessage(_ClientMessage):
+class LockMessage(ClientWireMessage):
     """Host: lock or unlock the room (no new joins while locked)."""
 
     type: Literal["lock"] = "lock"
     locked: bool
 
 
-class SetLobbyMessage(_ClientMessage):
+class SetLobbyMessage(ClientWireMessage):
     """Host: turn the lobby on or off."""
 
     type: Literal["set_lobby"] = "set_lobby"
     enabled: bool
 
 
-class EndMeetingMessage(_ClientMessage):
+class EndMeetingMessage(ClientWireMessage):
     """Host: end the meeting for everyone; the link then answers 410."""
 
     type: Literal["end_meeting"] = "end_meeting"
 
 
-class PingMessage(_ClientMessage):
+class PingMessage(ClientWireMessage):
     """Application-level keepalive; answered by ``pong``."""
 
     type: Literal["ping"] = "ping"
 
 
-class LeaveMessage(_ClientMessage):
+class LeaveMessage(ClientWireMessage):
     """The participant leaves; the server closes the connection."""
 
     type: Literal["leave"] = "leave"
@@ -237,35 +187,22 @@ ClientMessage = Annotated[
 ]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 _CLIENT_TYPES = frozenset(
-    {
-        "join",
-        "answer",
-        "media_state",
-        "ping",
-        "leave",
-        "admit",
-        "deny",
-        "remove",
-        "mute",
-        "make_host",
-        "lock",
-        "set_lobby",
-        "end_meeting",
-    }
+    model.model_fields["type"].default for model in get_args(get_args(ClientMessage)[0])
 )
+"""Every ``type`` a client may send, read off the union so that adding a message is one edit."""
 
 
 # ---------------------------------------------------------------- server -> client
 
 
-class MediaState(_Message):
+class MediaState(WireMessage):
     """Whether a participant's microphone and camera are on."""
 
     audio: bool
     video: bool
 
 
-class ParticipantInfo(_Message):
+class ParticipantInfo(WireMessage):
     """What everyone in a room knows about a participant."""
 
     id: str
@@ -279,7 +216,7 @@ class ParticipantInfo(_Message):
     """A host stopped forwarding this participant's audio."""
 
 
-class RoomInfo(_Message):
+class RoomInfo(WireMessage):
     """The room as the client needs it."""
 
     id: str
@@ -293,7 +230,7 @@ class RoomInfo(_Message):
     """Newcomers wait for a host."""
 
 
-class IceServerInfo(_Message):
+class IceServerInfo(WireMessage):
     """An ``RTCIceServer`` for the browser's peer connection."""
 
     urls: list[str]
@@ -301,7 +238,7 @@ class IceServerInfo(_Message):
     credential: str | None = None
 
 
-class TrackInfo(_Message):
+class TrackInfo(WireMessage):
     """What one m-line of an offer carries."""
 
     participant: str
@@ -309,7 +246,7 @@ class TrackInfo(_Message):
     kind: Literal["audio", "video"]
 
 
-class JoinedMessage(_Message):
+class JoinedMessage(WireMessage):
     """Answer to ``join``: you are in. An ``offer`` follows."""
 
     type: Literal["joined"] = "joined"
@@ -328,7 +265,7 @@ class JoinedMessage(_Message):
     servers of ``ice_servers`` only (``MEETNOW_ICE_TRANSPORT_POLICY``)."""
 
 
-class OfferMessage(_Message):
+class OfferMessage(WireMessage):
     """An SDP offer to answer with ``answer``. ``tracks`` maps each active m-line (by mid) to whose
     media it carries; m-lines not listed are idle. The m-lines whose participant is the client itself
     are the ones it publishes on (direction ``sendonly`` in its answer)."""
@@ -339,7 +276,7 @@ class OfferMessage(_Message):
     tracks: dict[str, TrackInfo]
 
 
-class WaitingMessage(_Message):
+class WaitingMessage(WireMessage):
     """Answer to ``join`` in a room with a lobby: wait until a host admits you (``joined`` and an
     ``offer`` follow) or denies you (``error`` ``denied``)."""
 
@@ -347,20 +284,20 @@ class WaitingMessage(_Message):
     room: RoomInfo
 
 
-class KnockInfo(_Message):
+class KnockInfo(WireMessage):
     id: str
     name: str
     """Untrusted text."""
 
 
-class KnockMessage(_Message):
+class KnockMessage(WireMessage):
     """To hosts: someone waits in the lobby."""
 
     type: Literal["knock"] = "knock"
     participant: KnockInfo
 
 
-class KnockResolvedMessage(_Message):
+class KnockResolvedMessage(WireMessage):
     """To hosts: a knock was answered, or the knocker left."""
 
     type: Literal["knock_resolved"] = "knock_resolved"
@@ -368,33 +305,33 @@ class KnockResolvedMessage(_Message):
     admitted: bool
 
 
-class RoomUpdatedMessage(_Message):
+class RoomUpdatedMessage(WireMessage):
     """The room's lock or lobby setting changed."""
 
     type: Literal["room_updated"] = "room_updated"
     room: RoomInfo
 
 
-class ParticipantJoinedMessage(_Message):
+class ParticipantJoinedMessage(WireMessage):
     type: Literal["participant_joined"] = "participant_joined"
     participant: ParticipantInfo
 
 
-class ParticipantUpdatedMessage(_Message):
+class ParticipantUpdatedMessage(WireMessage):
     type: Literal["participant_updated"] = "participant_updated"
     participant: ParticipantInfo
 
 
-class ParticipantLeftMessage(_Message):
+class ParticipantLeftMessage(WireMessage):
     type: Literal["participant_left"] = "participant_left"
     participant_id: str
 
 
-class PongMessage(_Message):
+class PongMessage(WireMessage):
     type: Literal["pong"] = "pong"
 
 
-class ErrorMessage(_Message):
+class ErrorMessage(WireMessage):
     """Something the client sent was refused. ``fatal`` errors are followed by the server closing
     the connection; others leave the connection and the call as they were."""
 
@@ -404,7 +341,7 @@ class ErrorMessage(_Message):
     fatal: bool = False
 
 
-class RoomClosedMessage(_Message):
+class RoomClosedMessage(WireMessage):
     """The room ended; the connection closes after this."""
 
     type: Literal["room_closed"] = "room_closed"
