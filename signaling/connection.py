@@ -23,24 +23,17 @@ from .errors import (
     TooManyCandidates,
 )
 from .forwarding import Kind
+from .host_commands import run_host_command
 from .ice_policy import CandidateScreen, policy_from_settings
 from .limits import Bucket, TokenBucket
 from .protocol import (
     PROTOCOL_VERSION,
-    AdmitMessage,
     AnswerMessage,
-    ClientMessage,
-    DenyMessage,
-    EndMeetingMessage,
     ErrorCode,
     JoinedMessage,
     JoinMessage,
-    KnockMessage,
     LeaveMessage,
-    LockMessage,
-    MakeHostMessage,
     MediaStateMessage,
-    MuteMessage,
     OfferMessage,
     ParticipantJoinedMessage,
     ParticipantLeftMessage,
@@ -48,10 +41,8 @@ from .protocol import (
     PingMessage,
     PongMessage,
     ProtocolError,
-    RemoveMessage,
     RoomClosedMessage,
     ServerMessage,
-    SetLobbyMessage,
     WaitingMessage,
     dump_server_message,
     parse_client_message,
@@ -173,7 +164,7 @@ class ClientConnection:
             elif isinstance(parsed, MediaStateMessage):
                 await self._media_state(parsed)
             else:
-                await self._host_command(parsed)
+                await run_host_command(self._server, self._room, self.participant_id, parsed)
         except ProtocolError as error:
             await self._refuse(error)
         except Exception:
@@ -309,57 +300,6 @@ class ClientConnection:
             ParticipantUpdatedMessage(participant=participant_info(participant)),
             exclude=participant.id,
         )
-
-    async def _host_command(self, message: ClientMessage) -> None:
-        server, room = self._server, self._room
-        me = room.participants.get(self.participant_id or "")
-        if me is None or not me.host:
-            raise ProtocolError(ErrorCode.NOT_HOST, "Only a host can do that.")
-        if isinstance(message, AdmitMessage):
-            try:
-                if server.rooms.admit(room, message.participant_id) is None:
-                    raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is waiting.")
-            except RoomFull as error:
-                raise ProtocolError(ErrorCode.ROOM_FULL, str(error)) from None
-        elif isinstance(message, DenyMessage):
-            if server.rooms.deny(room, message.participant_id) is None:
-                raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is waiting.")
-        elif isinstance(message, RemoveMessage):
-            target = server.hub.get(room.id, message.participant_id)
-            if server.rooms.remove(room, message.participant_id) is None:
-                raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is here.")
-            if target is not None:
-                await target.removed()
-        elif isinstance(message, MuteMessage):
-            participant = server.rooms.set_muted(room, message.participant_id, message.muted)
-            if participant is None:
-                raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is here.")
-            await server.relay.set_forwarding(room.id, participant.id, "audio", not message.muted)
-            await server.hub.broadcast(
-                room.id,
-                ParticipantUpdatedMessage(participant=participant_info(participant)),
-                exclude=None,
-            )
-        elif isinstance(message, MakeHostMessage):
-            participant = server.rooms.make_host(room, message.participant_id)
-            if participant is None:
-                raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is here.")
-            await server.hub.broadcast(
-                room.id,
-                ParticipantUpdatedMessage(participant=participant_info(participant)),
-                exclude=None,
-            )
-            # The new host learns who already waits in the lobby.
-            new_host = server.hub.get(room.id, participant.id)
-            if new_host is not None:
-                for waiting in list(room.waiting.values()):
-                    await new_host.send(KnockMessage(participant=knock_info(waiting)))
-        elif isinstance(message, LockMessage):
-            server.rooms.set_locked(room, message.locked)
-        elif isinstance(message, SetLobbyMessage):
-            server.rooms.set_lobby(room, message.enabled)
-        elif isinstance(message, EndMeetingMessage):
-            server.rooms.end(room)
 
     async def _leave(self) -> None:
         participant_id, self.participant_id = self.participant_id, None
