@@ -1,23 +1,23 @@
-"""The room model: rooms, the people in them, where rooms are kept, and what the service tells
-its listeners. Plain data: :class:`~signaling.rooms.RoomService` is what changes it."""
+"""The room model: rooms, the people in them, and what the service tells its listeners (where
+rooms are kept across restarts: :mod:`signaling.room_store`). Plain data: :class:`~signaling.rooms.RoomService` is what changes it."""
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from .limits import TokenBucket
 
 __all__ = [
     "ROOM_ID_PATTERN",
     "Clock",
-    "InMemoryRoomStore",
     "Participant",
     "Room",
     "RoomEvents",
     "RoomLimits",
-    "RoomStore",
     "new_participant_id",
     "new_room_id",
 ]
@@ -58,6 +58,8 @@ class Participant:
     """Whether this participant has host rights (admit, lock, remove, mute, end)."""
     muted_by_host: bool = False
     """A host stopped forwarding this participant's audio (until a host lets it through again)."""
+    hand_raised_at: int | None = None
+    """When this participant raised their hand (milliseconds since the epoch), or None."""
 
 
 @dataclass
@@ -103,6 +105,12 @@ class Room:
     """Sessions with host rights (by token or granted): they keep them across reconnects."""
     muted_sessions: set[str] = field(default_factory=set)
     """Sessions a host muted: reconnecting does not unmute them."""
+    raised_hands: dict[str, int] = field(default_factory=dict)
+    """When each session raised its hand (ms since the epoch): reconnecting keeps it raised,
+    leaving lowers it (:mod:`signaling.hands`). In memory only."""
+    chat_allowance: dict[str, TokenBucket] = field(default_factory=dict)
+    """Each session's chat rate limit (:mod:`signaling.chat`): reconnecting does not refill it.
+    In memory only, gone with the room."""
     join_deadline: float | None = None
     """After this clock time the link admits nobody new (``/meetnow --for 2h``)."""
 
@@ -119,38 +127,6 @@ class Room:
 
     def hosts(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.host]
-
-
-class RoomStore(Protocol):
-    """Where rooms are kept. The in-memory store is the default; a shared one can replace it."""
-
-    def get(self, room_id: str) -> Room | None: ...
-    def put(self, room: Room) -> None: ...
-    def delete(self, room_id: str) -> None: ...
-    def __len__(self) -> int: ...
-    def __iter__(self) -> Iterator[Room]: ...
-
-
-class InMemoryRoomStore:
-    """Rooms in a dict: fast, private, and gone when the process ends."""
-
-    def __init__(self) -> None:
-        self._rooms: dict[str, Room] = {}
-
-    def get(self, room_id: str) -> Room | None:
-        return self._rooms.get(room_id)
-
-    def put(self, room: Room) -> None:
-        self._rooms[room.id] = room
-
-    def delete(self, room_id: str) -> None:
-        self._rooms.pop(room_id, None)
-
-    def __len__(self) -> int:
-        return len(self._rooms)
-
-    def __iter__(self) -> Iterator[Room]:
-        return iter(list(self._rooms.values()))
 
 
 class RoomEvents(Protocol):

@@ -1,7 +1,9 @@
 """The room service: create, look up, join, leave and expire rooms.
 
-Rooms live behind a small :class:`RoomStore` interface (in memory by default). Clock and id source
-are injected so tests can move time and predict nothing else. Chat adapters and the websocket layer
+The rooms of this process are kept in memory; with a :class:`RoomStore` (SQLite by default, see
+:mod:`signaling.room_store`) every change that must survive a restart is also written there, in
+order, off the call path, and :meth:`RoomService.open` reads it all back at start-up. Clock and id
+source are injected so tests can move time and predict nothing else. Chat adapters and the websocket layer
 call this service; none of them keeps room state of its own. The model it works on is in
 :mod:`signaling.room_model` (re-exported here), ended rooms' ids in :mod:`signaling.tombstones`.
 """
@@ -26,15 +28,14 @@ from .errors import (
 from .room_model import (
     ROOM_ID_PATTERN,
     Clock,
-    InMemoryRoomStore,
     Participant,
     Room,
     RoomEvents,
     RoomLimits,
-    RoomStore,
     new_participant_id,
     new_room_id,
 )
+from .room_store import RoomStore, StoreWriter, record_of, room_from
 from .text import clean_text
 from .tombstones import Tombstones, secret_key
 
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "LINK_EXPIRED",
     "ROOM_ID_PATTERN",
-    "InMemoryRoomStore",
     "Participant",
     "Room",
     "RoomEvents",
@@ -74,12 +74,75 @@ class RoomService:
         make_participant_id: Callable[[], str] = new_participant_id,
     ) -> None:
         self.limits = limits or RoomLimits()
-        self._store: RoomStore = store if store is not None else InMemoryRoomStore()
+        self._by_id: dict[str, Room] = {}
+        """The open rooms of this process, by id."""
+        self._writer = StoreWriter(store) if store is not None else None
+        self._durable = store is not None
+        """Writes to the durable store, in order; None: rooms live in memory only."""
         self._clock = clock
         self._make_room_id = make_room_id
         self._make_participant_id = make_participant_id
         self._listeners: list[RoomEvents] = []
         self._tombstones = Tombstones()
+        self._closing_store: RoomStore | None = None
+
+    @property
+    def durable(self) -> bool:
+        """Whether rooms outlive this process (a store keeps them)."""
+        return self._durable
+
+    async def open(self) -> None:
+        """Read the rooms and tombstones the store kept (at start-up, before serving anyone).
+        Rooms come back with nobody connected: pages reconnect by their session."""
+        if self._writer is None:
+            return
+        state = await self._writer.store.load()
+        now = self._clock()
+        for record in state.rooms:
+            self._by_id[record.id] = room_from(record, now)
+        self._tombstones.restore(state.tombstones)
+        self._writer.start()
+        self.sweep()
+
+    async def detach(self) -> None:
+        """Write what is queued and stop writing (a durable server stopping): what happens
+        while the server goes down, its own websockets closing, is not the people leaving."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._closing_store = writer.store
+            await writer.stop()
+
+    async def close(self) -> None:
+        """Write what is queued and close the store."""
+        await self.detach()
+        if self._closing_store is not None:
+            await self._closing_store.close()
+            self._closing_store = None
+
+    async def flush(self) -> None:
+        """Wait until every change so far is in the store (tests, shutdown)."""
+        if self._writer is not None:
+            await self._writer.flush()
+
+    def remember(self, room_id: str, name: str, value: str) -> None:
+        """Keep a small value (a chat card's address) with an open room until it closes."""
+        writer = self._writer
+        if writer is not None and room_id in self._by_id:
+            writer.submit(lambda: writer.store.put_chat_value(room_id, name, value))
+
+    async def remembered(self, name: str) -> dict[str, str]:
+        """The values kept under ``name`` (:meth:`remember`), by open room id."""
+        if self._writer is None:
+            return {}
+        await self._writer.flush()
+        values = await self._writer.store.chat_values(name)
+        return {room_id: value for room_id, value in values.items() if room_id in self._by_id}
+
+    def _save(self, room: Room) -> None:
+        writer = self._writer
+        if writer is not None and self._by_id.get(room.id) is room:
+            record = record_of(room)
+            writer.submit(lambda: writer.store.save_room(record))
 
     def add_listener(self, listener: RoomEvents) -> None:
         """Be told of every join, leave and room end."""
@@ -100,15 +163,15 @@ class RoomService:
         admits nobody new after that long (default: only the unused-room TTL applies). Raises
         :class:`TooManyRooms` at the server's cap."""
         # Sweeping scans every room: only when at the cap (the server also sweeps periodically).
-        if len(self._store) >= self.limits.max_rooms:
+        if len(self._by_id) >= self.limits.max_rooms:
             self.sweep()
-        if len(self._store) >= self.limits.max_rooms:
+        if len(self._by_id) >= self.limits.max_rooms:
             raise TooManyRooms("This server has too many open rooms; try again later.")
         topic = clean_text(topic, self.limits.topic_max_length) if topic else None
         now = self._clock()
         room_id = self._make_room_id()
         # Only an injected id source can collide; an ended room's id never comes back either.
-        while self._store.get(room_id) is not None or room_id in self._tombstones:
+        while self._by_id.get(room_id) is not None or room_id in self._tombstones:
             room_id = self._make_room_id()
         ttl = self.limits.unused_ttl_seconds
         room = Room(
@@ -122,7 +185,8 @@ class RoomService:
             lobby=lobby,
             join_deadline=now + lifetime_seconds if lifetime_seconds else None,
         )
-        self._store.put(room)
+        self._by_id[room.id] = room
+        self._save(room)
         return room
 
     def issue_host_token(self, room: Room) -> str:
@@ -130,6 +194,7 @@ class RoomService:
         hand it to the room's creator alone, never in the shareable link."""
         token = secrets.token_urlsafe(24)
         room.host_keys.append(secret_key(token))
+        self._save(room)
         return token
 
     def is_host_token(self, room: Room, token: str | None) -> bool:
@@ -146,7 +211,7 @@ class RoomService:
         """The open room with this id, or None for a malformed, unknown, expired or closed one."""
         if not ROOM_ID_PATTERN.fullmatch(room_id):
             return None
-        room = self._store.get(room_id)
+        room = self._by_id.get(room_id)
         if room is None:
             return None
         if self._is_due(room, self._clock()):
@@ -197,6 +262,7 @@ class RoomService:
             joined_at=now,
             host=host,
             muted_by_host=session in room.muted_sessions,
+            hand_raised_at=room.raised_hands.get(session),  # kept across a reconnect
         )
         if room.lobby and not returning:
             if len(room.waiting) >= room.max_participants:
@@ -225,6 +291,7 @@ class RoomService:
         participant = room.waiting.pop(participant_id, None)
         if participant is not None:
             room.banned_sessions.add(participant.session)
+            self._save(room)
             self._notify("waiting_resolved", room, participant, False)
         return participant
 
@@ -236,6 +303,7 @@ class RoomService:
         room.banned_sessions.add(participant.session)
         room.admitted_sessions.discard(participant.session)
         room.host_sessions.discard(participant.session)
+        self._save(room)
         self._drop(room, participant)
         return participant
 
@@ -248,6 +316,7 @@ class RoomService:
                 room.muted_sessions.add(participant.session)
             else:
                 room.muted_sessions.discard(participant.session)
+            self._save(room)
         return participant
 
     def set_locked(self, room: Room, locked: bool) -> None:
@@ -255,6 +324,7 @@ class RoomService:
         someone who knocked before the lock (each knocker hears ``waiting_resolved``, not
         admitted, and may knock again once the room is unlocked; nobody is barred)."""
         room.locked = locked
+        self._save(room)
         if locked:
             for participant in list(room.waiting.values()):
                 del room.waiting[participant.id]
@@ -263,6 +333,7 @@ class RoomService:
 
     def set_lobby(self, room: Room, lobby: bool) -> None:
         room.lobby = lobby
+        self._save(room)
         self._notify("room_changed", room)
 
     def make_host(self, room: Room, participant_id: str) -> Participant | None:
@@ -271,11 +342,12 @@ class RoomService:
         if participant is not None:
             participant.host = True
             room.host_sessions.add(participant.session)
+            self._save(room)
         return participant
 
     def end(self, room: Room) -> None:
         """A host ends the meeting for everyone; the link then answers 410 for good."""
-        if self._store.get(room.id) is room:
+        if self._by_id.get(room.id) is room:
             if room.empty_since is None:
                 room.empty_since = self._clock()
             self._close(room, "ended")
@@ -293,19 +365,22 @@ class RoomService:
         """Close every room that is due: never joined past its TTL, or empty past the grace.
         Forget tombstones past their time."""
         now = self._clock()
-        due = [room for room in self._store if self._is_due(room, now)]
+        due = [room for room in list(self._by_id.values()) if self._is_due(room, now)]
         for room in due:
             self._close(room, "expired")
         self._tombstones.forget_due(now)
+        writer = self._writer
+        if writer is not None:
+            writer.submit(lambda: writer.store.forget_tombstones(now))
         return due
 
     def close_all(self, reason: str) -> None:
         """Close every room (server shutdown): listeners hear ``room_closed`` for each."""
-        for room in list(self._store):
+        for room in list(self._by_id.values()):
             self._close(room, reason)
 
     def rooms(self) -> list[Room]:
-        return list(self._store)
+        return list(self._by_id.values())
 
     def _enter(self, room: Room, participant: Participant) -> None:
         room.participants[participant.id] = participant
@@ -317,6 +392,7 @@ class RoomService:
         room.sessions_seen.add(participant.session)
         room.ever_joined = True
         room.empty_since = None
+        self._save(room)
         self._notify("participant_joined", room, participant)
 
     def _drop(self, room: Room, participant: Participant) -> None:
@@ -327,6 +403,7 @@ class RoomService:
             return
         if not room.participants:
             room.empty_since = self._clock()
+            self._save(room)
         self._notify("participant_left", room, participant)
 
     def _is_due(self, room: Room, now: float) -> bool:
@@ -338,10 +415,17 @@ class RoomService:
         return now >= room.empty_since + self.limits.empty_grace_seconds
 
     def _close(self, room: Room, reason: str) -> None:
-        self._store.delete(room.id)
+        self._by_id.pop(room.id, None)
+        writer = self._writer
+        if writer is not None:
+            room_id = room.id
+            writer.submit(lambda: writer.store.delete_room(room_id))
         if reason != "server_shutdown":
             # Only a hash of the id: its link keeps answering 410 "ended" and is never reused.
-            self._tombstones.bury(room.id, self._clock() + self.limits.tombstone_seconds)
+            until = self._clock() + self.limits.tombstone_seconds
+            key = self._tombstones.bury(room.id, until)
+            if writer is not None:
+                writer.submit(lambda: writer.store.bury(key, until))
         self._notify("room_closed", room, reason)
 
     def _notify(self, event: str, room: Room, *details: object) -> None:

@@ -45,8 +45,10 @@ from .protocol import (
     RoomUpdatedMessage,
 )
 from .relay import Relay, RelayBackend, RelayConfig
+from .room_store import RoomStore
 from .rooms import Participant, Room, RoomLimits, RoomService
 from .settings import Settings
+from .sqlite_store import SqliteRoomStore, default_data_dir
 from .static_assets import StaticAssets
 from .tasks import spawn
 from .web_guard import (
@@ -241,6 +243,7 @@ async def _sweeper(server: MeetnowServer, interval: float) -> None:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     server = app[SERVER]
+    await server.rooms.open()  # before anyone is served: links, hosts and tombstones are back
     set_host_addresses(server.settings.ice_host_addresses)
     if isinstance(server.relay, WorkerPool):
         await server.relay.start()
@@ -253,6 +256,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         await task
     if metrics_runner is not None:
         await metrics_runner.cleanup()
+    await server.rooms.close()
 
 
 async def _start_metrics(server: MeetnowServer) -> web.AppRunner | None:
@@ -266,6 +270,9 @@ async def _start_metrics(server: MeetnowServer) -> web.AppRunner | None:
 
 async def _on_shutdown(app: web.Application) -> None:
     server = app[SERVER]
+    if server.rooms.durable:
+        await _restart_pages(server)
+        return
     for room in server.rooms.rooms():
         for connection in [*server.hub.connections(room.id), *server.hub.unjoined(room.id)]:
             await connection.room_closed("server_shutdown")
@@ -273,6 +280,26 @@ async def _on_shutdown(app: web.Application) -> None:
     # finish their card updates in their own cleanup, which runs after this).
     server.rooms.close_all("server_shutdown")
     await server.relay.close()
+
+
+async def _restart_pages(server: MeetnowServer) -> None:
+    """Stopping with a durable store: the rooms go on after the restart, so nobody is told the
+    meeting is over. Each websocket closes with 1012 "service restart" and its page reconnects
+    with backoff (joining again by its session, straight back in). What the store holds is
+    written first and no later change is: these closes are not people leaving."""
+    await server.rooms.detach()
+    for room in server.rooms.rooms():
+        for connection in [*server.hub.connections(room.id), *server.hub.unjoined(room.id)]:
+            await connection.close(WSCloseCode.SERVICE_RESTART, b"server restarting")
+    await server.relay.close()
+
+
+def open_store(settings: Settings) -> RoomStore | None:
+    """The room store the settings choose (opened now, so a bad directory or database stops
+    start-up with :class:`~signaling.room_store.StoreError`); None: rooms in memory only."""
+    if settings.store == "memory":
+        return None
+    return SqliteRoomStore(settings.data_dir or default_data_dir())
 
 
 def room_limits(settings: Settings) -> RoomLimits:
@@ -294,7 +321,7 @@ def create_app(
 ) -> web.Application:
     """Build the meetnow web application."""
     settings = settings or Settings()
-    rooms = rooms or RoomService(room_limits(settings), clock=clock)
+    rooms = rooms or RoomService(room_limits(settings), clock=clock, store=open_store(settings))
     server = MeetnowServer(settings, rooms)
     app = MeetnowApplication(
         middlewares=[guard_requests],

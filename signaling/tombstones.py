@@ -19,9 +19,15 @@ class Tombstones:
     def __init__(self) -> None:
         self._until: dict[bytes, float] = {}  # sha256(room id) -> until
 
-    def bury(self, room_id: str, until: float) -> None:
-        """Remember ``room_id`` as ended until ``until``."""
-        self._until[secret_key(room_id)] = until
+    def bury(self, room_id: str, until: float) -> bytes:
+        """Remember ``room_id`` as ended until ``until``; the key kept (what a store keeps)."""
+        key = secret_key(room_id)
+        self._until[key] = until
+        return key
+
+    def restore(self, kept: dict[bytes, float]) -> None:
+        """Take back the tombstones a store kept (at start-up)."""
+        self._until.update(kept)
 
     def __contains__(self, room_id: str) -> bool:
         """Whether ``room_id`` has a tombstone, due or not (an id is never reused while kept)."""
