@@ -21,6 +21,7 @@ from signaling.logging_setup import (
     configure_logging,
     restrain,
 )
+from signaling.room_store import StoreError
 from signaling.startup import (
     StartupFacts,
     settings_error_lines,
@@ -51,7 +52,11 @@ def _serve(args: argparse.Namespace) -> int:
     # Libraries that log peer addresses, SDP, or what a client sent stay at WARNING or above,
     # even with -v (create_app and the Slack adapter hold their own loggers there too).
     restrain([*MEDIA_LIBRARY_LOGGERS, *SERVER_LIBRARY_LOGGERS, *SLACK_LIBRARY_LOGGERS])
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except StoreError as error:  # unwritable MEETNOW_DATA_DIR, corrupt database: said, not replaced
+        print(f"meetnow: {error}", file=sys.stderr)
+        return 1
 
     facts = _startup_facts(settings)
 

@@ -6,6 +6,7 @@ Each chat platform's settings live with its adapter (``bot/*_settings.py``); the
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -131,6 +132,13 @@ class Settings(BaseSettings):
     each set their own."""
     log_format: Literal["text", "json"] = "text"
     """``text`` log lines, or ``json``: one JSON object per line, for log shippers."""
+
+    store: Literal["sqlite", "memory"] = "sqlite"
+    """Where rooms are kept: ``sqlite`` (a database in ``data_dir``; rooms, hosts, lobby, lock and
+    ended links survive a restart) or ``memory`` (every room ends with the process)."""
+    data_dir: Path | None = None
+    """Directory of the room database (``sqlite`` store). Unset: ``$XDG_DATA_HOME/meetnow``, else
+    ``~/.local/share/meetnow``."""
 
     @field_validator("metrics_listen")
     @classmethod

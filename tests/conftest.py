@@ -35,6 +35,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     the repository importable from any working directory, and ``extra``."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     env["MEETNOW_METRICS_LISTEN"] = ""  # never the default 9464: server processes run side by side
+    env["MEETNOW_STORE"] = "memory"  # never the developer's data dir (durable tests set their own)
     return {**env, **extra}
 
 
@@ -91,6 +92,7 @@ def test_settings(**overrides: object) -> MeetnowSettings:
         "ice_host_addresses": ["127.0.0.1"],
         "relay_workers": 0,  # in-process relay; tests/signaling/test_workers.py covers worker processes
         "metrics_listen": "",  # off: servers run side by side (tests/server/test_metrics.py sets a port)
+        "store": "memory",  # never the developer's data dir (tests/server/test_durable_rooms.py)
         "_env_file": None,
     }
     values.update(overrides)
