@@ -6,8 +6,12 @@ import { showScreen, showTopic, ui } from "./dom.js";
 import { showEnded } from "./ended.js";
 import { addKnock, clearKnocks, removeKnock, setHost, setRoomState } from "./host.js";
 import { stopMedia } from "./media.js";
+import { stopMutedTalkWatch } from "./muted-talk.js";
 import { clearNotice, clearNotices, showNotice } from "./notices.js";
 import { setVideoStream } from "./playback.js";
+import { screenShareRefused, stopScreenShare } from "./screen.js";
+import { setOwnScreenId, setRemoteScreen } from "./screen-tiles.js";
+import { clearSpeakers, setSpeakers } from "./speakers.js";
 import { hasVideoTrack, state } from "./state.js";
 import { clearGrid, removeParticipant, setRemoteStream, upsertParticipant } from "./tiles.js";
 
@@ -24,6 +28,7 @@ import { clearGrid, removeParticipant, setRemoteStream, upsertParticipant } from
  * @typedef {import("./protocol.js").KnockDetail} KnockDetail
  * @typedef {import("./protocol.js").KnockResolvedDetail} KnockResolvedDetail
  * @typedef {import("./protocol.js").RoomUpdatedDetail} RoomUpdatedDetail
+ * @typedef {import("./protocol.js").SpeakersDetail} SpeakersDetail
  */
 
 /** @param {JoinedDetail} detail */
@@ -36,6 +41,9 @@ function onJoined(detail) {
     state.localTile.id = detail.participantId;
     state.localTile.root.setAttribute("data-participant", detail.participantId);
   }
+  setOwnScreenId(detail.participantId);
+  // Ids are new after a reconnect: the relay says again who speaks.
+  clearSpeakers();
   if (!ui.waiting.hidden) ui.waitingPreview.srcObject = null;
   showScreen(ui.call);
   // A new participant on the server: its host mute (if any) does not carry over.
@@ -119,6 +127,8 @@ function onServerError(detail) {
     });
   } else if (detail.code === "not_host") {
     showNotice("error", "Only a host can do that.", { kind: "error", timeoutMs: 5000 });
+  } else if (detail.code === "too_many_screen_shares") {
+    screenShareRefused(detail.message);
   } else {
     showNotice("error", detail.message, { kind: "error", timeoutMs: 8000 });
   }
@@ -135,6 +145,9 @@ export function resetAfterCall() {
   state.call = null;
   state.inCall = false;
   ui.waitingPreview.srcObject = null;
+  stopScreenShare({ tellServer: false });
+  stopMutedTalkWatch();
+  clearSpeakers();
   stopMedia();
   clearGrid();
   setHost(false);
@@ -168,6 +181,8 @@ export function listenToCall(current) {
   on("room-updated", onRoomUpdated);
   on("participant-left", /** @param {ParticipantLeftDetail} detail */ (detail) => removeParticipant(detail.participantId));
   on("remote-stream", /** @param {RemoteStreamDetail} detail */ (detail) => setRemoteStream(detail.participantId, detail.stream));
+  on("remote-screen", /** @param {RemoteStreamDetail} detail */ (detail) => setRemoteScreen(detail.participantId, detail.stream));
+  on("speakers", setSpeakers);
   on("reconnecting", onReconnecting);
   on("reconnected", () => showNotice("connection", "Reconnected.", { timeoutMs: 3000 }));
   on("server-error", onServerError);

@@ -12,6 +12,7 @@ import { eventForMessage, isValidHostToken, joinMessage, websocketUrl } from "./
  * @typedef {import("./wire.js").JoinedMessage} JoinedMessage
  * @typedef {import("./wire.js").WaitingMessage} WaitingMessage
  * @typedef {import("./wire.js").OfferMessage} OfferMessage
+ * @typedef {import("./wire.js").TrackSource} TrackSource
  * @typedef {import("./protocol.js").MeetnowCallOptions} MeetnowCallOptions
  */
 
@@ -40,7 +41,7 @@ export class CallConnection extends EventTarget {
     /** @protected */ this._videoEnabled = this._trackEnabled("video");
 
     /** @private @type {SignalingSocket | null} */ this._socket = null;
-    /** @private @type {RTCPeerConnection | null} */ this._pc = null;
+    /** @protected @type {RTCPeerConnection | null} */ this._pc = null;
     /** Bumped whenever the current websocket/pc pair is torn down; stale callbacks compare it.
      * @private */
     this._generation = 0;
@@ -59,6 +60,11 @@ export class CallConnection extends EventTarget {
     /** @private @type {{audio: boolean, video: boolean} | null} */ this._sentMedia = null;
     /** Per remote participant: the stream handed to the UI. @private @readonly */
     this._remote = new RemoteStreams((participantId, stream) => this._emit("remote-stream", { participantId, stream }));
+    /** Per remote participant sharing a screen: its screen's stream. @private @readonly */
+    this._screens = new RemoteStreams((participantId, stream) => this._emit("remote-screen", { participantId, stream }));
+    /** What we share (display video, perhaps tab audio), or null; kept across reconnects. @protected
+     * @type {MediaStream | null} */
+    this._screen = null;
 
     /** @private */ this._onOnline = () => {
       // Back online while waiting to retry: retry now.
@@ -123,7 +129,7 @@ export class CallConnection extends EventTarget {
 
   /** @private */
   _sendJoin() {
-    this._send(joinMessage(this.name, this.session, this.stream, this._hostToken));
+    this._send(joinMessage(this.name, this.session, this.stream, this._hostToken, this._screenSharing()));
   }
 
   /**
@@ -218,6 +224,7 @@ export class CallConnection extends EventTarget {
     if (socket) socket.close();
     this._closePeerConnection();
     this._remote.clear();
+    this._screens.clear();
   }
 
   /** @private */
@@ -265,13 +272,29 @@ export class CallConnection extends EventTarget {
   }
 
   /**
+   * The live track we send on our m-line of this source, if any.
    * @private
-   * @param {"audio" | "video"} kind
+   * @param {TrackSource} source
    * @returns {MediaStreamTrack | null}
    */
-  _localTrack(kind) {
-    const tracks = kind === "audio" ? this.stream.getAudioTracks() : this.stream.getVideoTracks();
+  _localTrack(source) {
+    const screen = this._screen;
+    /** @type {MediaStreamTrack[]} */
+    let tracks;
+    if (source === "screen") tracks = screen ? screen.getVideoTracks() : [];
+    else if (source === "screen_audio") tracks = screen ? screen.getAudioTracks() : [];
+    else tracks = source === "microphone" ? this.stream.getAudioTracks() : this.stream.getVideoTracks();
     return tracks.find((track) => track.readyState !== "ended") ?? null;
+  }
+
+  /**
+   * Which tracks of our screen share are live (what `join` and `screen_share` announce).
+   * @protected
+   * @returns {{video: boolean, audio: boolean}}
+   */
+  _screenSharing() {
+    const video = this._localTrack("screen") !== null;
+    return { video, audio: video && this._localTrack("screen_audio") !== null };
   }
 
   // ------------------------------------------------------------------ messages
@@ -393,12 +416,13 @@ export class CallConnection extends EventTarget {
     if (!pc || stale()) return;
     const answer = await answerOffer(pc, message, {
       participantId: this._participantId,
-      localTrack: (kind) => this._localTrack(kind),
+      localTrack: (source) => this._localTrack(source),
       stale,
     });
     if (!answer) return;
     this._send({ type: "answer", revision: message.revision, sdp: answer.sdp });
-    this._remote.update(answer.remote);
+    this._remote.update(answer.remote.cameras);
+    this._screens.update(answer.remote.screens);
   }
 
   /**

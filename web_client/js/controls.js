@@ -1,6 +1,7 @@
 // The pre-join toggles and the call's control bar: what each button says and whether it can act.
 
 import { ui } from "./dom.js";
+import { updateMutedTalkWatch } from "./muted-talk.js";
 import { showNotice } from "./notices.js";
 import { hasAudioTrack, hasVideoTrack, state } from "./state.js";
 import { setTileMedia, setTileRoles } from "./tiles.js";
@@ -79,6 +80,7 @@ export function renderControls() {
     });
     setTileRoles(state.localTile, state.amHost, state.mutedByHost);
   }
+  updateMutedTalkWatch();
 }
 
 /** Copy the plain room link: never a fragment (the host token lives in storage, not in the URL). */

@@ -5,15 +5,21 @@
  * @typedef {import("./wire.js").IceServerInfo} IceServerInfo
  * @typedef {import("./wire.js").JoinedMessage} JoinedMessage
  * @typedef {import("./wire.js").OfferMessage} OfferMessage
+ * @typedef {import("./wire.js").TrackInfo} TrackInfo
+ * @typedef {import("./wire.js").TrackSource} TrackSource
  *
  * @typedef {object} OfferContext what answering an offer needs to know about us
  * @property {string | null} participantId our id: the offer's tracks of ours are the ones we send
- * @property {(kind: "audio" | "video") => MediaStreamTrack | null} localTrack
+ * @property {(source: TrackSource) => MediaStreamTrack | null} localTrack
  * @property {() => boolean} stale the offer is outdated (a new connection, or the call ended)
+ *
+ * @typedef {object} RemoteTracks receiver tracks by remote participant, one map per kind of feed
+ * @property {Map<string, MediaStreamTrack[]>} cameras camera and microphone
+ * @property {Map<string, MediaStreamTrack[]>} screens screen and its audio
  *
  * @typedef {object} Answer
  * @property {string} sdp every candidate included (no trickle ICE)
- * @property {Map<string, MediaStreamTrack[]>} remote receiver tracks by remote participant
+ * @property {RemoteTracks} remote
  */
 
 const ICE_GATHERING_TIMEOUT_MS = 2_000;
@@ -94,6 +100,41 @@ async function requestTemporalLayers(sender) {
 }
 
 /**
+ * A screen is sent for detail: under congestion the encoder drops frames, never resolution (text
+ * must stay readable). A browser without the setting keeps its default.
+ * @param {RTCRtpSender} sender
+ * @returns {Promise<void>}
+ */
+async function keepResolution(sender) {
+  const parameters = /** @type {RTCRtpSendParameters & {degradationPreference?: string}} */ (sender.getParameters());
+  if (parameters.degradationPreference === "maintain-resolution") return;
+  parameters.degradationPreference = "maintain-resolution";
+  try {
+    await sender.setParameters(parameters);
+  } catch {
+    // Not supported here: the browser's default balance.
+  }
+}
+
+/**
+ * The source of an offer's track: the server names it; an older server names none, and then
+ * its only sources are the camera and the microphone.
+ * @param {TrackInfo} info
+ * @returns {TrackSource}
+ */
+function trackSource(info) {
+  if (info.source === "screen" || info.source === "screen_audio" || info.source === "camera" || info.source === "microphone") {
+    return info.source;
+  }
+  return info.kind === "audio" ? "microphone" : "camera";
+}
+
+/** @param {TrackSource} source */
+function isScreenSource(source) {
+  return source === "screen" || source === "screen_audio";
+}
+
+/**
  * @param {RTCRtpTransceiver} transceiver
  * @returns {boolean}
  */
@@ -142,13 +183,12 @@ export function closePeerConnection(pc) {
  * @param {RTCPeerConnection} pc
  * @param {OfferMessage} message
  * @param {OfferContext} context
- * @returns {Promise<Map<string, MediaStreamTrack[]> | null>} receiver tracks by remote participant;
- *   null once stale
+ * @returns {Promise<RemoteTracks | null>} receiver tracks by remote participant; null once stale
  */
 async function assignTransceivers(pc, message, context) {
   const tracks = message.tracks && typeof message.tracks === "object" ? message.tracks : {};
-  /** @type {Map<string, MediaStreamTrack[]>} */
-  const remote = new Map();
+  /** @type {RemoteTracks} */
+  const remote = { cameras: new Map(), screens: new Map() };
   for (const transceiver of pc.getTransceivers()) {
     const mid = transceiver.mid;
     if (mid === null || isStopped(transceiver)) continue;
@@ -157,8 +197,9 @@ async function assignTransceivers(pc, message, context) {
       transceiver.direction = "inactive";
       continue;
     }
+    const source = trackSource(info);
     if (info.participant === context.participantId) {
-      const track = context.localTrack(info.kind);
+      const track = context.localTrack(source);
       if (track) {
         transceiver.direction = "sendonly";
         if (transceiver.sender.track !== track) await transceiver.sender.replaceTrack(track);
@@ -168,9 +209,10 @@ async function assignTransceivers(pc, message, context) {
     } else {
       transceiver.direction = "recvonly";
       const track = transceiver.receiver.track;
-      const list = remote.get(info.participant) ?? [];
+      const feeds = isScreenSource(source) ? remote.screens : remote.cameras;
+      const list = feeds.get(info.participant) ?? [];
       list.push(track);
-      remote.set(info.participant, list);
+      feeds.set(info.participant, list);
     }
     if (context.stale()) return null;
   }
@@ -194,7 +236,10 @@ export async function answerOffer(pc, message, context) {
   await pc.setLocalDescription(answer);
   if (context.stale()) return null;
   for (const transceiver of pc.getTransceivers()) {
-    if (transceiver.direction === "sendonly" && transceiver.sender.track?.kind === "video") {
+    const sent = transceiver.sender.track;
+    if (transceiver.direction === "sendonly" && sent?.kind === "video") {
+      // contentHint "detail" marks the display track (screen.js): resolution over frame rate.
+      if (sent.contentHint === "detail") await keepResolution(transceiver.sender);
       await requestTemporalLayers(transceiver.sender);
     }
   }

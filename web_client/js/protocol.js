@@ -24,6 +24,10 @@
 //   "remote-stream"       {participantId, stream}   stream: MediaStream with that participant's
 //                         receiver tracks, or null when it has none (re-emitted whenever the set
 //                         changes; set it as srcObject)
+//   "remote-screen"       {participantId, stream}   the screen that participant shares (video, perhaps
+//                         its tab's audio), or null once they stop: its own tile
+//   "speakers"            {dominant, speaking}      who speaks now (ids, ourselves included) and the
+//                         dominant speaker (or null), as the relay hears them
 //   "reconnecting"        {attempt, delayMs, reason}
 //   "reconnected"         {}                        (after "joined", when it was a rejoin)
 //   "server-error"        {code, message}           a non-fatal `error` from the server
@@ -53,6 +57,7 @@ export { PROTOCOL_VERSION, isValidHostToken, isValidSessionId, randomSessionId, 
  * @typedef {import("./wire.js").ParticipantDetail} ParticipantDetail
  * @typedef {import("./wire.js").ParticipantLeftDetail} ParticipantLeftDetail
  * @typedef {import("./wire.js").RemoteStreamDetail} RemoteStreamDetail
+ * @typedef {import("./wire.js").SpeakersDetail} SpeakersDetail
  * @typedef {import("./wire.js").ReconnectingDetail} ReconnectingDetail
  * @typedef {import("./wire.js").ServerErrorDetail} ServerErrorDetail
  * @typedef {import("./wire.js").EndedDetail} EndedDetail
@@ -72,6 +77,12 @@ export class MeetnowCall extends CallConnection {
   /** Our participant id in the room (changes on each reconnect), or null before `joined`. */
   get participantId() {
     return this._participantId;
+  }
+
+  /** The peer connection to the relay now (null before `joined`, and between a connection lost and
+   * the next one): the page reads its stats and swaps its senders' tracks (devices.js, quality.js). */
+  get peerConnection() {
+    return this._pc;
   }
 
   /** Whether we are joined right now (not connecting, not reconnecting, not ended). */
@@ -116,6 +127,34 @@ export class MeetnowCall extends CallConnection {
     this._videoEnabled = enabled && this.stream.getVideoTracks().length > 0;
     this._sendMediaState();
     return this._videoEnabled;
+  }
+
+  /** What we share right now (display video, perhaps tab audio), or null. */
+  get screenStream() {
+    return this._screen;
+  }
+
+  /**
+   * Share a screen: the server answers with an offer holding our screen's m-line(s), on which the
+   * stream's tracks go out. Kept across reconnects (the rejoin's `join` announces it) until
+   * stopScreenShare. A `too_many_screen_shares` "server-error" means the room's cap was reached.
+   * @param {MediaStream} stream from getDisplayMedia
+   * @returns {boolean} whether the request went out now (else it goes with the next join)
+   */
+  shareScreen(stream) {
+    this._screen = stream;
+    const sharing = this._screenSharing();
+    return this._sendInCall({ type: "screen_share", sharing: sharing.video, audio: sharing.audio });
+  }
+
+  /**
+   * Stop sharing: our screen's m-lines go inactive for everyone. The tracks are left to the caller.
+   * @param {{tellServer?: boolean}} [options] false when the server refused the share anyway
+   */
+  stopScreenShare(options = {}) {
+    if (!this._screen) return;
+    this._screen = null;
+    if (options.tellServer !== false) this._sendInCall({ type: "screen_share", sharing: false, audio: false });
   }
 
   // ------------------------------------------------------------------ host commands

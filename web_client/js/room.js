@@ -6,6 +6,9 @@
 //   host.js         host bar and lobby               commands.js  host commands, sent or refused
 //   call.js         join, leave, rejoin              call-events.js  the call's events, shown
 //   ended.js        the "not in the meeting" screen  playback.js  <video> playback
+//   screen.js       sharing our screen               screen-tiles.js  the screens' tiles
+//   speakers.js     who speaks, speaker view         layout.js    grid or stage + strip
+//   muted-talk.js   "You are muted"
 // The protocol (websocket, peer connection) lives in protocol.js and the modules it imports: no DOM.
 
 import { join, leave, rejoin } from "./call.js";
@@ -14,6 +17,8 @@ import { showScreen, ui } from "./dom.js";
 import { hideEndConfirm, renderRoomState, wireHostBar } from "./host.js";
 import { loadDisplayName } from "./identity.js";
 import { applyWantedMedia, startMedia } from "./media.js";
+import { wireScreenButton } from "./screen.js";
+import { wireViewButton } from "./speakers.js";
 import { state } from "./state.js";
 import { ensureOwnSession, listenToOtherTabs } from "./tabs.js";
 import { closeMenus, closeMenusFromKeyboard } from "./tiles.js";
@@ -77,6 +82,8 @@ listenToOtherTabs();
 state.sessionChecked = ensureOwnSession();
 wirePrejoin();
 wireControlBar();
+wireScreenButton();
+wireViewButton();
 wireHostBar();
 wireDismissal();
 ui.nameInput.value = loadDisplayName();

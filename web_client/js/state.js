@@ -6,6 +6,8 @@ import { loadSessionId, readRoomId, takeHostToken } from "./identity.js";
 /**
  * @typedef {import("./protocol.js").MeetnowCall} MeetnowCall
  * @typedef {import("./tiles.js").Tile} Tile
+ * @typedef {import("./screen-tiles.js").ScreenTile} ScreenTile
+ * @typedef {import("./muted-talk.js").MutedTalkWatch} MutedTalkWatch
  * @typedef {import("./host.js").Knock} Knock
  * @typedef {import("./media.js").MediaResult} MediaResult
  * @typedef {import("./notices.js").Notice} Notice
@@ -29,6 +31,14 @@ import { loadSessionId, readRoomId, takeHostToken } from "./identity.js";
  * @property {Tile | null} localTile
  * @property {Map<string, Tile>} tiles remote tiles by participant id
  * @property {Map<string, MediaStream>} remoteStreams by participant id, also before its tile exists
+ * @property {Map<string, ScreenTile>} screenTiles the screens shared, by sharer's id (ours under "")
+ * @property {MediaStream | null} screenStream what we share (getDisplayMedia), or null
+ * @property {boolean} screenPicking a getDisplayMedia prompt is open
+ * @property {Set<string>} speaking participant ids speaking now (ours included), as the relay says
+ * @property {string | null} featuredSpeaker the remote participant speaker view shows large: the
+ *   last dominant speaker other than us
+ * @property {boolean} speakerView speaker view rather than the grid
+ * @property {MutedTalkWatch | null} mutedTalk listens for talking while we are muted
  * @property {boolean} amHost we have host rights right now
  * @property {boolean} mutedByHost a host stopped forwarding our audio
  * @property {boolean} endedByMe this page asked to end the meeting for everyone
@@ -60,6 +70,13 @@ export const state = {
   localTile: null,
   tiles: new Map(),
   remoteStreams: new Map(),
+  screenTiles: new Map(),
+  screenStream: null,
+  screenPicking: false,
+  speaking: new Set(),
+  featuredSpeaker: null,
+  speakerView: false,
+  mutedTalk: null,
   amHost: false,
   mutedByHost: false,
   endedByMe: false,

@@ -3,7 +3,9 @@
 
 import { hostCommand } from "./commands.js";
 import { el, makeButton, ui, uniqueId } from "./dom.js";
+import { updateLayout } from "./layout.js";
 import { setVideoStream } from "./playback.js";
+import { clearScreenTiles, setRemoteScreen } from "./screen-tiles.js";
 import { state } from "./state.js";
 
 /**
@@ -253,6 +255,7 @@ export function upsertParticipant(participant) {
   if (!tile) {
     tile = createTile(participant.name, false, participant.id);
     tile.root.setAttribute("data-participant", participant.id);
+    tile.root.toggleAttribute("data-speaking", state.speaking.has(participant.id));
     state.tiles.set(participant.id, tile);
     ui.grid.append(tile.root);
     setVideoStream(tile.video, state.remoteStreams.get(participant.id) ?? null);
@@ -273,6 +276,8 @@ export function removeParticipant(participantId) {
     state.tiles.delete(participantId);
   }
   state.remoteStreams.delete(participantId);
+  if (state.featuredSpeaker === participantId) state.featuredSpeaker = null;
+  setRemoteScreen(participantId, null);
   updateLayout();
 }
 
@@ -294,13 +299,7 @@ export function clearGrid() {
   state.remoteStreams.clear();
   if (state.localTile) state.localTile.video.srcObject = null;
   state.localTile = null;
+  clearScreenTiles();
   ui.grid.replaceChildren();
   updateLayout();
-}
-
-function updateLayout() {
-  const count = ui.grid.children.length;
-  const layout = count <= 1 ? "1" : count === 2 ? "2" : count <= 4 ? "4" : count <= 9 ? "9" : "many";
-  ui.grid.dataset.count = String(count);
-  ui.grid.dataset.layout = layout;
 }

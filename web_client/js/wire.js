@@ -4,13 +4,14 @@
 export const PROTOCOL_VERSION = 1;
 
 /**
- * @typedef {{audio: boolean, video: boolean}} MediaState
+ * @typedef {{audio: boolean, video: boolean, screen?: boolean}} MediaState
  * @typedef {{id: string, name: string, media: MediaState, host?: boolean, muted_by_host?: boolean}} ParticipantInfo
  * @typedef {{id: string, topic: string | null, url: string, max_participants: number,
  *   locked?: boolean, lobby?: boolean}} RoomInfo
  * @typedef {{id: string, name: string}} KnockInfo
  * @typedef {{urls: string[] | string, username?: string | null, credential?: string | null}} IceServerInfo
- * @typedef {{participant: string, kind: "audio" | "video"}} TrackInfo
+ * @typedef {"camera" | "microphone" | "screen" | "screen_audio"} TrackSource
+ * @typedef {{participant: string, kind: "audio" | "video", source?: TrackSource}} TrackInfo
  *
  * @typedef {{type: "joined", version: number, participant_id: string, host?: boolean, room: RoomInfo,
  *   participants: ParticipantInfo[], waiting?: KnockInfo[], ice_servers: IceServerInfo[],
@@ -26,14 +27,16 @@ export const PROTOCOL_VERSION = 1;
  * @typedef {{type: "pong"}} PongMessage
  * @typedef {{type: "error", code: string, message: string, fatal?: boolean}} ErrorMessage
  * @typedef {{type: "room_closed", reason: "expired" | "ended" | "server_shutdown"}} RoomClosedMessage
+ * @typedef {{type: "speakers", dominant: string | null, speaking: string[]}} SpeakersMessage
  * @typedef {JoinedMessage | WaitingMessage | KnockMessage | KnockResolvedMessage | RoomUpdatedMessage
  *   | OfferMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage
- *   | PongMessage | ErrorMessage | RoomClosedMessage} ServerMessage
+ *   | PongMessage | ErrorMessage | RoomClosedMessage | SpeakersMessage} ServerMessage
  *
  * @typedef {{type: "join", version: number, name: string, session: string, audio: boolean, video: boolean,
- *     host_token?: string}
+ *     host_token?: string, screen?: boolean, screen_audio?: boolean}
  *   | {type: "answer", revision: number, sdp: string}
  *   | {type: "media_state", audio: boolean, video: boolean}
+ *   | {type: "screen_share", sharing: boolean, audio: boolean}
  *   | {type: "ping"}
  *   | {type: "leave"}
  *   | {type: "admit" | "deny" | "remove" | "make_host", participant_id: string}
@@ -51,6 +54,7 @@ export const PROTOCOL_VERSION = 1;
  * @typedef {{participant: ParticipantInfo}} ParticipantDetail
  * @typedef {{participantId: string}} ParticipantLeftDetail
  * @typedef {{participantId: string, stream: MediaStream | null}} RemoteStreamDetail
+ * @typedef {{dominant: string | null, speaking: string[]}} SpeakersDetail
  * @typedef {{attempt: number, delayMs: number, reason: string}} ReconnectingDetail
  * @typedef {{code: string, message: string}} ServerErrorDetail
  * @typedef {{code: string, message: string, reason: string | null}} EndedDetail
@@ -160,20 +164,29 @@ export function eventForMessage(message, selfId) {
     case "participant_left":
       if (typeof message.participant_id !== "string") return null;
       return { type: "participant-left", detail: { participantId: message.participant_id } };
+    case "speakers": {
+      // Ourselves included: the page marks its own tile too.
+      const speaking = Array.isArray(message.speaking) ? message.speaking.filter((id) => typeof id === "string") : [];
+      const dominant = typeof message.dominant === "string" ? message.dominant : null;
+      return { type: "speakers", detail: { dominant, speaking } };
+    }
     default:
       return null;
   }
 }
 
 /**
- * The `join` message: who we are and which tracks we have (the host token only if we hold one).
+ * The `join` message: who we are and which tracks we have (the host token only if we hold one;
+ * `screen` and `screen_audio` only while we share, so that a rejoin's first offer carries our
+ * screen's m-lines and the share survives the reconnect).
  * @param {string} name
  * @param {string} session
  * @param {MediaStream} stream
  * @param {string | null} hostToken
+ * @param {{video: boolean, audio: boolean}} [sharing] the screen share's live tracks
  * @returns {ClientMessage}
  */
-export function joinMessage(name, session, stream, hostToken) {
+export function joinMessage(name, session, stream, hostToken, sharing = { video: false, audio: false }) {
   /** @type {ClientMessage} */
   const join = {
     type: "join",
@@ -184,5 +197,9 @@ export function joinMessage(name, session, stream, hostToken) {
     video: stream.getVideoTracks().length > 0,
   };
   if (hostToken !== null) join.host_token = hostToken;
+  if (sharing.video) {
+    join.screen = true;
+    if (sharing.audio) join.screen_audio = true;
+  }
   return join;
 }
