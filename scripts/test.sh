@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: sets up everything the tests need on a fresh Debian machine (Debian's chromium,
-# caddy and coturn, a virtualenv with meetnow and its test tools, TypeScript for the JS type check),
-# then runs the linters, the type checkers and the whole test suite. Extra arguments go to pytest.
+# firefox-esr, caddy, coturn and redis-server, a virtualenv with meetnow and its test tools,
+# TypeScript for the JS type check), then runs the linters, the type checkers and the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,15 @@ if ! { command -v caddy && command -v turnserver; } >/dev/null; then
   for service in caddy coturn; do
     as_root systemctl stop "$service" >/dev/null 2>&1 || as_root service "$service" stop >/dev/null 2>&1 || true
   done
+fi
+# Firefox for tests/web/test_firefox.py (driven headless over WebDriver BiDi: tests/support/firefox.py).
+command -v firefox-esr >/dev/null || { echo "installing Debian's firefox-esr"; apt_install firefox-esr; }
+# Redis for the tests of the Redis-backed room state: they start their own on a free loopback port,
+# so stop the service the package may have started (port 6379).
+if ! command -v redis-server >/dev/null; then
+  echo "installing Debian's redis-server"
+  apt_install redis-server
+  as_root systemctl stop redis-server >/dev/null 2>&1 || as_root service redis-server stop >/dev/null 2>&1 || true
 fi
 command -v node >/dev/null || { echo "installing node"; apt_install nodejs npm; }
 # nftables and iptables for the network benchmark's impaired links (benchmarks/netns.py; its smoke
