@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: sets up everything the tests need on a fresh Debian machine (Debian's chromium,
 # firefox-esr, caddy, coturn and redis-server, a virtualenv with meetnow and its test tools,
-# TypeScript for the JS type check), then runs the linters, the type checkers and the whole test suite. Extra arguments go to pytest.
+# TypeScript for the JS type check), then runs the linters, the type checkers and the whole test
+# suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
