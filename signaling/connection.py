@@ -26,6 +26,7 @@ from .forwarding import Kind
 from .host_commands import run_host_command
 from .ice_policy import CandidateScreen, policy_from_settings
 from .limits import Bucket, TokenBucket
+from .network_check import NETWORK_CHECK_MESSAGES, NetworkCheckSession
 from .protocol import (
     PROTOCOL_VERSION,
     AnswerMessage,
@@ -71,7 +72,13 @@ FLOOD_WINDOW_SECONDS = 10.0
 class ClientConnection:
     """The server side of one client's websocket: new, then waiting (lobby) or in the call."""
 
-    def __init__(self, server: MeetnowServer, room: Room, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self,
+        server: MeetnowServer,
+        room: Room,
+        ws: web.WebSocketResponse,
+        client_ip: str = "unknown",
+    ) -> None:
         self._server = server
         self._room = room
         self._ws = ws
@@ -81,6 +88,8 @@ class ClientConnection:
         """Joined the call (not waiting in the lobby)."""
         self._kinds: list[Kind] = []
         self._candidates = CandidateScreen(policy_from_settings(server.settings))
+        self._network_check = NetworkCheckSession(server, client_ip, self.send, self.close)
+        """The pre-join network check, if this socket is a probe (signaling/network_check.py)."""
         """This participant's ICE candidates: capped, and screened before the relay sees them."""
         self._messages = TokenBucket(MESSAGE_BUCKET, asyncio.get_running_loop().time)
         self._refused = 0
@@ -106,6 +115,7 @@ class ClientConnection:
                     break
         finally:
             idle.cancel()
+            await self._network_check.close()
             self._server.hub.untrack(self._room.id, self)
             await self._leave()
 
@@ -152,6 +162,8 @@ class ClientConnection:
                 await self.send(PongMessage())
             elif isinstance(parsed, LeaveMessage):
                 await self.close()
+            elif isinstance(parsed, NETWORK_CHECK_MESSAGES):
+                await self._network_check.handle(parsed, joined=self.participant_id is not None)
             elif self.participant_id is None:
                 raise ProtocolError(ErrorCode.OUT_OF_ORDER, f"Send 'join' before '{parsed.type}'.")
             elif not self.in_call:
@@ -181,6 +193,7 @@ class ClientConnection:
             await self.close()
 
     async def _join(self, message: JoinMessage) -> None:
+        self._network_check.refuse_join()
         if self.participant_id is not None:
             raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Already joined.")
         if message.version != PROTOCOL_VERSION:

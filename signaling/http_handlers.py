@@ -233,7 +233,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             max_msg_size=server.settings.ws_max_message_bytes,
         )
         await ws.prepare(request)
-        await ClientConnection(server, room, ws).run(server.settings.ws_join_timeout_seconds)
+        connection = ClientConnection(server, room, ws, client_ip=ip)
+        await connection.run(server.settings.ws_join_timeout_seconds)
         return ws
     finally:
         server.open_websockets[ip] -= 1

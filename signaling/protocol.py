@@ -18,7 +18,13 @@ from .protocol_base import (
     PROTOCOL_VERSION,
     ClientWireMessage,
     ErrorCode,
+    IceServerInfo,
     WireMessage,
+)
+from .protocol_netcheck import (
+    NetworkCheckAnswerMessage,
+    NetworkCheckMessage,
+    NetworkCheckOfferMessage,
 )
 
 __all__ = [
@@ -43,6 +49,9 @@ __all__ = [
     "MediaState",
     "MediaStateMessage",
     "MuteMessage",
+    "NetworkCheckAnswerMessage",
+    "NetworkCheckMessage",
+    "NetworkCheckOfferMessage",
     "OfferMessage",
     "ParticipantInfo",
     "ParticipantJoinedMessage",
@@ -182,7 +191,9 @@ ClientMessage = Annotated[
     | MakeHostMessage
     | LockMessage
     | SetLobbyMessage
-    | EndMeetingMessage,
+    | EndMeetingMessage
+    | NetworkCheckMessage
+    | NetworkCheckAnswerMessage,
     Field(discriminator="type"),
 ]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -228,14 +239,6 @@ class RoomInfo(WireMessage):
     """Nobody new gets in."""
     lobby: bool = False
     """Newcomers wait for a host."""
-
-
-class IceServerInfo(WireMessage):
-    """An ``RTCIceServer`` for the browser's peer connection."""
-
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
 
 
 class TrackInfo(WireMessage):
@@ -362,6 +365,7 @@ ServerMessage = (
     | PongMessage
     | ErrorMessage
     | RoomClosedMessage
+    | NetworkCheckOfferMessage
 )
 
 

@@ -10,7 +10,14 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["MAX_SDP_LENGTH", "PROTOCOL_VERSION", "ClientWireMessage", "ErrorCode", "WireMessage"]
+__all__ = [
+    "MAX_SDP_LENGTH",
+    "PROTOCOL_VERSION",
+    "ClientWireMessage",
+    "ErrorCode",
+    "IceServerInfo",
+    "WireMessage",
+]
 
 PROTOCOL_VERSION = 1
 """Bumped on any change a deployed client could not understand."""
@@ -67,3 +74,12 @@ class WireMessage(BaseModel):
 class ClientWireMessage(WireMessage):
     # Strict: "revision": true or "audio": "yes" are errors, not guesses.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class IceServerInfo(WireMessage):
+    """An ``RTCIceServer`` for the browser's peer connection (in ``joined``, and in the network
+    check's ``network_check_offer``)."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
