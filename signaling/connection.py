@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .chat import relay_chat
 from .errors import (
     ParticipantRemoved,
     RoomFull,
@@ -23,6 +24,7 @@ from .errors import (
     TooManyCandidates,
 )
 from .forwarding import Kind
+from .hands import forget_hand, set_hand
 from .host_commands import run_host_command
 from .ice_policy import CandidateScreen, policy_from_settings
 from .limits import Bucket, TokenBucket
@@ -30,6 +32,7 @@ from .network_check import NETWORK_CHECK_MESSAGES, NetworkCheckSession
 from .protocol import (
     PROTOCOL_VERSION,
     AnswerMessage,
+    ChatMessage,
     ErrorCode,
     JoinedMessage,
     JoinMessage,
@@ -42,6 +45,7 @@ from .protocol import (
     PingMessage,
     PongMessage,
     ProtocolError,
+    RaiseHandMessage,
     RoomClosedMessage,
     ServerMessage,
     WaitingMessage,
@@ -161,6 +165,7 @@ class ClientConnection:
             elif isinstance(parsed, PingMessage):
                 await self.send(PongMessage())
             elif isinstance(parsed, LeaveMessage):
+                forget_hand(self._room, self.participant_id)  # a reconnect would keep it
                 await self.close()
             elif isinstance(parsed, NETWORK_CHECK_MESSAGES):
                 await self._network_check.handle(parsed, joined=self.participant_id is not None)
@@ -175,6 +180,10 @@ class ClientConnection:
                 await self._apply_answer(self.participant_id, parsed)
             elif isinstance(parsed, MediaStateMessage):
                 await self._media_state(parsed)
+            elif isinstance(parsed, ChatMessage):
+                await relay_chat(self._server, self._room, self.participant_id, parsed)
+            elif isinstance(parsed, RaiseHandMessage):
+                await set_hand(self._server, self._room, self.participant_id, parsed.raised)
             else:
                 await run_host_command(self._server, self._room, self.participant_id, parsed)
         except ProtocolError as error:

@@ -1,4 +1,4 @@
-"""The host's commands: admit, deny, remove, mute, make host, lock, lobby, end.
+"""The host's commands: admit, deny, remove, mute, make host, lower a hand, lock, lobby, end.
 
 Every rule lives in the room service; this module only checks that the sender is a host, calls it,
 and tells the room what changed.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import RoomFull
+from .hands import forget_hand, set_hand
 from .protocol import (
     AdmitMessage,
     ClientMessage,
@@ -17,6 +18,7 @@ from .protocol import (
     ErrorCode,
     KnockMessage,
     LockMessage,
+    LowerHandMessage,
     MakeHostMessage,
     MuteMessage,
     ParticipantUpdatedMessage,
@@ -51,6 +53,7 @@ async def run_host_command(
             raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is waiting.")
     elif isinstance(message, RemoveMessage):
         target = server.hub.get(room.id, message.participant_id)
+        forget_hand(room, message.participant_id)  # a removed person's hand does not come back
         if server.rooms.remove(room, message.participant_id) is None:
             raise ProtocolError(ErrorCode.OUT_OF_ORDER, "Nobody with that id is here.")
         if target is not None:
@@ -79,6 +82,8 @@ async def run_host_command(
         if new_host is not None:
             for waiting in list(room.waiting.values()):
                 await new_host.send(KnockMessage(participant=knock_info(waiting)))
+    elif isinstance(message, LowerHandMessage):
+        await set_hand(server, room, message.participant_id, raised=False)
     elif isinstance(message, LockMessage):
         server.rooms.set_locked(room, message.locked)
     elif isinstance(message, SetLobbyMessage):

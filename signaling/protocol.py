@@ -21,6 +21,12 @@ from .protocol_base import (
     IceServerInfo,
     WireMessage,
 )
+from .protocol_chat import (
+    ChatBroadcastMessage,
+    ChatMessage,
+    LowerHandMessage,
+    RaiseHandMessage,
+)
 from .protocol_netcheck import (
     NetworkCheckAnswerMessage,
     NetworkCheckMessage,
@@ -32,6 +38,8 @@ __all__ = [
     "PROTOCOL_VERSION",
     "AdmitMessage",
     "AnswerMessage",
+    "ChatBroadcastMessage",
+    "ChatMessage",
     "ClientMessage",
     "DenyMessage",
     "EndMeetingMessage",
@@ -45,6 +53,7 @@ __all__ = [
     "KnockResolvedMessage",
     "LeaveMessage",
     "LockMessage",
+    "LowerHandMessage",
     "MakeHostMessage",
     "MediaState",
     "MediaStateMessage",
@@ -60,6 +69,7 @@ __all__ = [
     "PingMessage",
     "PongMessage",
     "ProtocolError",
+    "RaiseHandMessage",
     "RemoveMessage",
     "RoomClosedMessage",
     "RoomInfo",
@@ -193,7 +203,10 @@ ClientMessage = Annotated[
     | SetLobbyMessage
     | EndMeetingMessage
     | NetworkCheckMessage
-    | NetworkCheckAnswerMessage,
+    | NetworkCheckAnswerMessage
+    | ChatMessage
+    | RaiseHandMessage
+    | LowerHandMessage,
     Field(discriminator="type"),
 ]
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -225,6 +238,9 @@ class ParticipantInfo(WireMessage):
     """Has host rights."""
     muted_by_host: bool = False
     """A host stopped forwarding this participant's audio."""
+    hand_raised_at: int | None = None
+    """When the hand went up (milliseconds since the epoch, server time), or None: pages order
+    raised hands by it, ties by ``id``."""
 
 
 class RoomInfo(WireMessage):
@@ -366,6 +382,7 @@ ServerMessage = (
     | ErrorMessage
     | RoomClosedMessage
     | NetworkCheckOfferMessage
+    | ChatBroadcastMessage
 )
 
 

@@ -63,6 +63,11 @@ class ErrorCode(StrEnum):
     NO_PORTS = "no_ports"
     """The relay has no free UDP port left in ``MEETNOW_ICE_PORT_RANGE`` for this participant;
     nobody else is affected. Joining later may work."""
+    MESSAGE_TOO_LONG = "message_too_long"
+    """A ``chat`` message over 2,000 characters (Unicode code points); nobody received it."""
+    CHAT_RATE_LIMITED = "chat_rate_limited"
+    """Too many ``chat`` messages from this participant; this one was not sent. The connection
+    and the call go on (these refusals never count toward the 1008 flood close)."""
     SERVER_ERROR = "server_error"
     """Something failed on our side; nobody else is affected."""
 

@@ -24,6 +24,7 @@ def participant_info(participant: Participant) -> ParticipantInfo:
         media=MediaState(audio=participant.audio, video=participant.video),
         host=participant.host,
         muted_by_host=participant.muted_by_host,
+        hand_raised_at=participant.hand_raised_at,
     )
 
 

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     limit_websockets_per_ip: int = Field(default=50, ge=1)
     """Websockets one client address may hold open at once; the next gets 429. As many as a full
     room (an office behind one NAT, ``meetnow loadtest``), far fewer than a flood."""
+    limit_chat_per_minute: float = Field(default=60, gt=0)
+    """Chat messages one participant may send a minute, sustained, after a burst of 10; past
+    it, ``chat_rate_limited`` (the call goes on)."""
 
     room_max_participants: int = Field(default=20, ge=2, le=500)
     """Participants allowed in one room at once. A room lives on one relay worker, one core:
