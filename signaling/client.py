@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
 import re
 import secrets
@@ -18,7 +17,6 @@ from typing import Any
 
 import aiohttp
 import av
-import numpy
 from aiortc import (
     MediaStreamTrack,
     RTCBundlePolicy,
@@ -39,9 +37,11 @@ from .aiortc_hooks import (
     route_keyframe_requests,
     tap_receiver,
 )
+from .aiortc_hooks.load_generator import use_packetizer
 from .impairment import ImpairedLink, Impairment, impair_peer_connection
 from .protocol import JoinMessage
 from .received_stream import FREEZE_SECONDS, ReceivedStream
+from .synthetic_tracks import PatternVideoTrack, ToneAudioTrack
 from .tasks import spawn
 
 __all__ = [
@@ -51,59 +51,6 @@ __all__ = [
     "ReceivedStream",
     "ToneAudioTrack",
 ]
-
-
-class PatternVideoTrack(MediaStreamTrack):
-    """A moving test pattern, so the video encoder has real work and decoded frames can be checked."""
-
-    kind = "video"
-
-    def __init__(self, width: int = 320, height: int = 240, fps: int = 30) -> None:
-        super().__init__()
-        self.width, self.height, self.fps = width, height, fps
-        self._count = 0
-        self._start: float | None = None
-        base = numpy.zeros((height, width, 3), dtype=numpy.uint8)
-        base[:, :, 0] = numpy.linspace(0, 255, width, dtype=numpy.uint8)[None, :]
-        base[:, :, 1] = numpy.linspace(0, 255, height, dtype=numpy.uint8)[:, None]
-        self._base = base
-
-    async def recv(self) -> av.VideoFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + self._count / self.fps
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        image = numpy.roll(self._base, self._count * 4, axis=1)
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        frame.pts = self._count * (90000 // self.fps)
-        frame.time_base = fractions.Fraction(1, 90000)
-        self._count += 1
-        return frame
-
-
-class ToneAudioTrack(MediaStreamTrack):
-    """A 440 Hz tone in 20 ms frames of 48 kHz mono."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._count = 0
-        self._start: float | None = None
-        samples = numpy.arange(960)
-        self._period = (numpy.sin(2 * numpy.pi * 440 * samples / 48000) * 8000).astype(numpy.int16)
-
-    async def recv(self) -> av.AudioFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + self._count * 0.02
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        frame = av.AudioFrame.from_ndarray(self._period.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = 48000
-        frame.pts = self._count * 960
-        frame.time_base = fractions.Fraction(1, 48000)
-        self._count += 1
-        return frame
 
 
 SRTP_AUTH_TAG_LENGTH = 10
@@ -119,6 +66,12 @@ def _ssrc_mids(sdp: str) -> dict[int, str]:
             for ssrc in re.findall(r"^a=ssrc:(\d+) ", section, re.M):
                 found[int(ssrc)] = mid.group(1)
     return found
+
+
+def _stream_key(track: dict[str, str]) -> str:
+    """How :attr:`ParticipantClient.streams` names a received track (see there)."""
+    source = track.get("source", "")
+    return source if source.startswith("screen") else track["kind"]
 
 
 @dataclass
@@ -150,6 +103,12 @@ class ParticipantClient:
     ``--loss``, ``--delay``, ``--jitter``, ``--rate``)."""
     impairment_stream: int = 0
     """Tells this participant's random draws from the others' (its index in a load test)."""
+    screen: MediaStreamTrack | None = None
+    """A screen track to publish once sharing (:meth:`share_screen`, or from the join)."""
+    screen_audio: MediaStreamTrack | None = None
+    """The screen's tab audio, if any."""
+    sharing: bool = False
+    """Whether it shares its screen now (sent in ``join``: a reconnect keeps sharing)."""
 
     participant_id: str | None = None
     joined: dict[str, Any] | None = None
@@ -157,7 +116,8 @@ class ParticipantClient:
     participants: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Everyone else in the room, as the server described them."""
     streams: dict[tuple[str, str], ReceivedStream] = field(default_factory=dict)
-    """Received streams by (participant id, kind)."""
+    """Received streams by (participant id, what): what is the kind (``audio``, ``video``) for a
+    microphone or camera, the source (``screen``, ``screen_audio``) for a screen's streams."""
     errors: list[dict[str, Any]] = field(default_factory=list)
     """``error`` messages received."""
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -207,6 +167,8 @@ class ParticipantClient:
             audio=self.audio is not None,
             video=self.video is not None,
             host_token=self.host_token,
+            screen=self.sharing,
+            screen_audio=self.sharing and self.screen_audio is not None,
         )
         await self.send(message.model_dump(exclude_none=True))
         if wait_for == "joined":
@@ -238,6 +200,20 @@ class ParticipantClient:
     async def wait_closed(self, timeout: float = 5.0) -> int | None:
         await asyncio.wait_for(self._closed_event.wait(), timeout)
         return self.close_code
+
+    async def share_screen(self, sharing: bool = True) -> None:
+        """Start (with :attr:`screen`, and :attr:`screen_audio` if set) or stop sharing."""
+        self.sharing = sharing
+        audio = sharing and self.screen_audio is not None
+        await self.send({"type": "screen_share", "sharing": sharing, "audio": audio})
+
+    def screen_from(self, participant_id: str) -> ReceivedStream | None:
+        return self.streams.get((participant_id, "screen"))
+
+    @property
+    def speakers(self) -> list[dict[str, Any]]:
+        """The ``speakers`` messages received, in order."""
+        return [m for m in self.messages if m.get("type") == "speakers"]
 
     def video_from(self, participant_id: str) -> ReceivedStream | None:
         return self.streams.get((participant_id, "video"))
@@ -324,7 +300,7 @@ class ParticipantClient:
                 transceiver.direction = "inactive"
                 self._mids.pop(transceiver.mid or "", None)
             elif info["participant"] == self.participant_id:
-                track = self.audio if info["kind"] == "audio" else self.video
+                track = self._published_track(info["source"])
                 if track is None:
                     transceiver.direction = "inactive"
                 else:
@@ -335,10 +311,13 @@ class ParticipantClient:
                         if on_keyframe is not None:
                             # A pre-encoded track answers PLIs itself (aiortc's would go nowhere).
                             route_keyframe_requests(transceiver.sender, on_keyframe)
+                        packetizer = getattr(track, "packetizer", None)
+                        if packetizer is not None:  # pre-encoded temporal layers: own descriptors
+                            use_packetizer(transceiver.sender, packetizer)
             else:
                 transceiver.direction = "recvonly"
                 assert transceiver.mid is not None
-                self._mids[transceiver.mid] = (info["participant"], info["kind"])
+                self._mids[transceiver.mid] = (info["participant"], _stream_key(info))
                 self._receivers[transceiver.mid] = (info["kind"], transceiver.receiver)
                 self._consume(transceiver)
         answer = await pc.createAnswer()
@@ -353,6 +332,15 @@ class ParticipantClient:
             {"type": "answer", "revision": offer["revision"], "sdp": pc.localDescription.sdp}
         )
         self.offers_answered += 1
+
+    def _published_track(self, source: str) -> MediaStreamTrack | None:
+        tracks = {
+            "microphone": self.audio,
+            "camera": self.video,
+            "screen": self.screen,
+            "screen_audio": self.screen_audio,
+        }
+        return tracks.get(source)
 
     def _consume(self, transceiver: RTCRtpTransceiver) -> None:
         key = id(transceiver)
@@ -385,7 +373,7 @@ class ParticipantClient:
             feedback = self._feedback_for(mid)
             if feedback is not None:
                 feedback.add(ssrc, data[1] & 0x7F, seq, timestamp)
-                if starting and owner[1] == "video":
+                if starting and owner[1] in ("video", "screen"):
                     feedback.request_keyframe(ssrc)  # as a browser asks when a stream starts
 
     def _feedback_for(self, mid: str) -> ReceiverFeedback | None:
@@ -414,7 +402,8 @@ class ParticipantClient:
     def _stream(self, owner: tuple[str, str]) -> ReceivedStream:
         stream = self.streams.get(owner)
         if stream is None:
-            stream = self.streams[owner] = ReceivedStream(participant=owner[0], kind=owner[1])
+            kind = "audio" if owner[1] in ("audio", "screen_audio") else "video"
+            stream = self.streams[owner] = ReceivedStream(participant=owner[0], kind=kind)
         return stream
 
     async def _count_frames(self, transceiver: RTCRtpTransceiver) -> None:

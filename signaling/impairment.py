@@ -4,7 +4,9 @@ Each direction of a participant's datagrams goes through an :class:`ImpairedLink
 real path applies them: random loss, then a rate cap (a token bucket feeding a bounded queue, as
 ``tbf`` does: what the bucket cannot take waits, what the queue cannot hold is dropped), then
 delay with uniform jitter, each datagram on its own, so that packets reorder as they do under
-netem or the NFQUEUE program in ``../shared/findings.md``. Seeded: a run can be repeated.
+netem or the NFQUEUE program in ``../shared/findings.md``. Seeded: a run can be repeated. The rate
+cap may apply to one direction only (``rate_direction``): a subscriber on a slow downlink still
+publishes at full rate, as behind a real asymmetric link.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from aiortc import RTCPeerConnection
 
 from .aiortc_hooks import filter_datagrams
 
-__all__ = ["ImpairedLink", "Impairment", "impair_peer_connection"]
+__all__ = ["RATE_DIRECTIONS", "ImpairedLink", "Impairment", "impair_peer_connection"]
 
 Deliver = Callable[[bytes, Any], None]
 
@@ -29,6 +31,8 @@ BUCKET_BYTES = 16_000
 """Burst the rate cap lets through at once (``tbf ... burst 16kb``)."""
 QUEUE_SECONDS = 0.15
 """Longest wait in the rate cap's queue (``tbf ... latency 150ms``): beyond it, drop."""
+RATE_DIRECTIONS = ("both", "down", "up")
+"""Where the rate cap applies: both directions, what the participant receives, what it sends."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class Impairment:
     """Each datagram's delay is ``delay_ms`` plus uniform noise within +- this (it reorders)."""
     rate_kbps: float | None = None
     """Cap on each direction, kilobits per second (None: none)."""
+    rate_direction: str = "both"
+    """Which directions ``rate_kbps`` caps (:data:`RATE_DIRECTIONS`); loss and delay are
+    always both ways."""
     seed: int = 1
     """Seed of the random draws: the same seed drops and delays the same way."""
 
@@ -53,27 +60,48 @@ class Impairment:
             raise ValueError("delay and jitter must be >= 0, and jitter at most the delay")
         if self.rate_kbps is not None and self.rate_kbps <= 0:
             raise ValueError("rate must be > 0 kbit/s")
+        if self.rate_direction not in RATE_DIRECTIONS:
+            raise ValueError(f"rate direction must be one of {', '.join(RATE_DIRECTIONS)}")
 
     @property
     def active(self) -> bool:
         """Whether it changes anything at all."""
         return bool(self.loss_percent or self.delay_ms or self.rate_kbps)
 
-    def link(self, stream: int, clock: Callable[[], float] = time.monotonic) -> ImpairedLink:
-        """One direction of one participant; ``stream`` tells the random draws apart."""
-        return ImpairedLink(self, random.Random(self.seed * 1_000_003 + stream), clock)  # noqa: S311
+    def caps(self, inbound: bool) -> bool:
+        """Whether the rate cap applies to this direction (``inbound``: what the participant
+        receives)."""
+        return self.rate_kbps is not None and self.rate_direction in (
+            "both",
+            "down" if inbound else "up",
+        )
+
+    def link(
+        self, stream: int, clock: Callable[[], float] = time.monotonic, *, capped: bool = True
+    ) -> ImpairedLink:
+        """One direction of one participant; ``stream`` tells the random draws apart;
+        ``capped=False``: this direction without the rate cap."""
+        rng = random.Random(self.seed * 1_000_003 + stream)  # noqa: S311
+        return ImpairedLink(self, rng, clock, capped=capped)
 
 
 class ImpairedLink:
     """One direction: :meth:`send` each datagram with the function that delivers it."""
 
     def __init__(
-        self, impairment: Impairment, rng: random.Random, clock: Callable[[], float]
+        self,
+        impairment: Impairment,
+        rng: random.Random,
+        clock: Callable[[], float],
+        *,
+        capped: bool = True,
     ) -> None:
         self.impairment = impairment
         self._rng = rng
         self._clock = clock
-        self._bytes_per_second = (impairment.rate_kbps or 0) * 125
+        self._bytes_per_second = (impairment.rate_kbps or 0) * 125 if capped else 0.0
+        self.rate_kbps = impairment.rate_kbps if capped else None
+        """The cap on this direction (None: none)."""
         self._tokens = float(BUCKET_BYTES)
         self._refilled_at = clock()
         self._queue: deque[tuple[bytes, Any, Deliver]] = deque()
@@ -170,8 +198,8 @@ def impair_peer_connection(
 ) -> tuple[ImpairedLink, ImpairedLink]:
     """Impair everything ``pc`` sends and receives (after its first local description);
     returns the (outbound, inbound) links, whose counters say what they did."""
-    outbound = impairment.link(2 * participant)
-    inbound = impairment.link(2 * participant + 1)
+    outbound = impairment.link(2 * participant, capped=impairment.caps(inbound=False))
+    inbound = impairment.link(2 * participant + 1, capped=impairment.caps(inbound=True))
     filter_datagrams(pc, outbound=outbound.send, inbound=inbound.send)
 
     @pc.on("connectionstatechange")

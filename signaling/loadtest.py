@@ -4,9 +4,11 @@ Each participant publishes 640x480 30 fps VP8 at about 1 Mbps and Opus audio, bo
 ahead of time with PyAV (no encoding while it runs, :mod:`signaling.synthetic_media`), and
 subscribes to everyone else. What arrives is counted per RTP packet, never decoded, so one load
 generator can stand in for many people; each receiver still answers with the RTCP a browser sends
-(receiver reports, REMB, NACK, PLI) unless ``feedback`` is off. ``impairment`` puts each
-participant's datagrams, both directions, through a bad network of its own
-(:mod:`signaling.impairment`). The figures and their windows: :mod:`signaling.loadtest_measure`.
+(receiver reports, REMB, NACK, PLI) unless ``feedback`` is off. ``layers=3`` publishes VP8 with
+temporal layers (L1T3, as browsers do) so the relay can drop layers for a slow subscriber.
+``impairment`` puts each participant's datagrams, both directions (the rate cap possibly one),
+through a bad network of its own (:mod:`signaling.impairment`). The figures and their windows:
+:mod:`signaling.loadtest_measure`.
 """
 
 from __future__ import annotations
@@ -71,15 +73,17 @@ async def run_loadtest(
     tracks: TrackMaker = default_tracks,
     impairment: Impairment | None = None,
     participant_impairments: Mapping[int, Impairment] | None = None,
+    layers: int = 1,
 ) -> LoadtestResult:
     """Join ``participants`` synthetic people, wait until every video stream arrived, then
     measure ``duration`` seconds. ``feedback=False``: receivers send no RTCP about what they
     receive (a lighter load than browsers give, for comparison). ``impairment``: the network
     each participant's datagrams cross, both ways (seeded per participant);
     ``participant_impairments``: a network of its own for some participants (by index from 0),
-    instead of ``impairment`` (one subscriber on a slow link while the others are not)."""
+    instead of ``impairment`` (one subscriber on a slow link while the others are not).
+    ``layers``: temporal layers of the video encoded when no ``media`` is given."""
     base_url, room_id = split_room_url(room_url)
-    media = media or encode_media()
+    media = media or encode_media(layers=layers)
     clients: list[ParticipantClient] = []
     joined_at: dict[str, float] = {}
     say = progress or (lambda _: None)
@@ -126,6 +130,9 @@ async def run_loadtest(
             clients, (start, end), joined_at, warmup_s=start - last_join, feedback=feedback
         )
         result.summary["impairment"] = _impairment_summary(impairment, clients)
+        result.summary["video_temporal_layers"] = (
+            1 if media.temporal is None else media.temporal.layers
+        )
         for kind in ("video", "audio"):
             result.summary[f"{kind}_loss_percent"] = _loss_percent(clients, kind)
         return result
@@ -147,6 +154,7 @@ def _impairment_summary(
         "delay_ms": impairment.delay_ms,
         "jitter_ms": impairment.jitter_ms,
         "rate_kbps": impairment.rate_kbps,
+        "rate_direction": impairment.rate_direction,
         "seed": impairment.seed,
         "datagrams": sum(link.sent for link in links),
         "dropped_at_random": sum(link.lost for link in links),
@@ -194,7 +202,12 @@ def render_table(result: LoadtestResult) -> str:
     )
     network = s.get("impairment")
     if network:
-        rate = f"{network['rate_kbps']:g} kbit/s" if network["rate_kbps"] else "no rate cap"
+        rate = "no rate cap"
+        if network["rate_kbps"]:
+            where = network.get("rate_direction", "both")
+            rate = f"{network['rate_kbps']:g} kbit/s" + (
+                "" if where == "both" else f" {where} only"
+            )
         lines.append(
             f"network, each participant both ways: {network['loss_percent']:g}% loss, "
             f"{network['delay_ms']:g} +- {network['jitter_ms']:g} ms, {rate}; "
@@ -216,6 +229,7 @@ def main(
     as_json: bool,
     feedback: bool = True,
     impairment: Impairment | None = None,
+    layers: int = 1,
 ) -> int:
     interactive = sys.stderr.isatty()
 
@@ -238,6 +252,7 @@ def main(
             progress=progress,
             feedback=feedback,
             impairment=impairment,
+            layers=layers,
         )
     )
     if interactive:

@@ -1,14 +1,14 @@
 """The load generator's hooks: count SRTP datagrams without decrypting them and still send the
-RTCP a browser would (:class:`ReceiverFeedback`), and put every datagram through filters (its
-network impairment)."""
+RTCP a browser would (:class:`ReceiverFeedback`), put every datagram through filters (its
+network impairment), and packetize pre-encoded video with temporal layers (:func:`use_packetizer`)."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -20,7 +20,14 @@ from ..loss_recovery import BROWSER_NACKS, StreamRecovery
 from ..tasks import spawn
 from .receive import nack_sender
 
-__all__ = ["DatagramFilter", "ReceiverFeedback", "count_rtp_datagrams", "filter_datagrams"]
+__all__ = [
+    "DatagramFilter",
+    "Packetizer",
+    "ReceiverFeedback",
+    "count_rtp_datagrams",
+    "filter_datagrams",
+    "use_packetizer",
+]
 
 
 def count_rtp_datagrams(pc: RTCPeerConnection, on_rtp: Callable[[bytes], None]) -> None:
@@ -152,3 +159,18 @@ class ReceiverFeedback:
             fci = pack_remb_fci(bitrate, ssrcs)
             packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)
             spawn(self._receiver._send_rtcp(packet), what="REMB")
+
+
+class Packetizer(Protocol):
+    """What aiortc asks of an encoder for pre-encoded media (``av.Packet`` from the track)."""
+
+    def pack(self, packet: Any) -> tuple[list[bytes], int]:
+        """RTP payloads of one encoded frame and its timestamp in the codec's clock."""
+
+
+def use_packetizer(sender: RTCRtpSender, packetizer: Packetizer) -> None:
+    """Packetize what this sender's (pre-encoded) track yields with ``packetizer`` instead of the
+    encoder aiortc would create, whose ``pack()`` writes no temporal layer ids. Before the
+    sender's first frame (aiortc creates its encoder only when it finds none)."""
+    internals: Any = sender
+    internals._RTCRtpSender__encoder = packetizer
