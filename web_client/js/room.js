@@ -22,6 +22,7 @@ import { wireViewButton } from "./speakers.js";
 import { state } from "./state.js";
 import { ensureOwnSession, listenToOtherTabs } from "./tabs.js";
 import { closeMenus, closeMenusFromKeyboard } from "./tiles.js";
+import { startNetworkCheck } from "./netcheck-view.js";
 
 function wirePrejoin() {
   ui.prejoinMic.addEventListener("click", () => {
@@ -92,3 +93,5 @@ showScreen(ui.prejoin);
 renderPrejoinToggles();
 renderRoomState();
 startMedia();
+// The room exists (its page was served): check the network now; it never blocks Join.
+startNetworkCheck(state.roomId);
