@@ -31,14 +31,34 @@ from .aiortc_hooks import (
 from .bandwidth import Downlink, LossBasedLimit, UpstreamBitrate, plan_stream
 from .loss_recovery import relay_nack_policy
 from .metrics import FORWARDED
+from .protocol_media import Source
+from .speaker import LevelCounter
 from .tasks import spawn
 from .vp8_layers import ALL_LAYERS, LayerRates, LayerSelector, Vp8Descriptor, parse_vp8_descriptor
 
-__all__ = ["KEYFRAME_RETRY_SECONDS", "Outbound", "Publication", "is_vp8_keyframe_start"]
+__all__ = [
+    "KEYFRAME_RETRY_SECONDS",
+    "Outbound",
+    "Publication",
+    "is_vp8_keyframe_start",
+    "kind_of",
+    "source_of",
+]
 
 logger = logging.getLogger(__name__)
 
 Kind = Literal["audio", "video"]
+
+
+def kind_of(source: Source) -> Kind:
+    """``audio`` for a microphone or a screen's tab audio, ``video`` for a camera or a screen."""
+    return "audio" if source in ("microphone", "screen_audio") else "video"
+
+
+def source_of(kind: Kind) -> Source:
+    """The source a participant's join publishes for ``kind``: its microphone or its camera."""
+    return "microphone" if kind == "audio" else "camera"
+
 
 KEYFRAME_RETRY_SECONDS = 0.3
 """Least time between two keyframe requests to one publisher (subscribers' PLIs are merged)."""
@@ -69,6 +89,13 @@ def is_vp8_keyframe_start(payload: bytes) -> bool:
 class Publication:
     """One published track, fanned out to every bound :class:`Outbound`."""
 
+    source: Source = "camera"
+    """What it carries (``camera``, ``microphone``, ``screen``, ``screen_audio``); set by the
+    room after creation, so that subclasses keep the constructor's signature."""
+    levels: LevelCounter | None = None
+    """For a microphone: its packets' RFC 6464 audio levels since the speaker detector's last
+    tick (None for every other source: screen audio is not speech)."""
+
     def __init__(
         self,
         participant_id: str,
@@ -80,6 +107,7 @@ class Publication:
         """Who publishes it."""
         self.kind: Kind = kind
         """``audio`` or ``video``."""
+        self.source = source_of(kind)
         self.outbounds: list[Outbound] = []
         """Subscribers' m-lines it is forwarded to."""
         self._receiver = receiver
@@ -139,7 +167,14 @@ class Publication:
 
     async def _on_packet(self, packet: RtpPacket) -> None:
         self._media_ssrc = packet.ssrc
-        if self._closed or self.paused or not self.outbounds:
+        if self._closed or self.paused:
+            return
+        levels = self.levels
+        if levels is not None:  # a microphone: two integer increments, never a decode
+            level = packet.extensions.audio_level
+            if level is not None:
+                levels.add(level[1])
+        if not self.outbounds:
             return
         descriptor: Vp8Descriptor | None = None
         keyframe = False

@@ -20,6 +20,7 @@ from .logging_setup import configure_logging
 from .metrics import FORWARDED
 from .protocol import ErrorCode, OfferMessage, ProtocolError
 from .relay import Relay, RelayConfig
+from .speaker import Speakers
 from .tasks import spawn
 from .worker_ipc import (
     AddRequest,
@@ -29,6 +30,8 @@ from .worker_ipc import (
     OfferEvent,
     RemoveRequest,
     ResultReply,
+    ScreenShareRequest,
+    SpeakersEvent,
     StatsRequest,
     WorkerFailure,
     WorkerRequest,
@@ -53,8 +56,16 @@ class Worker:
         self._relay = relay
         self._out = writer
 
-    def emit(self, message: ResultReply | OfferEvent | MediaConnectedEvent) -> None:
+    def emit(self, message: ResultReply | OfferEvent | MediaConnectedEvent | SpeakersEvent) -> None:
         self._out.write(encode(message))
+
+    def speakers_changed(self, room_id: str, speakers: Speakers) -> None:
+        """Pass a room's speaker change to the main process (already rate limited)."""
+        self.emit(
+            SpeakersEvent(
+                room=room_id, dominant=speakers.dominant, speaking=list(speakers.speaking)
+            )
+        )
 
     def receive(self, line: bytes) -> None:
         """Start handling one request line; a line that is no request is answered at once."""
@@ -88,7 +99,11 @@ class Worker:
             async def send_offer(offer: OfferMessage) -> None:
                 self.emit(OfferEvent(room=room, participant=participant, offer=offer))
 
-            await self._relay.add_participant(room, participant, request.kinds, send_offer)
+            await self._relay.add_participant(
+                room, participant, request.kinds, send_offer, request.screen
+            )
+        elif isinstance(request, ScreenShareRequest):
+            await self._relay.set_screen_share(request.room, request.participant, request.sources)
         elif isinstance(request, AnswerRequest):
             await self._relay.apply_answer(
                 request.room, request.participant, request.revision, request.sdp
@@ -123,6 +138,7 @@ async def serve(config: RelayConfig, host_addresses: list[str]) -> None:
 
     relay = Relay(dataclasses.replace(config, on_media_connected=media_connected))
     worker = Worker(relay, transport)
+    relay.set_speakers_listener(worker.speakers_changed)
     try:
         while line := await reader.readline():
             worker.receive(line)

@@ -6,25 +6,44 @@ broken socket cannot stop a broadcast to the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .protocol import KnockInfo, MediaState, ParticipantInfo, ServerMessage
+from .protocol import KnockInfo, MediaState, ParticipantInfo, ServerMessage, SpeakersMessage
 from .room_model import Participant, Room
+from .speaker import Speakers
+from .tasks import spawn
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
 
-__all__ = ["RoomHub", "knock_info", "participant_info"]
+__all__ = ["RoomHub", "audible_speakers", "knock_info", "participant_info"]
 
 
 def participant_info(participant: Participant) -> ParticipantInfo:
     return ParticipantInfo(
         id=participant.id,
         name=participant.name,
-        media=MediaState(audio=participant.audio, video=participant.video),
+        media=MediaState(
+            audio=participant.audio, video=participant.video, screen=participant.screen
+        ),
         host=participant.host,
         muted_by_host=participant.muted_by_host,
         hand_raised_at=participant.hand_raised_at,
+    )
+
+
+def audible_speakers(room: Room, speakers: Speakers) -> SpeakersMessage:
+    """The ``speakers`` message for what the relay heard, leaving out anyone whose audio is off
+    or muted by a host (or who has left): they are never speaking."""
+
+    def audible(participant_id: str) -> bool:
+        participant = room.participants.get(participant_id)
+        return participant is not None and participant.audio and not participant.muted_by_host
+
+    dominant = speakers.dominant if speakers.dominant and audible(speakers.dominant) else None
+    return SpeakersMessage(
+        dominant=dominant, speaking=[who for who in speakers.speaking if audible(who)]
     )
 
 
@@ -38,6 +57,8 @@ class RoomHub:
     def __init__(self) -> None:
         self._rooms: dict[str, dict[str, ClientConnection]] = {}
         self._sockets: dict[str, set[ClientConnection]] = {}  # every open socket, joined or not
+        self._speakers: dict[str, SpeakersMessage] = {}
+        """The last ``speakers`` message each room was sent."""
 
     def track(self, room_id: str, connection: ClientConnection) -> None:
         """A socket opened on the room's page (it may never join)."""
@@ -63,6 +84,7 @@ class RoomHub:
             members.pop(participant_id, None)
             if not members:
                 del self._rooms[room_id]
+                self._speakers.pop(room_id, None)
 
     def get(self, room_id: str, participant_id: str) -> ClientConnection | None:
         return self._rooms.get(room_id, {}).get(participant_id)
@@ -81,6 +103,29 @@ class RoomHub:
             connection = self.get(room.id, participant.id)
             if connection is not None and connection.in_call:
                 await connection.send(message)
+
+    def speakers_listener(
+        self, find_room: Callable[[str], Room | None]
+    ) -> Callable[[str, Speakers], None]:
+        """What the relay calls with each room's speaker changes: the room is told, with anyone
+        not audible by the room's own state (audio off, muted by a host, gone) left out."""
+
+        def speakers_changed(room_id: str, speakers: Speakers) -> None:
+            room = find_room(room_id)
+            if room is None or room_id not in self._rooms:
+                return
+            message = audible_speakers(room, speakers)
+            if message != self._speakers.get(room_id, SpeakersMessage(dominant=None, speaking=[])):
+                self._speakers[room_id] = message
+                spawn(self.broadcast(room_id, message, exclude=None), what="speakers")
+
+        return speakers_changed
+
+    async def send_speakers(self, room_id: str, connection: ClientConnection) -> None:
+        """Tell someone who just entered the call who is speaking, if anyone is."""
+        message = self._speakers.get(room_id)
+        if message is not None and message.speaking:
+            await connection.send(message)
 
     def count(self) -> int:
         return sum(len(members) for members in self._rooms.values())

@@ -8,9 +8,11 @@ reads a field out of a raw dict (and a mistake is a clear error, never a ``KeyEr
 
 Requests, each with an ``id`` that its ``result`` echoes: ``add`` (room, participant, kinds),
 ``answer`` (room, participant, revision, sdp), ``forward`` (room, participant, kind, enabled),
-``remove`` (room, participant), ``stats`` (the worker's counts, forwarded totals included, for the
-metrics). Worker to main: ``result`` (id, error or result), ``offer`` (room, participant, offer)
-and ``media_connected`` (seconds from a peer connection's creation to its first 'connected').
+``remove`` (room, participant), ``screen_share`` (room, participant, sources: empty stops),
+``stats`` (the worker's counts, forwarded totals included, for the metrics). Worker to main:
+``result`` (id, error or result), ``offer`` (room, participant, offer), ``media_connected``
+(seconds from a peer connection's creation to its first 'connected') and ``speakers`` (room,
+dominant, speaking: a room's speakers changed, at most a few times a second).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .errors import WorkerMessageInvalid
 from .forwarding import Kind
-from .protocol import ErrorCode, OfferMessage, ProtocolError
+from .protocol import ErrorCode, OfferMessage, ProtocolError, Source
 from .settings import IceServer
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "OfferEvent",
     "RemoveRequest",
     "ResultReply",
+    "ScreenShareRequest",
+    "SpeakersEvent",
     "StatsRequest",
     "WorkerFailure",
     "WorkerReply",
@@ -66,6 +70,8 @@ class AddRequest(_IpcMessage):
     participant: str
     kinds: list[Kind]
     """What the participant publishes."""
+    screen: list[Source] = []
+    """Screen sources it publishes from its first offer (a reconnect while sharing)."""
 
 
 class AnswerRequest(_IpcMessage):
@@ -99,6 +105,16 @@ class RemoveRequest(_IpcMessage):
     participant: str
 
 
+class ScreenShareRequest(_IpcMessage):
+    """Start publishing a participant's screen (``sources``) or stop (empty)."""
+
+    op: Literal["screen_share"] = "screen_share"
+    id: int = 0
+    room: str
+    participant: str
+    sources: list[Source]
+
+
 class StatsRequest(_IpcMessage):
     """Ask for the worker's counts (also how the pool learns a new worker is up)."""
 
@@ -107,7 +123,7 @@ class StatsRequest(_IpcMessage):
 
 
 WorkerRequest = Annotated[
-    AddRequest | AnswerRequest | ForwardRequest | RemoveRequest | StatsRequest,
+    AddRequest | AnswerRequest | ForwardRequest | RemoveRequest | ScreenShareRequest | StatsRequest,
     Field(discriminator="op"),
 ]
 
@@ -166,7 +182,18 @@ class MediaConnectedEvent(_IpcMessage):
     seconds: float
 
 
-WorkerReply = Annotated[ResultReply | OfferEvent | MediaConnectedEvent, Field(discriminator="op")]
+class SpeakersEvent(_IpcMessage):
+    """A room's speakers changed (the worker rate-limits these per room)."""
+
+    op: Literal["speakers"] = "speakers"
+    room: str
+    dominant: str | None
+    speaking: list[str]
+
+
+WorkerReply = Annotated[
+    ResultReply | OfferEvent | MediaConnectedEvent | SpeakersEvent, Field(discriminator="op")
+]
 
 
 # ------------------------------------------------------------------ start-up configuration

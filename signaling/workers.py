@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from .errors import WorkerDied, WorkerMessageInvalid
 from .forwarding import Kind
 from .metrics import MediaConnected
-from .protocol import ErrorCode, ProtocolError
-from .relay import RelayConfig, SendOffer
+from .protocol import ErrorCode, ProtocolError, Source
+from .relay import RelayConfig, SendOffer, SpeakersListener
+from .speaker import Speakers
 from .worker_ipc import (
     AddRequest,
     AnswerRequest,
@@ -40,6 +41,8 @@ from .worker_ipc import (
     OfferEvent,
     RemoveRequest,
     ResultReply,
+    ScreenShareRequest,
+    SpeakersEvent,
     StatsRequest,
     WorkerRequest,
     WorkerSpec,
@@ -147,6 +150,7 @@ class WorkerPool:
         self._offer_sinks: dict[tuple[str, str], SendOffer] = {}
         self._ids = itertools.count(1)
         self._closing = False
+        self._speakers_listener: SpeakersListener | None = None
 
     async def start(self) -> None:
         """Start every worker and wait (a bounded time) until each answers."""
@@ -196,8 +200,16 @@ class WorkerPool:
         worker = self._room_worker.get(room_id)
         return worker.process.pid if worker else None
 
+    def set_speakers_listener(self, listener: SpeakersListener | None) -> None:
+        self._speakers_listener = listener
+
     async def add_participant(
-        self, room_id: str, participant_id: str, kinds: Iterable[Kind], send_offer: SendOffer
+        self,
+        room_id: str,
+        participant_id: str,
+        kinds: Iterable[Kind],
+        send_offer: SendOffer,
+        screen: Sequence[Source] = (),
     ) -> None:
         worker = self._room_worker.get(room_id)
         if worker is None:
@@ -208,7 +220,10 @@ class WorkerPool:
         self._room_participants.setdefault(room_id, set()).add(participant_id)
         self._offer_sinks[(room_id, participant_id)] = send_offer
         await self._request(
-            worker, AddRequest(room=room_id, participant=participant_id, kinds=list(kinds))
+            worker,
+            AddRequest(
+                room=room_id, participant=participant_id, kinds=list(kinds), screen=list(screen)
+            ),
         )
 
     async def apply_answer(
@@ -232,6 +247,16 @@ class WorkerPool:
                 ForwardRequest(
                     room=room_id, participant=participant_id, kind=kind, enabled=enabled
                 ),
+            )
+
+    async def set_screen_share(
+        self, room_id: str, participant_id: str, sources: Sequence[Source]
+    ) -> None:
+        worker = self._room_worker.get(room_id)
+        if worker is not None and worker.alive:
+            await self._request(
+                worker,
+                ScreenShareRequest(room=room_id, participant=participant_id, sources=list(sources)),
             )
 
     async def remove_participant(self, room_id: str, participant_id: str) -> None:
@@ -320,7 +345,9 @@ class WorkerPool:
             await self._lost(worker)
 
     async def _handle_reply(
-        self, worker: _Worker, reply: ResultReply | OfferEvent | MediaConnectedEvent
+        self,
+        worker: _Worker,
+        reply: ResultReply | OfferEvent | MediaConnectedEvent | SpeakersEvent,
     ) -> None:
         if isinstance(reply, OfferEvent):
             sink = self._offer_sinks.get((reply.room, reply.participant))
@@ -329,6 +356,11 @@ class WorkerPool:
         elif isinstance(reply, MediaConnectedEvent):
             if self._on_media_connected is not None:
                 self._on_media_connected(reply.seconds)
+        elif isinstance(reply, SpeakersEvent):
+            # Only for a room still on this worker: a late event of a lost room is dropped.
+            if self._speakers_listener is not None and self._room_worker.get(reply.room) is worker:
+                speakers = Speakers(reply.dominant, tuple(reply.speaking))
+                self._speakers_listener(reply.room, speakers)
         else:
             self._settle(worker, reply)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from signaling.speaker import (
     HOLD_SECONDS,
     MIN_SEND_INTERVAL,
@@ -34,7 +36,7 @@ def dominant_changes(sent: list[Speakers]) -> int:
     """How many times the floor moved from one speaker to another (None to someone is not a
     change: that is the first speaker taking it)."""
     holders = [s.dominant for s in sent if s.dominant is not None]
-    return sum(1 for before, after in zip(holders, holders[1:], strict=False) if before != after)
+    return sum(1 for before, after in itertools.pairwise(holders) if before != after)
 
 
 def alternating(burst: float, total: float) -> Script:

@@ -1,0 +1,177 @@
+"""Screen sharing through the real server with real aiortc peers: the screen is one more forwarded
+video, marked ``source: "screen"``, next to cameras that keep flowing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from signaling.client import ParticipantClient, PatternVideoTrack
+from signaling.received_stream import ReceivedStream
+from signaling.synthetic_media import EncodedMedia, EncodedVideoTrack, encode_media
+
+from ..conftest import RunningServer, start_server, test_settings
+
+
+@pytest.fixture(scope="module")
+def screen_media() -> EncodedMedia:
+    """A pre-encoded VP8 loop for screens (another resolution than the cameras')."""
+    return encode_media(width=480, height=272, seconds=1.0, bitrate=300_000)
+
+
+@pytest.fixture(params=[0, 1], ids=["in-process", "worker"])
+async def any_server(request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
+    running, runner = await start_server(
+        test_settings(relay_workers=request.param, room_max_screen_shares=2)
+    )
+    yield running
+    await runner.cleanup()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def advances(
+    stream: Callable[[], ReceivedStream | None], frames: int, timeout: float
+) -> None:
+    """Frames of ``stream`` keep arriving: ``frames`` more than now, within ``timeout``."""
+    start = stream()
+    before = start.frames if start is not None else 0
+
+    def grown() -> bool:
+        now = stream()
+        return now is not None and now.frames >= before + frames
+
+    await wait_until(grown, timeout, f"{frames} more frames")
+
+
+def tracks_of(client: ParticipantClient, source: str) -> list[dict[str, Any]]:
+    offers = [m for m in client.messages if m["type"] == "offer"]
+    return [t for t in offers[-1]["tracks"].values() if t["source"] == source] if offers else []
+
+
+async def round_trip(client: ParticipantClient) -> None:
+    """A ping and its pong: the server has handled all this client sent before."""
+    mark = len(client.messages)
+    await client.send({"type": "ping"})
+    await client.next_message("pong", 10, since=mark)
+
+
+def camera(base_url: str, room_id: str, name: str) -> ParticipantClient:
+    return ParticipantClient(base_url, room_id, name=name, video=PatternVideoTrack(160, 120, 15))
+
+
+async def test_a_shared_screen_reaches_the_others_and_stops_everywhere(
+    any_server: RunningServer, screen_media: EncodedMedia
+) -> None:
+    room_id = any_server.new_room()
+    sharer = camera(any_server.base_url, room_id, "sharer")
+    sharer.screen = EncodedVideoTrack(screen_media)
+    viewer = camera(any_server.base_url, room_id, "viewer")
+    try:
+        await sharer.join()
+        await viewer.join()
+        sid = sharer.participant_id
+        assert sid is not None and viewer.participant_id is not None
+        await advances(lambda: viewer.video_from(sid), 5, 20)
+        mark = len(viewer.messages)
+        await sharer.share_screen()
+        updated = await viewer.next_message("participant_updated", 10, since=mark)
+        assert updated["participant"]["id"] == sid and updated["participant"]["media"]["screen"]
+        await wait_until(lambda: bool(tracks_of(viewer, "screen")), 10, "the screen's m-line")
+        assert tracks_of(viewer, "screen") == [
+            {"participant": sid, "kind": "video", "source": "screen"}
+        ]
+        assert tracks_of(sharer, "screen")[0]["participant"] == sid  # its own: to publish on
+        # Both advance: the screen, and the camera beside it.
+        await advances(lambda: viewer.screen_from(sid), 10, 20)
+        # Generous: on this loaded machine the camera was seen to pause for a few seconds
+        # around the renegotiation (see the report of issue 14); it must come back.
+        await advances(lambda: viewer.video_from(sid), 10, 20)
+        screen = viewer.screen_from(sid)
+        assert screen is not None and (screen.width, screen.height) == (480, 272)
+
+        mark = len(viewer.messages)
+        await sharer.share_screen(False)
+        updated = await viewer.next_message("participant_updated", 10, since=mark)
+        assert updated["participant"]["media"]["screen"] is False
+        await wait_until(lambda: not tracks_of(viewer, "screen"), 10, "the m-line going idle")
+        assert not tracks_of(sharer, "screen")
+        with pytest.raises(AssertionError, match="more frames"):
+            # The test of the test: a stopped screen does not "advance".
+            await advances(lambda: viewer.screen_from(sid), 5, 2)
+        await advances(lambda: viewer.video_from(sid), 10, 10)  # the camera goes on
+    finally:
+        await sharer.close()
+        await viewer.close()
+
+
+async def test_two_sharers_the_cap_and_a_late_joiner(
+    any_server: RunningServer, screen_media: EncodedMedia
+) -> None:
+    room_id = any_server.new_room()
+    clients = [camera(any_server.base_url, room_id, f"p{i}") for i in range(3)]
+    for client in clients:
+        client.screen = EncodedVideoTrack(screen_media)
+    late = camera(any_server.base_url, room_id, "late")
+    try:
+        for client in clients:
+            await client.join()
+        first, second, third = clients
+        await first.share_screen()
+        await second.share_screen()
+        await round_trip(first)
+        await round_trip(second)
+        await first.share_screen()  # the same state again: a no-op, no error
+        await round_trip(first)
+        assert first.errors == []
+        await third.share_screen()  # the cap here is 2
+        error = await third.next_message("error", 10)
+        assert error["code"] == "too_many_screen_shares" and error["fatal"] is False
+        assert "2 shared screens" in error["message"]
+        for sharer in (first, second):
+            assert sharer.participant_id is not None
+            sid = sharer.participant_id
+            await advances(lambda sid=sid: third.screen_from(sid), 5, 20)  # type: ignore[misc]
+        await late.join()
+        for sharer in (first, second):
+            sid = sharer.participant_id or ""
+            await advances(lambda sid=sid: late.screen_from(sid), 5, 20)  # type: ignore[misc]
+        assert third.participant_id is not None
+        assert late.screen_from(third.participant_id) is None
+    finally:
+        for client in [*clients, late]:
+            await client.close()
+
+
+async def test_a_page_that_reconnects_while_sharing_publishes_its_screen_at_once(
+    any_server: RunningServer, screen_media: EncodedMedia
+) -> None:
+    room_id = any_server.new_room()
+    viewer = camera(any_server.base_url, room_id, "viewer")
+    returning = camera(any_server.base_url, room_id, "returning")
+    returning.screen = EncodedVideoTrack(screen_media)
+    returning.sharing = True  # its join says screen: true
+    try:
+        await viewer.join()
+        await returning.join()
+        first_offer = await returning.next_message("offer", 10, since=0)
+        rid = returning.participant_id or ""
+        own = [t["source"] for t in first_offer["tracks"].values() if t["participant"] == rid]
+        assert own == ["camera", "screen"]
+        joined = await viewer.next_message("participant_joined", 10, since=0)
+        assert joined["participant"]["media"]["screen"] is True
+        await advances(lambda: viewer.screen_from(rid), 5, 20)
+    finally:
+        await viewer.close()
+        await returning.close()
