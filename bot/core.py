@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import math
 import re
@@ -20,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from signaling.rooms import Participant, Room
 
@@ -210,6 +211,30 @@ class ChatCards(Generic[CardT]):
         """Keep ``card`` up to date with ``room`` until the room ends."""
         self._cards[room.id] = _Tracked(card)
 
+    def remember(self, room: Room, card: CardT) -> None:
+        """Keep where ``card`` is with its room (the store, when rooms outlive a restart), so
+        :meth:`restore` finds it after one. Call once the card's address is known."""
+        reference = self.reference(card)
+        if reference is not None:
+            self.port.remember_card(room, self.origin, json.dumps(reference))
+
+    async def restore(self) -> int:
+        """At start-up: track again the cards of rooms that outlived a restart; how many."""
+        restored = 0
+        for room_id, text in (await self.port.remembered_cards(self.origin)).items():
+            room = self.port.get_room(room_id)
+            if room is None or room.origin != self.origin or room_id in self._cards:
+                continue
+            try:
+                card = self.from_reference(room, json.loads(text))
+            except (ValueError, KeyError, TypeError) as error:
+                logger.warning("%s card not restored: %s", self.origin, type(error).__name__)
+                continue
+            if card is not None:
+                self.track(room, card)
+                restored += 1
+        return restored
+
     def card(self, room_id: str) -> CardT | None:
         tracked = self._cards.get(room_id)
         return tracked.card if tracked else None
@@ -299,6 +324,14 @@ class ChatCards(Generic[CardT]):
         self, card: CardT, room: Room, participant: Participant, admitted: bool
     ) -> None:
         """A knock was answered (in the call or in the chat), or the knocker gave up."""
+
+    def reference(self, card: CardT) -> dict[str, Any] | None:
+        """Where ``card`` is, as small JSON (never a token); None: nothing worth keeping."""
+        return None
+
+    def from_reference(self, room: Room, reference: dict[str, Any]) -> CardT | None:
+        """The card :meth:`reference` described, for ``room``, after a restart."""
+        return None
 
     # Machinery ---------------------------------------------------------------------------------
 

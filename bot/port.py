@@ -92,3 +92,19 @@ class ChatPort(Protocol):
     def count_command(self, platform: str, result: ChatCommandResult) -> None:
         """Count one answered chat command for the metrics, by platform and result."""
         ...
+
+    def rooms_outlive_restart(self) -> bool:
+        """Whether rooms survive a restart of the server (a durable store): then a stopping
+        server ends no card, and :meth:`remember_card` values come back at start-up."""
+        ...
+
+    def remember_card(self, room: Room, platform: str, reference: str) -> None:
+        """Keep where ``room``'s card is (``reference``: the adapter's own small JSON: channel,
+        message id; never a token) until the room closes, so the card can still be updated
+        after a restart. Written in the background; a no-op without a durable store."""
+        ...
+
+    async def remembered_cards(self, platform: str) -> dict[str, str]:
+        """The card references :meth:`remember_card` kept for ``platform``, by open room id
+        (empty without a durable store). Ask at start-up."""
+        ...

@@ -78,3 +78,12 @@ class ServerChatPort:
 
     def count_command(self, platform: str, result: ChatCommandResult) -> None:
         self._metrics.count_chat_command(platform, result)
+
+    def rooms_outlive_restart(self) -> bool:
+        return self._rooms.durable
+
+    def remember_card(self, room: Room, platform: str, reference: str) -> None:
+        self._rooms.remember(room.id, f"card:{platform}", reference)
+
+    async def remembered_cards(self, platform: str) -> dict[str, str]:
+        return await self._rooms.remembered(f"card:{platform}")

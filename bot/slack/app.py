@@ -165,6 +165,7 @@ class SlackAdapter:
                 self._spawn(self._recheck_token())
             if self.app_token:
                 await self.start_socket_mode()
+            await self.cards.restore()  # the cards of rooms that outlived a restart
             yield
         finally:
             for task in list(self._tasks):

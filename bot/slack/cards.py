@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import Any, Literal
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -86,8 +87,40 @@ class SlackCards(ChatCards[SlackCard]):
             )
             if failure.code in AUTH_ERRORS:
                 return
+        self.remember(room, card)
         if card.invitees:
             await self._invite(card)
+
+    def reference(self, card: SlackCard) -> dict[str, Any] | None:
+        # Only a posted message (or a Calls API call) can be found again: a response_url lasts
+        # 30 minutes and is a secret, so a card posted through it is not kept.
+        if card.ts is None and card.call_id is None:
+            return None
+        return {
+            "channel": card.channel,
+            "user": card.user,
+            "team": card.team,
+            "mode": card.mode,
+            "call_id": card.call_id,
+            "ts": card.ts,
+            "lobby_ts": card.lobby_ts,
+        }
+
+    def from_reference(self, room: Room, reference: dict[str, Any]) -> SlackCard | None:
+        mode: Literal["call", "blocks"] = "call" if reference["mode"] == "call" else "blocks"
+        card = SlackCard(
+            channel=str(reference["channel"]),
+            user=str(reference["user"]),
+            topic=room.topic,
+            url=self.room_url(room),
+            mode=mode,
+            call_id=reference["call_id"],
+            ts=reference["ts"],
+            team=str(reference["team"]),
+            lobby_ts=reference["lobby_ts"],
+        )
+        card.ready.set()
+        return card
 
     async def _post_card(self, card: SlackCard, room: Room) -> None:
         blocks, text = render(card, room)
@@ -195,7 +228,10 @@ class SlackCards(ChatCards[SlackCard]):
             await knock_privately(self.web, card, room)
 
     async def end_all(self) -> None:
-        """The server is stopping and its rooms end with it: end every live card."""
+        """The server is stopping and its rooms end with it: end every live card (unless the
+        rooms outlive the restart: then the cards go on, updated after it)."""
+        if self.port.rooms_outlive_restart():
+            return
         now = self.port.now()
         for room in self.port.open_rooms():
             card = self.card(room.id)
