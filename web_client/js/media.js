@@ -2,6 +2,7 @@
 // available (possibly nothing), and released when the call ends.
 
 import { renderPrejoinToggles } from "./controls.js";
+import { VIDEO_CONSTRAINTS, listDevices, onLocalMediaReady, preferredConstraints } from "./devices.js";
 import { ui } from "./dom.js";
 import { clearNotice, showNotice } from "./notices.js";
 import { setVideoStream } from "./playback.js";
@@ -12,8 +13,6 @@ import { hasVideoTrack, state } from "./state.js";
  * @property {MediaStream} stream
  * @property {string | null} notice what the user should know about missing devices
  */
-
-const VIDEO_CONSTRAINTS = { width: 640, height: 480 };
 
 /** @returns {MediaResult | null} */
 function unavailableMedia() {
@@ -45,7 +44,12 @@ async function acquireMedia() {
       return null;
     }
   };
-  const both = await attempt({ audio: true, video: VIDEO_CONSTRAINTS });
+  // The devices chosen last on this browser, if still there (devices.js); if they cannot be
+  // opened, the browser's defaults before going without.
+  const listed = await listDevices();
+  const preferred = { audio: preferredConstraints("audioinput", listed), video: preferredConstraints("videoinput", listed) };
+  const chosen = "deviceId" in preferred.audio || "deviceId" in preferred.video;
+  const both = (await attempt(preferred)) ?? (chosen ? await attempt({ audio: true, video: VIDEO_CONSTRAINTS }) : null);
   if (both) return { stream: both, notice: null };
   const audio = await attempt({ audio: true });
   if (audio) return { stream: audio, notice: "Camera not available: others will hear you but not see you." };
@@ -77,6 +81,7 @@ export function startMedia() {
     state.mediaSettled = true;
     state.localStream = result.stream;
     applyWantedMedia();
+    onLocalMediaReady();
     if (result.notice) showNotice("media", result.notice, { kind: "warn", dismissible: true });
     else clearNotice("media");
     setVideoStream(ui.preview, hasVideoTrack() ? state.localStream : null);

@@ -8,7 +8,8 @@
 //   ended.js        the "not in the meeting" screen  playback.js  <video> playback
 //   screen.js       sharing our screen               screen-tiles.js  the screens' tiles
 //   speakers.js     who speaks, speaker view         layout.js    grid or stage + strip
-//   muted-talk.js   "You are muted"
+//   muted-talk.js   "You are muted"                  devices.js   camera, microphone, speaker choice
+//   quality.js      connection quality per tile      support.js   can this browser call at all
 // The protocol (websocket, peer connection) lives in protocol.js and the modules it imports: no DOM.
 
 import { join, leave, rejoin } from "./call.js";
@@ -23,6 +24,9 @@ import { state } from "./state.js";
 import { ensureOwnSession, listenToOtherTabs } from "./tabs.js";
 import { closeMenus, closeMenusFromKeyboard } from "./tiles.js";
 import { startNetworkCheck } from "./netcheck-view.js";
+import { wireDevices } from "./devices.js";
+import { startQualityMonitor } from "./quality.js";
+import { callSupport, showUnsupportedBrowser } from "./support.js";
 
 function wirePrejoin() {
   ui.prejoinMic.addEventListener("click", () => {
@@ -92,6 +96,11 @@ ui.hostHint.hidden = state.hostToken === null;
 showScreen(ui.prejoin);
 renderPrejoinToggles();
 renderRoomState();
-startMedia();
+wireDevices();
+startQualityMonitor();
+// Said at load, before the camera is asked for or a name typed (devices.js, quality.js, support.js).
+const support = callSupport();
+if (support.supported) startMedia();
+else showUnsupportedBrowser(support);
 // The room exists (its page was served): check the network now; it never blocks Join.
 startNetworkCheck(state.roomId);

@@ -11,6 +11,7 @@ import { loadSessionId, readRoomId, takeHostToken } from "./identity.js";
  * @typedef {import("./host.js").Knock} Knock
  * @typedef {import("./media.js").MediaResult} MediaResult
  * @typedef {import("./notices.js").Notice} Notice
+ * @typedef {import("./quality.js").QualityState} QualityState
  *
  * @typedef {object} RoomPageState
  * @property {string} roomId from the page's path; never changes
@@ -46,6 +47,9 @@ import { loadSessionId, readRoomId, takeHostToken } from "./identity.js";
  * @property {Map<string, Knock>} knocks hosts: people waiting in the lobby, by participant id
  * @property {Map<string, Notice>} notices shown in the status area, by key
  * @property {number} nextUid for element ids (aria-describedby); participant ids never go into an id
+ * @property {Promise<void>} deviceWork device switches, one at a time (devices.js)
+ * @property {string} speakerId the chosen audio output ("" = the browser's default)
+ * @property {QualityState} quality connection quality sampling (quality.js)
  */
 
 const roomId = readRoomId();
@@ -84,6 +88,9 @@ export const state = {
   knocks: new Map(),
   notices: new Map(),
   nextUid: 0,
+  deviceWork: Promise.resolve(),
+  speakerId: "",
+  quality: { pc: null, history: new Map(), call: null, poorSince: null, busy: false },
 };
 
 export function hasAudioTrack() {
