@@ -47,7 +47,7 @@ async def test_a_restart_keeps_settings_hosts_mutes_bars_and_who_was_let_in(tmp_
     await rooms.open()
     room = rooms.create_room(TOPIC, lobby=True, lifetime_seconds=3600)
     token = rooms.issue_host_token(room)
-    host, _ = rooms.join(room.id, "Host", "host-session", host_token=token)
+    rooms.join(room.id, "Host", "host-session", host_token=token)
     guest, _ = rooms.join(room.id, "Guest", "guest-session")
     assert guest.id in room.waiting
     rooms.admit(room, guest.id)
