@@ -153,7 +153,7 @@ def test_an_unwritable_data_dir_is_refused_naming_the_variable(tmp_path: Path) -
 def test_a_corrupt_database_is_reported_and_left_untouched(tmp_path: Path) -> None:
     garbage = b"this is no database, but someone's data all the same\n" * 200
     (tmp_path / DATABASE_NAME).write_bytes(garbage)
-    with pytest.raises(StoreError, match="MEETNOW_DATA_DIR: .* is not a usable meetnow database"):
+    with pytest.raises(StoreError, match=r"MEETNOW_DATA_DIR: .* is not a usable meetnow database"):
         SqliteRoomStore(tmp_path)
     assert (tmp_path / DATABASE_NAME).read_bytes() == garbage
 
