@@ -139,7 +139,8 @@ class FirefoxPage:
             await asyncio.sleep(poll_s)
 
     async def click_button(self, name: str) -> None:
-        """Click the enabled, visible button whose accessible text is exactly ``name``."""
+        """Click the enabled, visible button whose accessible text is exactly ``name``, with the
+        user activation a real click gives (``getDisplayMedia`` in Firefox needs it)."""
         clicked = await self.call(
             """(name) => {
               const button = Array.from(document.querySelectorAll('button')).find((b) =>
@@ -150,6 +151,7 @@ class FirefoxPage:
               return true;
             }""",
             name,
+            user_gesture=True,
         )
         if not clicked:
             raise AssertionError(f"no visible button named {name!r}")
@@ -184,6 +186,8 @@ class Firefox:
 
     process: asyncio.subprocess.Process
     websocket: aiohttp.ClientWebSocketResponse
+    profile: Path
+    """The temporary profile (removed, with the rest of the browser's scratch files, at the end)."""
     stderr: list[str] = field(default_factory=list)
     """What the browser printed on stderr, for failure messages."""
     _pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
@@ -217,10 +221,17 @@ class Firefox:
             if not reply.done():
                 reply.set_exception(BiDiError(f"the browser closed the session: {self.stderr}"))
 
-    async def new_page(self, url: str) -> FirefoxPage:
-        """A new tab with the test hooks, at ``url``."""
+    async def new_page(self, url: str, *, preload: str | None = None) -> FirefoxPage:
+        """A new tab with the test hooks, at ``url``. ``preload`` (a script's source) runs in
+        this tab only, after the hooks and before the page's own scripts: e.g. to take a web
+        platform feature away, as ``DENY_MEDIA`` does in Chromium."""
         created = await self.command("browsingContext.create", {"type": "tab"})
         page = FirefoxPage(self, created["context"])
+        if preload is not None:
+            await self.command(
+                "script.addPreloadScript",
+                {"functionDeclaration": "() => {\n" + preload + "\n}", "contexts": [page.context]},
+            )
         await page.goto(url)
         return page
 
@@ -256,6 +267,16 @@ async def drain(stream: asyncio.StreamReader | None, lines: list[str]) -> None:
     while stream is not None and (line := await stream.readline()):
         lines.append(line.decode(errors="replace"))
         del lines[:-200]
+
+
+def group_running(group: int) -> bool:
+    """Whether any live (not zombie) process is left in process group ``group``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                return True
+    return False
 
 
 def kill_group(process: asyncio.subprocess.Process) -> None:
@@ -296,7 +317,7 @@ async def launch_firefox() -> AsyncIterator[Firefox]:
                 aiohttp.ClientSession() as http,
                 http.ws_connect(f"{url}/session", max_msg_size=0) as websocket,
             ):
-                browser = Firefox(process, websocket, stderr)
+                browser = Firefox(process, websocket, profile, stderr)
                 tasks.append(asyncio.create_task(browser.read_replies()))
                 await browser.command("session.new", {"capabilities": {}})
                 await install_test_hooks(browser)
@@ -304,6 +325,10 @@ async def launch_firefox() -> AsyncIterator[Firefox]:
         finally:
             kill_group(process)
             await process.wait()
+            # Its content processes die with it; wait for them before the profile goes.
+            deadline = time.monotonic() + 10.0
+            while group_running(process.pid) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
