@@ -47,13 +47,16 @@ from .protocol import (
     ProtocolError,
     RaiseHandMessage,
     RoomClosedMessage,
+    ScreenShareMessage,
     ServerMessage,
+    Source,
     WaitingMessage,
     dump_server_message,
     parse_client_message,
 )
 from .room_hub import RoomHub, knock_info, participant_info
 from .rooms import Participant, Room
+from .screen_share import join_screen_sources, run_screen_share
 from .tasks import spawn
 
 if TYPE_CHECKING:
@@ -91,6 +94,7 @@ class ClientConnection:
         self.in_call = False
         """Joined the call (not waiting in the lobby)."""
         self._kinds: list[Kind] = []
+        self._screen: list[Source] = []
         self._candidates = CandidateScreen(policy_from_settings(server.settings))
         self._network_check = NetworkCheckSession(server, client_ip, self.send, self.close)
         """The pre-join network check, if this socket is a probe (signaling/network_check.py)."""
@@ -180,6 +184,8 @@ class ClientConnection:
                 await self._apply_answer(self.participant_id, parsed)
             elif isinstance(parsed, MediaStateMessage):
                 await self._media_state(parsed)
+            elif isinstance(parsed, ScreenShareMessage):
+                await run_screen_share(self._server, self._room, self.participant_id, parsed)
             elif isinstance(parsed, ChatMessage):
                 await relay_chat(self._server, self._room, self.participant_id, parsed)
             elif isinstance(parsed, RaiseHandMessage):
@@ -233,6 +239,7 @@ class ClientConnection:
             self._kinds.append("audio")
         if message.video:
             self._kinds.append("video")
+        self._screen = join_screen_sources(server, self._room, participant, message)
         if replaced is not None:
             await server.evict(self._room.id, replaced.id)
         self.participant_id = participant.id
@@ -289,13 +296,14 @@ class ClientConnection:
                 ice_transport_policy=server.settings.ice_transport_policy,
             )
         )
+        await server.hub.send_speakers(self._room.id, self)
         await server.hub.broadcast(
             self._room.id,
             ParticipantJoinedMessage(participant=participant_info(participant)),
             exclude=participant.id,
         )
         await server.relay.add_participant(
-            self._room.id, participant.id, self._kinds, self._send_offer
+            self._room.id, participant.id, self._kinds, self._send_offer, self._screen
         )
 
     async def _send_offer(self, offer: OfferMessage) -> None:

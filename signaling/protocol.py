@@ -27,6 +27,7 @@ from .protocol_chat import (
     LowerHandMessage,
     RaiseHandMessage,
 )
+from .protocol_media import ScreenShareMessage, Source, SpeakersMessage
 from .protocol_netcheck import (
     NetworkCheckAnswerMessage,
     NetworkCheckMessage,
@@ -74,8 +75,11 @@ __all__ = [
     "RoomClosedMessage",
     "RoomInfo",
     "RoomUpdatedMessage",
+    "ScreenShareMessage",
     "ServerMessage",
     "SetLobbyMessage",
+    "Source",
+    "SpeakersMessage",
     "TrackInfo",
     "WaitingMessage",
     "parse_client_message",
@@ -101,6 +105,11 @@ class JoinMessage(ClientWireMessage):
     """Whether the client has a camera track to publish."""
     host_token: str | None = Field(default=None, max_length=64)
     """The host secret handed to the room's creator (never part of the shareable link)."""
+    screen: bool = False
+    """The client shares a screen already (a page reconnecting while it shares): its first
+    offer has the screen's m-line."""
+    screen_audio: bool = False
+    """With ``screen``: the screen comes with tab audio."""
 
 
 class AnswerMessage(ClientWireMessage):
@@ -202,6 +211,7 @@ ClientMessage = Annotated[
     | LockMessage
     | SetLobbyMessage
     | EndMeetingMessage
+    | ScreenShareMessage
     | NetworkCheckMessage
     | NetworkCheckAnswerMessage
     | ChatMessage
@@ -224,6 +234,8 @@ class MediaState(WireMessage):
 
     audio: bool
     video: bool
+    screen: bool = False
+    """This participant shares a screen now."""
 
 
 class ParticipantInfo(WireMessage):
@@ -263,6 +275,9 @@ class TrackInfo(WireMessage):
     participant: str
     """The participant whose media this is; the client's own id for the tracks it publishes."""
     kind: Literal["audio", "video"]
+    source: Source
+    """``camera`` or ``screen`` (kind ``video``), ``microphone`` or ``screen_audio`` (kind
+    ``audio``)."""
 
 
 class JoinedMessage(WireMessage):
@@ -381,6 +396,7 @@ ServerMessage = (
     | PongMessage
     | ErrorMessage
     | RoomClosedMessage
+    | SpeakersMessage
     | NetworkCheckOfferMessage
     | ChatBroadcastMessage
 )

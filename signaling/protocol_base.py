@@ -63,6 +63,8 @@ class ErrorCode(StrEnum):
     NO_PORTS = "no_ports"
     """The relay has no free UDP port left in ``MEETNOW_ICE_PORT_RANGE`` for this participant;
     nobody else is affected. Joining later may work."""
+    TOO_MANY_SCREEN_SHARES = "too_many_screen_shares"
+    """The room already has ``MEETNOW_ROOM_MAX_SCREEN_SHARES`` screens shared; nothing changed."""
     MESSAGE_TOO_LONG = "message_too_long"
     """A ``chat`` message over 2,000 characters (Unicode code points); nobody received it."""
     CHAT_RATE_LIMITED = "chat_rate_limited"

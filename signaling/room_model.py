@@ -58,6 +58,8 @@ class Participant:
     """Whether this participant has host rights (admit, lock, remove, mute, end)."""
     muted_by_host: bool = False
     """A host stopped forwarding this participant's audio (until a host lets it through again)."""
+    screen: bool = False
+    """Whether this participant shares a screen now (:mod:`signaling.screen_share`)."""
     hand_raised_at: int | None = None
     """When this participant raised their hand (milliseconds since the epoch), or None."""
 

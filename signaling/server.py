@@ -101,6 +101,7 @@ class MeetnowServer:
             )
         self.hub = RoomHub()
         """Open websockets by room."""
+        self.relay.set_speakers_listener(self.hub.speakers_listener(rooms.get_room))
         self.limits = ServerLimits.from_settings(settings)
         """Rate limits (room creation, unknown-id lookups)."""
         self.open_websockets: Counter[str] = Counter()

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     """Participants allowed in one room at once. A room lives on one relay worker, one core:
     20 is the largest room one core forwarded at 30 fps without a freeze (docs/benchmarks.md,
     relay density), so the default keeps every call in a room whole rather than degrading all."""
+    room_max_screen_shares: int = Field(default=3, ge=1, le=50)
+    """Screens shared at once in one room; one more is refused with ``too_many_screen_shares``
+    (each share is one more forwarded video to every participant)."""
     room_unused_ttl_seconds: float = Field(default=24 * 3600, gt=0)
     """A room nobody ever joined expires after this long."""
     room_empty_grace_seconds: float = Field(default=60, ge=0)

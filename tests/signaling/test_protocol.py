@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from signaling import protocol
 from signaling.protocol import (
     MAX_SDP_LENGTH,
     PROTOCOL_VERSION,
@@ -44,6 +45,9 @@ from signaling.protocol import (
     dump_server_message,
     parse_client_message,
 )
+from signaling.protocol_chat import ChatMessage, LowerHandMessage, RaiseHandMessage
+from signaling.protocol_media import ScreenShareMessage
+from signaling.protocol_netcheck import NetworkCheckAnswerMessage, NetworkCheckMessage
 
 SESSION = "abcdefghijklmnop"  # 16 characters, the shortest allowed
 CLIENT_TYPES = [
@@ -60,6 +64,12 @@ CLIENT_TYPES = [
     "lock",
     "set_lobby",
     "end_meeting",
+    "screen_share",
+    "network_check",
+    "network_check_answer",
+    "chat",
+    "raise_hand",
+    "lower_hand",
 ]
 CLIENT_MODELS = (
     JoinMessage,
@@ -75,8 +85,20 @@ CLIENT_MODELS = (
     LockMessage,
     SetLobbyMessage,
     EndMeetingMessage,
+    ScreenShareMessage,
+    NetworkCheckMessage,
+    NetworkCheckAnswerMessage,
+    ChatMessage,
+    RaiseHandMessage,
+    LowerHandMessage,
 )
 MAX_ERROR_LENGTH = 300
+
+
+def test_every_client_type_is_listed_here() -> None:
+    # The fuzz tests below judge "unknown type" by this list: a new message must be added to it.
+    assert sorted(CLIENT_TYPES) == sorted(protocol._CLIENT_TYPES)
+    assert {model.model_fields["type"].default for model in CLIENT_MODELS} == set(CLIENT_TYPES)
 
 
 def dumps(**fields: Any) -> str:
@@ -445,8 +467,8 @@ SERVER_MESSAGES: list[ServerMessage] = [
         revision=2,
         sdp="v=0\r\n",
         tracks={
-            "0": TrackInfo(participant="p2", kind="audio"),
-            "3": TrackInfo(participant="p1", kind="video"),
+            "0": TrackInfo(participant="p2", kind="audio", source="microphone"),
+            "3": TrackInfo(participant="p1", kind="video", source="camera"),
         },
     ),
     ParticipantJoinedMessage(participant=PARTICIPANT),
@@ -488,9 +510,10 @@ def test_server_message_wire_shapes() -> None:
         {
             "id": "p1",
             "name": "Zoë <b>🎉</b>",
-            "media": {"audio": True, "video": False},
+            "media": {"audio": True, "video": False, "screen": False},
             "host": False,
             "muted_by_host": False,
+            "hand_raised_at": None,
         }
     ]
     assert joined["ice_servers"][0] == {
@@ -499,7 +522,7 @@ def test_server_message_wire_shapes() -> None:
         "credential": None,
     }
     offer = json.loads(dump_server_message(SERVER_MESSAGES[1]))
-    assert offer["tracks"]["3"] == {"participant": "p1", "kind": "video"}
+    assert offer["tracks"]["3"] == {"participant": "p1", "kind": "video", "source": "camera"}
     error = json.loads(dump_server_message(SERVER_MESSAGES[6]))
     assert error == {
         "type": "error",
