@@ -10,14 +10,18 @@ COPY meetnow ./meetnow
 COPY signaling ./signaling
 COPY bot ./bot
 COPY web_client ./web_client
+# /var/lib/meetnow is the room database's directory (MEETNOW_DATA_DIR), owned by the service's user
+# so that a volume mounted there starts with that owner.
 RUN pip install --no-cache-dir --disable-pip-version-check . \
     && rm -rf /src \
-    && useradd --system --no-create-home --uid 10001 meetnow
+    && useradd --system --no-create-home --uid 10001 meetnow \
+    && install -d -m 0700 -o meetnow /var/lib/meetnow
 
 # An empty working directory: meetnow reads no .env; its settings come from the environment.
 WORKDIR /srv
 USER meetnow
 ENV PYTHONUNBUFFERED=1 \
+    MEETNOW_DATA_DIR=/var/lib/meetnow \
     MEETNOW_HOST=127.0.0.1 \
     MEETNOW_PORT=8080
 EXPOSE 8080
