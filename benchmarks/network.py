@@ -8,8 +8,9 @@ are watched for ``window`` seconds, their frames counted with ``requestVideoFram
 tests' page hooks), and freezes (gaps > 0.5 s) and frame rates computed from those timestamps
 (:mod:`benchmarks.network_figures`).
 
-Then a load-generator check (no root needed): four synthetic participants, one of them capped at
-300 kbit/s (``run_loadtest(participant_impairments=...)``). Without root, nftables, iptables or
+Then a load-generator check (no root needed): four synthetic participants publishing VP8 with
+temporal layers (L1T3, as browsers do), one of them with its downlink capped at 300 kbit/s
+(``run_loadtest(participant_impairments=..., layers=3)``, the cap on what it receives only). Without root, nftables, iptables or
 the kernel features, the browser part is reported as not measured, with the reason.
 """
 
@@ -68,6 +69,8 @@ CAPPED_KBPS = 300.0
 CAPPED_PARTICIPANTS = 4
 CAPPED_FULL_S = 15.0
 CAPPED_SMOKE_S = 3.0
+CAPPED_LAYERS = 3
+"""Temporal layers of the synthetic video in the capped check (L1T3, what browsers publish)."""
 
 # Inbound video bytes and audio concealment of every peer connection of a page.
 STATS_HOOK = """
@@ -349,10 +352,11 @@ async def capped_check(seconds: float, loss_percent: float) -> CappedCheck:
     """Four synthetic participants; the last one's link capped at ``CAPPED_KBPS``."""
     check = CappedCheck(seconds)
     everyone = Impairment(loss_percent=loss_percent) if loss_percent else None
-    capped = Impairment(loss_percent=loss_percent, rate_kbps=CAPPED_KBPS)
-    check.impairment = f"load-{CAPPED_PARTICIPANTS} capped at {CAPPED_KBPS:g} kbit/s each way" + (
-        f", everyone {loss_percent:g}% loss" if loss_percent else ""
-    )
+    capped = Impairment(loss_percent=loss_percent, rate_kbps=CAPPED_KBPS, rate_direction="down")
+    check.impairment = (
+        f"load-{CAPPED_PARTICIPANTS}'s downlink capped at {CAPPED_KBPS:g} kbit/s, "
+        f"L1T3 video from everyone"
+    ) + (f", everyone {loss_percent:g}% loss" if loss_percent else "")
     with running_server() as server:
         room_url = server.create_room("network: one capped subscriber")
         outcome = await run_loadtest(
@@ -361,6 +365,7 @@ async def capped_check(seconds: float, loss_percent: float) -> CappedCheck:
             seconds,
             impairment=everyone,
             participant_impairments={CAPPED_PARTICIPANTS - 1: capped},
+            layers=CAPPED_LAYERS,
         )
     check.rows = outcome.participants
     say(describe_capped(check))

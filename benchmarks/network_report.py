@@ -123,12 +123,13 @@ def markdown(result: NetworkResult) -> str:
 def _capped_markdown(check: CappedCheck) -> str:
     head = (
         f"Load generator ({CAPPED_PARTICIPANTS} synthetic participants, `run_loadtest` with "
-        f"`participant_impairments`, {check.seconds:.0f} s window): {check.impairment}. The "
-        "synthetic publishers send pre-encoded VP8 of one temporal layer at a fixed ~1 Mbit/s "
-        "and the cap applies to both directions of that participant (what the load generator "
-        "can express today), so this checks what the relay does for a slow subscriber without "
-        f"temporal layers to drop. Target: the others >= 28 fps, the capped one >= 10 fps: "
-        f"{_verdict(check.met())}."
+        f"`participant_impairments` and `layers=3`, {check.seconds:.0f} s window): "
+        f"{check.impairment}. The synthetic publishers send pre-encoded VP8 with temporal "
+        "layers (L1T3: layer ids 0, 2, 1, 2, as browsers publish) at a fixed ~1 Mbit/s, which "
+        "they do not lower on REMB; the cap (a token bucket of 16 kB, 150 ms queue, as `tbf`) "
+        "applies only to what the capped participant receives, so its own video reaches the "
+        "others at full rate and the relay may forward it only the layers its link takes. "
+        f"Target: the others >= 28 fps, the capped one >= 10 fps: {_verdict(check.met())}."
     )
     rows = [
         [

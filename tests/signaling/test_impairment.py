@@ -97,11 +97,31 @@ async def test_rate_cap_passes_the_bucket_queues_a_little_and_drops_the_rest() -
 
 @pytest.mark.parametrize(
     "bad",
-    [{"loss_percent": 101}, {"delay_ms": 10, "jitter_ms": 11}, {"rate_kbps": 0}],
+    [
+        {"loss_percent": 101},
+        {"delay_ms": 10, "jitter_ms": 11},
+        {"rate_kbps": 0},
+        {"rate_kbps": 300, "rate_direction": "sideways"},
+    ],
 )
 def test_impossible_networks_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Impairment(**bad)
+
+
+def test_the_rate_cap_applies_to_the_directions_asked_for() -> None:
+    """(inbound, outbound) capped; the default stays both, as ``--rate`` always meant."""
+    caps = {
+        direction: (
+            Impairment(rate_kbps=300, rate_direction=direction).caps(inbound=True),
+            Impairment(rate_kbps=300, rate_direction=direction).caps(inbound=False),
+        )
+        for direction in ("both", "down", "up")
+    }
+    assert caps == {"both": (True, True), "down": (True, False), "up": (False, True)}
+    assert Impairment(rate_kbps=300).rate_direction == "both"
+    assert not Impairment().caps(inbound=True)  # no rate, no cap
+    assert Impairment(rate_kbps=300).link(0, capped=False).rate_kbps is None
 
 
 def test_cli_refuses_jitter_beyond_the_delay(capsys: pytest.CaptureFixture[str]) -> None:
