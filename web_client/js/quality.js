@@ -18,8 +18,9 @@ import { state } from "./state.js";
  *
  * @typedef {object} Counters cumulative counters of one tile at one moment
  * @property {number} at ms (stats timestamp)
- * @property {number} packets received (remote) or sent (ours)
+ * @property {number} packets received (remote) or sent (ours: the lost ones among them)
  * @property {number} lost
+ * @property {boolean} sent whether `packets` counts what was sent (lost included)
  * @property {number} frames decoded (remote) or encoded (ours)
  *
  * @typedef {object} QualityState
@@ -128,8 +129,9 @@ function windowed(key, now, videoExpected) {
   if (span < MIN_SPAN_MS) return null;
   const packets = now.packets - first.packets;
   const lost = Math.max(0, now.lost - first.lost);
+  const total = now.sent ? packets : packets + lost;
   return {
-    loss: packets + lost > 0 ? lost / (packets + lost) : null,
+    loss: total > 0 ? Math.min(1, lost / total) : null,
     fps: videoExpected ? (Math.max(0, now.frames - first.frames) * 1000) / span : null,
   };
 }
@@ -143,7 +145,7 @@ function windowed(key, now, videoExpected) {
 function inboundCounters(report, stream) {
   const ids = new Set(stream.getTracks().map((track) => track.id));
   /** @type {Counters} */
-  const counters = { at: 0, packets: 0, lost: 0, frames: 0 };
+  const counters = { at: 0, packets: 0, lost: 0, frames: 0, sent: false };
   report.forEach((stat) => {
     if (stat.type !== "inbound-rtp" || !ids.has(stat.trackIdentifier)) return;
     counters.at = Math.max(counters.at, stat.timestamp);
@@ -162,7 +164,7 @@ function inboundCounters(report, stream) {
  */
 function outboundCounters(report, camera) {
   /** @type {Counters} */
-  const counters = { at: 0, packets: 0, lost: 0, frames: 0 };
+  const counters = { at: 0, packets: 0, lost: 0, frames: 0, sent: true };
   /** @type {number | null} */
   let rttMs = null;
   /** @type {string | null} */
