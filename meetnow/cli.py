@@ -135,6 +135,7 @@ def _loadtest(args: argparse.Namespace) -> int:
             delay_ms=args.delay,
             jitter_ms=args.jitter,
             rate_kbps=args.rate,
+            rate_direction=args.rate_direction,
             seed=args.seed,
         )
     except ValueError as error:
@@ -148,6 +149,7 @@ def _loadtest(args: argparse.Namespace) -> int:
         args.json,
         feedback=not args.no_feedback,
         impairment=impairment,
+        layers=args.layers,
     )
 
 
@@ -197,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         help="receivers send no RTCP (receiver reports, REMB, NACK, PLI): a lighter load than "
         "browsers give, for comparison",
     )
+    load.add_argument(
+        "--layers",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="VP8 temporal layers of the synthetic video (3: L1T3, as browsers publish; default 1)",
+    )
     network = load.add_argument_group(
         "network", "what each participant's packets go through, both directions (no root needed)"
     )
@@ -207,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     network.add_argument(
         "--rate", type=float, default=None, metavar="KBPS", help="cap per direction, kbit/s"
+    )
+    network.add_argument(
+        "--rate-direction",
+        choices=("both", "down", "up"),
+        default="both",
+        help="where --rate applies: both directions (default), only what each participant "
+        "receives (down), or only what it sends (up)",
     )
     network.add_argument(
         "--seed", type=int, default=1, help="seed of the random loss and jitter (default 1)"
