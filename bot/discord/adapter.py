@@ -26,10 +26,14 @@ from .interactions import InteractionsEndpoint
 from .lobby import ClickAnswer, answer_click
 from .rest import DiscordRest
 
-__all__ = ["DiscordAdapter"]
+__all__ = ["BOT_LOGIN_SECONDS", "DiscordAdapter"]
 
 # One logger for the whole adapter, whichever module logs (docs/discord.md shows its name).
 logger = logging.getLogger("bot.discord")
+
+BOT_LOGIN_SECONDS = 30.0
+"""Longest a card edit waits for the gateway bot to log in (after a start or restart)."""
+BOT_LOGIN_POLL_SECONDS = 0.1
 
 
 class DiscordAdapter:
@@ -106,6 +110,17 @@ class DiscordAdapter:
             return None
         return client
 
+    async def bot_client(self) -> MeetnowBot | None:
+        """The gateway bot once logged in, waiting for it while it starts (up to
+        :data:`BOT_LOGIN_SECONDS`): right after a restart, a restored card may need an edit
+        before the bot has logged in, and only the bot token can make it."""
+        deadline = asyncio.get_running_loop().time() + BOT_LOGIN_SECONDS
+        while self.ready_client() is None and asyncio.get_running_loop().time() < deadline:
+            if self._gateway is None or self._gateway.done():
+                break  # no bot, or it stopped (refused token: logged once by run_gateway)
+            await asyncio.sleep(BOT_LOGIN_POLL_SECONDS)
+        return self.ready_client()
+
     def announce(self, url: str) -> None:
         """Print the invite URL once (``meetnow serve`` shows it)."""
         if self.invite_url is None:
@@ -142,8 +157,12 @@ class DiscordAdapter:
                 f"https://discord.com/oauth2/authorize?client_id="
                 f"{self.settings.discord_application_id}&scope=applications.commands"
             )
+        # The cards of rooms that outlived a restart (a durable store): edited with the bot
+        # token from now on, their interaction tokens having never been kept.
+        await self.cards.restore()
         yield
-        # The server closed every room before this: let the cards say "Ended" first.
+        # Rooms in memory were closed before this: let their cards say "Ended" first. Durable
+        # rooms go on (their cards too, after the restart): only pending edits are finished.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.cards.drained(), 5)
         if self.client is not None and not self.client.is_closed():

@@ -34,7 +34,7 @@ class DiscordCard:
     issued_at: float
     """Clock time the interaction arrived: its token works for 15 minutes from then."""
     token: str = field(repr=False)
-    """The interaction token (a secret for 15 minutes)."""
+    """The interaction token (a secret for 15 minutes; never kept: empty after a restart)."""
     interaction: discord.Interaction[Any] | None = field(default=None, repr=False)
     """Gateway cards: the discord.py interaction; None for the HTTP endpoint."""
     message_id: int | None = None
@@ -48,6 +48,8 @@ class DiscordCard:
     """Join/leave updates scheduled and not run yet: only the last one edits."""
     logged: set[str] = field(default_factory=set, repr=False)
     """Failures already logged for this card (each is logged once)."""
+    kept: bool = False
+    """Its address (channel and message id, never the token) is kept with its room."""
 
 
 def log_card(card: DiscordCard, key: str, message: str, error: BaseException | None) -> None:
@@ -97,6 +99,46 @@ class DiscordCards(ChatCards[DiscordCard]):
         if card is not None and room.origin == self.origin:
             card.pending += 1
 
+    # Across a restart ------------------------------------------------------------------------
+
+    def keep_address(self, room: Room, card: DiscordCard) -> None:
+        """Once the card's message id is known, keep where it is with its room (once per card),
+        so :meth:`restore` finds it after a restart and the bot token edits it from then on."""
+        if card.kept or card.dead or card.message_id is None or card.channel_id is None:
+            return
+        card.kept = True
+        self.remember(room, card)
+
+    def reference(self, card: DiscordCard) -> dict[str, Any] | None:
+        # Never the interaction token: a secret, and useless 15 minutes after the command.
+        # Snowflakes as strings, as Discord writes them (JSON numbers lose digits elsewhere).
+        if card.message_id is None or card.channel_id is None:
+            return None
+        return {
+            "channel_id": str(card.channel_id),
+            "message_id": str(card.message_id),
+            "starter_id": str(card.starter_id),
+            "application_id": str(card.application_id),
+        }
+
+    def from_reference(self, room: Room, reference: dict[str, Any]) -> DiscordCard | None:
+        if self.adapter.settings.discord_token is None:
+            return None  # no token left to edit it with: the interaction's was never kept
+        card = DiscordCard(
+            starter_id=int(reference["starter_id"]),
+            application_id=int(reference["application_id"]),
+            channel_id=int(reference["channel_id"]),
+            issued_at=self.adapter.clock(),
+            token="",
+            message_id=int(reference["message_id"]),
+            via_interaction=False,
+            kept=True,
+        )
+        card.posted.set()
+        return card
+
+    # Updates from room events ----------------------------------------------------------------
+
     def live_edit(self, card: DiscordCard, room: Room) -> Edit:
         return live_edit(room, card.starter_id, self.room_url(room))
 
@@ -128,3 +170,4 @@ class DiscordCards(ChatCards[DiscordCard]):
         if card.pending:
             return  # a later update is queued; it shows this state too
         await self.adapter.deliver(card, self.live_edit(card, room))
+        self.keep_address(room, card)  # the first edit may be what told us the message id

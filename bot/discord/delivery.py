@@ -48,7 +48,7 @@ async def deliver(adapter: DiscordAdapter, card: DiscordCard, edit: Edit) -> Non
                 _edit_failed(card, error)
                 return
     card.via_interaction = False
-    client = adapter.ready_client()
+    client = await adapter.bot_client()
     if card.channel_id is None or card.message_id is None or client is None:
         card.dead = True
         if adapter.settings.discord_token is None:

@@ -189,6 +189,7 @@ async def answer_command(
     if card.message_id is None:
         with contextlib.suppress(discord.HTTPException, aiohttp.ClientError, TimeoutError):
             card.message_id = (await interaction.original_response()).id
+    adapter.cards.keep_address(room, card)  # so it is still edited after a restart
     try:
         await interaction.followup.send(
             adapter.host_link_text(room),

@@ -179,6 +179,7 @@ class InteractionsEndpoint:
                 continue
             else:
                 card.message_id = snowflake(message, "id")
+                self.adapter.cards.keep_address(room, card)  # still edited after a restart
                 break
         await self.adapter.warn_if_blind(card, permissions)
 

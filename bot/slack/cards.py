@@ -223,7 +223,10 @@ class SlackCards(ChatCards[SlackCard]):
         if card.mode != "call" or card.call_id is None:
             await self._update(card, room)
         elif card.ts is not None:
+            lobby_ts = card.lobby_ts
             await self.calls.update_lobby_thread(card, room)
+            if card.lobby_ts != lobby_ts:
+                self.remember(room, card)  # the thread is found again after a restart
         elif knock is not None and knock.id in room.waiting:
             await knock_privately(self.web, card, room)
 
