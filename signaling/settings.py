@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     data_dir: Path | None = None
     """Directory of the room database (``sqlite`` store). Unset: ``$XDG_DATA_HOME/meetnow``, else
     ``~/.local/share/meetnow``."""
+    redis_url: SecretStr | None = None
+    """Redis shared by several nodes (``redis://host:6379/0``; may carry a password): rooms,
+    tombstones and chat card references live there instead of ``store``. Unset: one node."""
 
     @field_validator("metrics_listen")
     @classmethod

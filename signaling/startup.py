@@ -158,6 +158,7 @@ def startup_summary(settings: Settings, facts: StartupFacts) -> list[str]:
     )
     chat = ", ".join(facts.chat) or "none"
     return [
+        f"  rooms:     {rooms_summary(settings)}",
         f"  links:     {settings.base_url()}/",
         f"  listening: {host}:{settings.port}",
         f"  relay:     {workers}",
@@ -165,6 +166,17 @@ def startup_summary(settings: Settings, facts: StartupFacts) -> list[str]:
         f"  TURN:      {turn}",
         f"  chat:      {chat}",
     ]
+
+
+def rooms_summary(settings: Settings) -> str:
+    """Where rooms are kept, without a Redis URL's password."""
+    if settings.redis_url is not None:
+        url = urlsplit(settings.redis_url.get_secret_value())
+        where = f"{url.hostname or '?'}:{url.port or 6379}{url.path or ''}"
+        return f"shared with other nodes in Redis at {where}"
+    if settings.store == "memory":
+        return "in memory (every room ends with the process)"
+    return "SQLite in MEETNOW_DATA_DIR (rooms survive a restart)"
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,0 +1,222 @@
+"""The shared room store: rooms, tombstones and chat card references in Redis
+(``MEETNOW_REDIS_URL``), so several ``meetnow serve`` nodes see the same rooms.
+
+Keys, all under one prefix (``meetnow:`` by default):
+
+- ``room:{id}``: the room's record as JSON (:class:`~signaling.room_store.RoomRecord`); a room
+  nobody ever joined also carries Redis's own expiry at its ``expires_at``, so it goes away even
+  if every node that knew it died;
+- ``rooms``: the set of open room ids;
+- ``chat:{id}``: a hash of the chat values kept with room ``id`` (deleted with the room);
+- ``tombstones``: a sorted set, SHA-256 of an ended room's id (hex) scored by until when it
+  answers 410.
+
+Every call is one round trip (or one Lua script) so two nodes never interleave halfway through
+a write. Redis errors surface as ``redis.exceptions.RedisError`` (``ConnectionError`` when it is
+unreachable): the caller decides what a lost Redis means.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .room_store import RoomRecord, StoredState, StoreError
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "RedisRoomStore",
+    "connect",
+    "decode_record",
+    "encode_record",
+    "text_of",
+]
+
+DEFAULT_PREFIX = "meetnow:"
+VARIABLE = "MEETNOW_REDIS_URL"
+
+# A chat value is only kept for a room that still exists: checked and written in one step, so a
+# room deleted by another node in between takes nothing.
+_PUT_CHAT_VALUE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+return 0
+"""
+
+
+def encode_record(record: RoomRecord) -> str:
+    """A record as compact JSON (host keys in hex, session sets sorted)."""
+    data: dict[str, Any] = {
+        "topic": record.topic,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "max_participants": record.max_participants,
+        "origin": record.origin,
+        "lobby": record.lobby,
+        "locked": record.locked,
+        "join_deadline": record.join_deadline,
+        "ever_joined": record.ever_joined,
+        "empty_since": record.empty_since,
+        "first_joined_at": record.first_joined_at,
+        "host_keys": [key.hex() for key in record.host_keys],
+        "admitted_sessions": sorted(record.admitted_sessions),
+        "host_sessions": sorted(record.host_sessions),
+        "muted_sessions": sorted(record.muted_sessions),
+        "banned_sessions": sorted(record.banned_sessions),
+        "sessions_seen": sorted(record.sessions_seen),
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def decode_record(room_id: str, text: str) -> RoomRecord:
+    data = json.loads(text)
+    return RoomRecord(
+        id=room_id,
+        topic=data["topic"],
+        created_at=float(data["created_at"]),
+        expires_at=float(data["expires_at"]),
+        max_participants=int(data["max_participants"]),
+        origin=data["origin"],
+        lobby=bool(data["lobby"]),
+        locked=bool(data["locked"]),
+        join_deadline=data["join_deadline"],
+        ever_joined=bool(data["ever_joined"]),
+        empty_since=data["empty_since"],
+        first_joined_at=data["first_joined_at"],
+        host_keys=tuple(bytes.fromhex(key) for key in data["host_keys"]),
+        admitted_sessions=frozenset(data["admitted_sessions"]),
+        host_sessions=frozenset(data["host_sessions"]),
+        muted_sessions=frozenset(data["muted_sessions"]),
+        banned_sessions=frozenset(data["banned_sessions"]),
+        sessions_seen=frozenset(data["sessions_seen"]),
+    )
+
+
+def text_of(value: object) -> str:
+    """A reply as text (the client decodes replies; bytes only from a client that does not)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(reply: object) -> list[tuple[object, float]]:
+    """A ``WITHSCORES`` reply as (member, score) pairs (redis-py types it loosely)."""
+    assert isinstance(reply, list)
+    return [(member, float(score)) for member, score in reply]
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client for ``url`` (no connection is made yet). A malformed URL stops start-up with a
+    message naming the setting."""
+    try:
+        return aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=2.0,
+            socket_timeout=5.0,
+            health_check_interval=10,
+        )
+    except ValueError as error:
+        raise StoreError(
+            f"{VARIABLE}: not a Redis URL ({error}); expected e.g. redis://127.0.0.1:6379/0"
+        ) from None
+
+
+class RedisRoomStore:
+    """:class:`~signaling.room_store.RoomStore` in Redis, shared by every node using the same
+    URL and prefix. Beyond the interface, :meth:`find_room` and :meth:`buried_until` answer for
+    one room, so a node can learn of a room another node created or ended."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._put_chat_value = client.register_script(_PUT_CHAT_VALUE)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = DEFAULT_PREFIX) -> RedisRoomStore:
+        return cls(connect(url), prefix)
+
+    def _room_key(self, room_id: str) -> str:
+        return f"{self.prefix}room:{room_id}"
+
+    def _chat_key(self, room_id: str) -> str:
+        return f"{self.prefix}chat:{room_id}"
+
+    @property
+    def _rooms_key(self) -> str:
+        return f"{self.prefix}rooms"
+
+    @property
+    def _tombstones_key(self) -> str:
+        return f"{self.prefix}tombstones"
+
+    async def load(self) -> StoredState:
+        room_ids = sorted(text_of(i) for i in await self.client.smembers(self._rooms_key))
+        rooms: list[RoomRecord] = []
+        if room_ids:
+            texts = await self.client.mget([self._room_key(i) for i in room_ids])
+            rooms = [
+                decode_record(i, text_of(t)) for i, t in zip(room_ids, texts, strict=True) if t
+            ]
+            gone = [i for i, t in zip(room_ids, texts, strict=True) if not t]
+            if gone:  # expired by Redis (nobody ever joined): drop them from the set too
+                await self.client.srem(self._rooms_key, *gone)
+        stones = await self.client.zrange(self._tombstones_key, 0, -1, withscores=True)
+        return StoredState(
+            rooms=rooms, tombstones={bytes.fromhex(text_of(k)): s for k, s in _pairs(stones)}
+        )
+
+    async def find_room(self, room_id: str) -> RoomRecord | None:
+        """The stored record of one room, or None if no node keeps it open."""
+        text = await self.client.get(self._room_key(room_id))
+        return decode_record(room_id, text_of(text)) if text else None
+
+    async def buried_until(self, key: bytes) -> float | None:
+        """Until when the tombstone ``key`` answers 410 (None: there is none)."""
+        score = await self.client.zscore(self._tombstones_key, key.hex())
+        return None if score is None else float(score)
+
+    async def save_room(self, record: RoomRecord) -> None:
+        key = self._room_key(record.id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(key, encode_record(record))
+            if not record.ever_joined:
+                # Nobody joined yet: Redis itself forgets it at its time, whoever is alive.
+                pipe.expireat(key, max(1, int(record.expires_at) + 1))
+            pipe.sadd(self._rooms_key, record.id)
+            await pipe.execute()
+
+    async def delete_room(self, room_id: str) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(self._room_key(room_id), self._chat_key(room_id))
+            pipe.srem(self._rooms_key, room_id)
+            await pipe.execute()
+
+    async def bury(self, key: bytes, until: float) -> None:
+        await self.client.zadd(self._tombstones_key, {key.hex(): until})
+
+    async def forget_tombstones(self, now: float) -> None:
+        await self.client.zremrangebyscore(self._tombstones_key, "-inf", now)
+
+    async def put_chat_value(self, room_id: str, name: str, value: str) -> None:
+        await self._put_chat_value(
+            keys=[self._room_key(room_id), self._chat_key(room_id)], args=[name, value]
+        )
+
+    async def chat_values(self, name: str) -> dict[str, str]:
+        room_ids = sorted(text_of(i) for i in await self.client.smembers(self._rooms_key))
+        if not room_ids:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for room_id in room_ids:
+                pipe.hget(self._chat_key(room_id), name)
+            values = await pipe.execute()
+        return {
+            room_id: text_of(value)
+            for room_id, value in zip(room_ids, values, strict=True)
+            if value is not None
+        }
+
+    async def close(self) -> None:
+        await self.client.aclose()
