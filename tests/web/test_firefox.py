@@ -10,17 +10,26 @@ import time
 import pytest
 from playwright.async_api import Browser
 
-from ..conftest import ServerProcess
+from ..conftest import RunningServer, ServerProcess
 from ..support import browser as chromium
 from ..support import firefox
 from ..support.browser import browser, join, open_room, stop_sending_video
-from ..support.firefox import FirefoxPage, launch_firefox
+from ..support.firefox import FirefoxPage, group_running, launch_firefox
 
 __all__ = ["browser"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.browser
 
 UNSUPPORTED = "cannot make video calls"
+SCREEN_UNAVAILABLE = (
+    "Your screen cannot be shared right now (nothing to share was found)."
+    " The call goes on as before."
+)
+NOTICE_SAYS = "(text) => Array.from(document.querySelectorAll('.notice__text')).some((n) => n.textContent === text)"
+NO_WEBRTC = "window.RTCPeerConnection = undefined;"
+OWN_ID = "() => document.querySelector('[data-local]:not([data-screen])')?.dataset.participant"
+SCREEN_OF = "(id) => document.querySelectorAll(`[data-screen][data-participant='${id}']`).length"
+NO_SCREEN = "() => document.querySelectorAll('[data-screen][data-participant]').length === 0"
 
 
 async def firefox_joins(page: FirefoxPage, name: str) -> None:
@@ -80,3 +89,55 @@ async def test_chromium_and_firefox_see_and_hear_each_other(
         assert not await grace.call(
             chromium.PLAYING_NOW, [1, chromium.FRAMES_PER_WINDOW, chromium.WINDOW_MS]
         )
+
+
+async def test_firefox_sees_chromiums_screen_and_is_told_it_cannot_share_its_own(
+    browser: Browser, server_process: ServerProcess
+) -> None:
+    room_id = await server_process.create_room("Mixed screens")
+    url = f"{server_process.base_url}/r/{room_id}"
+    ada = await open_room(browser, url)
+    await join(ada, "Ada")
+    async with launch_firefox() as fox:
+        grace = await fox.new_page(url)
+        await firefox_joins(grace, "Grace")
+        await firefox.wait_playing(grace, 1)
+        await chromium.wait_playing(ada, 1)
+
+        # Headless Firefox has no screen to capture (its fake devices are cameras and
+        # microphones only): getDisplayMedia fails with NotFoundError. Grace is told so, and
+        # her camera keeps playing at Ada's.
+        await grace.click_button("Share screen")
+        await grace.wait_for(NOTICE_SAYS, SCREEN_UNAVAILABLE)
+        await chromium.wait_playing(ada, 1)
+
+        # Chromium shares its (fake) screen: Firefox shows it as a screen tile of Ada's, its frames
+        # advancing next to her camera's. Waited for, not watched over a stretch: on a loaded
+        # machine the publisher's bandwidth estimate dips for seconds after a share starts.
+        ada_id = await ada.evaluate(OWN_ID)
+        await ada.get_by_role("button", name="Share screen", exact=True).click()
+        await grace.wait_for(SCREEN_OF, ada_id)
+        await firefox.wait_playing(grace, 2, timeout_s=90.0)
+        names = {tile.name for tile in await firefox.remote_frames(grace)}
+        assert names == {"Ada", "Ada's screen"}, names
+        await ada.get_by_role("button", name="Stop sharing", exact=True).click()
+        await grace.wait_for(NO_SCREEN)
+        await firefox.wait_playing(grace, 1, timeout_s=60.0)
+
+
+async def test_firefox_is_not_told_it_cannot_call_but_a_firefox_without_webrtc_is(
+    server: RunningServer,
+) -> None:
+    url = f"{server.base_url}/r/{server.new_room()}"
+    async with launch_firefox() as fox:
+        # Navigation waits for the load event, by which the page's module scripts have run and
+        # said whether this browser can call.
+        page = await fox.new_page(url)
+        assert not await says_unsupported(page)
+        # The check can fail: the same Firefox with RTCPeerConnection taken away is told so at
+        # load, before any click.
+        without_webrtc = await fox.new_page(url, preload=NO_WEBRTC)
+        assert await says_unsupported(without_webrtc)
+    # The driver leaves nothing behind: no browser process, no profile.
+    assert not fox.profile.exists()
+    assert not group_running(fox.process.pid)
