@@ -19,7 +19,7 @@ from signaling.client import ParticipantClient
 
 from ..conftest import FakeClock, RunningServer, free_port, start_server, test_settings
 from ..fakes.discord import CHANNEL_ID, GUILD_ID, FakeDiscord
-from .test_discord import embed_of, in_the_call, join_url
+from .test_discord import STARTER, embed_of, in_the_call, join_url, knock_rows
 
 
 @pytest.fixture
@@ -190,3 +190,38 @@ async def test_the_restart_check_sees_a_card_left_behind(
     # Stale: it never showed Grace, and still offers Join to a meeting that has ended.
     assert posted.message["components"]
     assert not embed_of(posted.message)["description"].startswith("Ended")
+
+
+async def test_the_hosts_admit_works_on_a_card_restored_after_a_restart(restart: Restart) -> None:
+    # A knock after the restart shows on the pre-restart card (Admit / Deny, through the
+    # channel), and the host's click on it admits: the restored card knows its host and message.
+    fake = restart.fake
+    running, runner = await restart.start()
+    try:
+        payload = await fake.send_interaction(topic="Interview", lobby=True)
+        message = await fake.wait_for(lambda: fake.message_for(payload["token"]))
+        room_id = join_url(message).rsplit("/", 1)[1]
+        card = adapter_of(running).cards.card(room_id)
+        await fake.wait_for(lambda: card is not None and card.kept)
+        await running.meetnow.rooms.flush()
+    finally:
+        await restart.stop(runner)
+
+    running, runner = await restart.start()
+    try:
+        eve = ParticipantClient(running.base_url, room_id, name="Eve")
+        await eve.join(wait_for="waiting")
+        await fake.wait_for(lambda: knock_rows(message))
+        assert fake.edits[-1][:2] == ("channel_patch", int(message["id"]))
+        ((admit, _),) = knock_rows(message)
+        since = len(eve.messages)
+        click = await fake.send_component(message, admit["custom_id"], STARTER)
+        await eve.next_message("joined", since=since)
+        (callback,) = await fake.wait_for(
+            lambda: [c for c in fake.calls_to("callback") if click["id"] in c.path]
+        )
+        assert callback.body["type"] == 7  # the clicked message itself is updated
+        await fake.wait_for(lambda: not knock_rows(message) and in_the_call(message) == "• Eve")
+        await eve.close()
+    finally:
+        await restart.stop(runner)
