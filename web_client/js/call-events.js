@@ -1,6 +1,7 @@
 // What the page does on each event of the current call (see the list in protocol.js), and the reset
 // once a call is over.
 
+import { chatRefused } from "./chat-view.js";
 import { renderControls } from "./controls.js";
 import { showScreen, showTopic, ui } from "./dom.js";
 import { showEnded } from "./ended.js";
@@ -13,6 +14,7 @@ import { screenShareRefused, stopScreenShare } from "./screen.js";
 import { setOwnScreenId, setRemoteScreen } from "./screen-tiles.js";
 import { clearSpeakers, setSpeakers } from "./speakers.js";
 import { hasVideoTrack, state } from "./state.js";
+import { listenToTalk, resetTalk } from "./talk.js";
 import { clearGrid, removeParticipant, setRemoteStream, upsertParticipant } from "./tiles.js";
 
 /**
@@ -120,6 +122,7 @@ function onReconnecting(detail) {
 
 /** A non-fatal error: the call goes on. @param {ServerErrorDetail} detail */
 function onServerError(detail) {
+  if (chatRefused(detail)) return; // shown next to the chat's Message field
   if (detail.code === "rate_limited") {
     showNotice("rate", "Slow down: the server is ignoring some of your clicks for a moment.", {
       kind: "warn",
@@ -153,6 +156,7 @@ export function resetAfterCall() {
   setHost(false);
   setRoomState(null);
   clearNotices();
+  resetTalk();
 }
 
 /**
@@ -187,4 +191,5 @@ export function listenToCall(current) {
   on("reconnected", () => showNotice("connection", "Reconnected.", { timeoutMs: 3000 }));
   on("server-error", onServerError);
   on("ended", onEnded);
+  listenToTalk(current); // chat, hands, participant list: after the handlers above (tiles exist)
 }

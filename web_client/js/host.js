@@ -107,7 +107,7 @@ export function addKnock(info) {
  * @param {string} participantId
  * @param {boolean} admit
  */
-function answerKnock(participantId, admit) {
+export function answerKnock(participantId, admit) {
   const knock = state.knocks.get(participantId);
   if (!knock) return;
   if (!hostCommand((current) => (admit ? current.admit(participantId) : current.deny(participantId)))) return;

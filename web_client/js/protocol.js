@@ -26,6 +26,8 @@
 //                         changes; set it as srcObject)
 //   "remote-screen"       {participantId, stream}   the screen that participant shares (video, perhaps
 //                         its tab's audio), or null once they stop: its own tile
+//   "chat"                {id, participantId, name, text, sentAt}  a chat message (ours too: the
+//                         server's echo is our confirmation); name and text are untrusted
 //   "speakers"            {dominant, speaking}      who speaks now (ids, ourselves included) and the
 //                         dominant speaker (or null), as the relay hears them
 //   "reconnecting"        {attempt, delayMs, reason}
@@ -58,6 +60,7 @@ export { PROTOCOL_VERSION, isValidHostToken, isValidSessionId, randomSessionId, 
  * @typedef {import("./wire.js").ParticipantLeftDetail} ParticipantLeftDetail
  * @typedef {import("./wire.js").RemoteStreamDetail} RemoteStreamDetail
  * @typedef {import("./wire.js").SpeakersDetail} SpeakersDetail
+ * @typedef {import("./wire.js").ChatDetail} ChatDetail
  * @typedef {import("./wire.js").ReconnectingDetail} ReconnectingDetail
  * @typedef {import("./wire.js").ServerErrorDetail} ServerErrorDetail
  * @typedef {import("./wire.js").EndedDetail} EndedDetail
@@ -155,6 +158,26 @@ export class MeetnowCall extends CallConnection {
     if (!this._screen) return;
     this._screen = null;
     if (options.tellServer !== false) this._sendInCall({ type: "screen_share", sharing: false, audio: false });
+  }
+
+  // ------------------------------------------------------------------ chat and hands
+  // Each returns whether it was sent. A chat message comes back as a "chat" event (our echo) or a
+  // "server-error" (message_too_long, chat_rate_limited, invalid_message); a hand as a
+  // "self-updated" (ours) or "participant-updated" with `hand_raised_at`.
+
+  /** @param {string} text sent exactly as typed (the server counts code points and refuses blanks) */
+  sendChat(text) {
+    return this._sendInCall({ type: "chat", text });
+  }
+
+  /** @param {boolean} raised */
+  raiseHand(raised) {
+    return this._sendInCall({ type: "raise_hand", raised });
+  }
+
+  /** Host: lower someone's raised hand. @param {string} participantId */
+  lowerHand(participantId) {
+    return this._sendInCall({ type: "lower_hand", participant_id: participantId });
   }
 
   // ------------------------------------------------------------------ host commands

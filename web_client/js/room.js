@@ -27,6 +27,7 @@ import { startNetworkCheck } from "./netcheck-view.js";
 import { wireDevices } from "./devices.js";
 import { startQualityMonitor } from "./quality.js";
 import { callSupport, showUnsupportedBrowser } from "./support.js";
+import { wireTalk } from "./talk.js";
 
 function wirePrejoin() {
   ui.prejoinMic.addEventListener("click", () => {
@@ -90,6 +91,7 @@ wireControlBar();
 wireScreenButton();
 wireViewButton();
 wireHostBar();
+wireTalk();
 wireDismissal();
 ui.nameInput.value = loadDisplayName();
 ui.hostHint.hidden = state.hostToken === null;

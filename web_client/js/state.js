@@ -1,7 +1,9 @@
 // The room page's one state object: everything the page remembers between events lives here, so
 // every module reads and changes the same, typed record (and nothing hides in module variables).
 
+import { createChatState } from "./chat.js";
 import { loadSessionId, readRoomId, takeHostToken } from "./identity.js";
+import { createRosterState } from "./roster.js";
 
 /**
  * @typedef {import("./protocol.js").MeetnowCall} MeetnowCall
@@ -11,6 +13,8 @@ import { loadSessionId, readRoomId, takeHostToken } from "./identity.js";
  * @typedef {import("./host.js").Knock} Knock
  * @typedef {import("./media.js").MediaResult} MediaResult
  * @typedef {import("./notices.js").Notice} Notice
+ * @typedef {import("./chat.js").ChatState} ChatState
+ * @typedef {import("./roster.js").RosterState} RosterState
  * @typedef {import("./quality.js").QualityState} QualityState
  *
  * @typedef {object} RoomPageState
@@ -46,6 +50,8 @@ import { loadSessionId, readRoomId, takeHostToken } from "./identity.js";
  * @property {{locked: boolean, lobby: boolean}} room the room's settings as last announced
  * @property {Map<string, Knock>} knocks hosts: people waiting in the lobby, by participant id
  * @property {Map<string, Notice>} notices shown in the status area, by key
+ * @property {ChatState} chat the chat since we joined (chat.js, chat-view.js)
+ * @property {RosterState} roster who is in the call, hands, the lobby's names (roster.js)
  * @property {number} nextUid for element ids (aria-describedby); participant ids never go into an id
  * @property {Promise<void>} deviceWork device switches, one at a time (devices.js)
  * @property {string} speakerId the chosen audio output ("" = the browser's default)
@@ -87,6 +93,8 @@ export const state = {
   room: { locked: false, lobby: false },
   knocks: new Map(),
   notices: new Map(),
+  chat: createChatState(),
+  roster: createRosterState(),
   nextUid: 0,
   deviceWork: Promise.resolve(),
   speakerId: "",

@@ -19,6 +19,7 @@ import { state } from "./state.js";
  * @property {HTMLButtonElement} mute
  * @property {HTMLButtonElement} makeHost
  * @property {HTMLButtonElement} remove
+ * @property {HTMLButtonElement} lowerHand shown while their hand is up (hands.js)
  *
  * @typedef {object} Tile
  * @property {string} id participant id ("" for the local tile before `joined`)
@@ -29,6 +30,7 @@ import { state } from "./state.js";
  * @property {HTMLElement} micOff
  * @property {HTMLElement} hostBadge
  * @property {HTMLElement} mutedBadge
+ * @property {HTMLElement} handBadge "✋ 1": the order of this raised hand (hands.js)
  * @property {TileMenu | null} menu
  * @property {string} name
  * @property {boolean} host
@@ -87,7 +89,9 @@ export function createTile(name, local, participantId = "") {
   hostBadge.hidden = true;
   const mutedBadge = el("span", "tile__badge tile__badge--muted", "Muted by host");
   mutedBadge.hidden = true;
-  footer.append(micOff, nameEl, hostBadge, mutedBadge);
+  const handBadge = el("span", "tile__badge tile__badge--hand");
+  handBadge.hidden = true;
+  footer.append(micOff, nameEl, handBadge, hostBadge, mutedBadge);
   root.append(video, avatar, footer);
   /** @type {Tile} */
   const tile = {
@@ -99,6 +103,7 @@ export function createTile(name, local, participantId = "") {
     micOff,
     hostBadge,
     mutedBadge,
+    handBadge,
     menu: null,
     name: "",
     host: false,
@@ -131,11 +136,13 @@ function createTileMenu(tile) {
   const mute = makeButton("Mute");
   const makeHost = makeButton("Make host");
   const remove = makeButton("Remove", "button button--small button--danger");
-  for (const button of [mute, makeHost, remove]) button.setAttribute("aria-describedby", tile.nameEl.id);
-  panel.append(mute, makeHost, remove);
+  const lowerHand = makeButton("Lower hand");
+  lowerHand.hidden = true;
+  for (const button of [mute, makeHost, remove, lowerHand]) button.setAttribute("aria-describedby", tile.nameEl.id);
+  panel.append(lowerHand, mute, makeHost, remove);
   wrap.append(toggle, panel);
   /** @type {TileMenu} */
-  const menu = { wrap, toggle, panel, mute, makeHost, remove };
+  const menu = { wrap, toggle, panel, mute, makeHost, remove, lowerHand };
 
   toggle.addEventListener("click", () => setMenuOpen(menu, toggle.getAttribute("aria-expanded") !== "true"));
   mute.addEventListener("click", () => {
@@ -149,6 +156,10 @@ function createTileMenu(tile) {
   remove.addEventListener("click", () => {
     setMenuOpen(menu, false);
     hostCommand((current) => current.remove(tile.id));
+  });
+  lowerHand.addEventListener("click", () => {
+    setMenuOpen(menu, false);
+    hostCommand((current) => current.lowerHand(tile.id));
   });
   return menu;
 }

@@ -5,7 +5,9 @@ export const PROTOCOL_VERSION = 1;
 
 /**
  * @typedef {{audio: boolean, video: boolean, screen?: boolean}} MediaState
- * @typedef {{id: string, name: string, media: MediaState, host?: boolean, muted_by_host?: boolean}} ParticipantInfo
+ * @typedef {{id: string, name: string, media: MediaState, host?: boolean, muted_by_host?: boolean,
+ *   hand_raised_at?: number | null}} ParticipantInfo hand_raised_at: when the hand went up (server
+ *   time, ms since the epoch), or null
  * @typedef {{id: string, topic: string | null, url: string, max_participants: number,
  *   locked?: boolean, lobby?: boolean}} RoomInfo
  * @typedef {{id: string, name: string}} KnockInfo
@@ -28,9 +30,11 @@ export const PROTOCOL_VERSION = 1;
  * @typedef {{type: "error", code: string, message: string, fatal?: boolean}} ErrorMessage
  * @typedef {{type: "room_closed", reason: "expired" | "ended" | "server_shutdown"}} RoomClosedMessage
  * @typedef {{type: "speakers", dominant: string | null, speaking: string[]}} SpeakersMessage
+ * @typedef {{type: "chat", id: string, participant_id: string, name: string, text: string,
+ *   sent_at: number}} ChatBroadcastMessage to everyone in the call, the sender included
  * @typedef {JoinedMessage | WaitingMessage | KnockMessage | KnockResolvedMessage | RoomUpdatedMessage
  *   | OfferMessage | ParticipantJoinedMessage | ParticipantUpdatedMessage | ParticipantLeftMessage
- *   | PongMessage | ErrorMessage | RoomClosedMessage | SpeakersMessage} ServerMessage
+ *   | PongMessage | ErrorMessage | RoomClosedMessage | SpeakersMessage | ChatBroadcastMessage} ServerMessage
  *
  * @typedef {{type: "join", version: number, name: string, session: string, audio: boolean, video: boolean,
  *     host_token?: string, screen?: boolean, screen_audio?: boolean}
@@ -43,7 +47,10 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: "mute", participant_id: string, muted: boolean}
  *   | {type: "lock", locked: boolean}
  *   | {type: "set_lobby", enabled: boolean}
- *   | {type: "end_meeting"}} ClientMessage
+ *   | {type: "end_meeting"}
+ *   | {type: "chat", text: string}
+ *   | {type: "raise_hand", raised: boolean}
+ *   | {type: "lower_hand", participant_id: string}} ClientMessage
  *
  * @typedef {{participantId: string, host: boolean, room: RoomInfo, participants: ParticipantInfo[],
  *   waiting: KnockInfo[], rejoined: boolean}} JoinedDetail
@@ -55,6 +62,7 @@ export const PROTOCOL_VERSION = 1;
  * @typedef {{participantId: string}} ParticipantLeftDetail
  * @typedef {{participantId: string, stream: MediaStream | null}} RemoteStreamDetail
  * @typedef {{dominant: string | null, speaking: string[]}} SpeakersDetail
+ * @typedef {{id: string, participantId: string, name: string, text: string, sentAt: number}} ChatDetail
  * @typedef {{attempt: number, delayMs: number, reason: string}} ReconnectingDetail
  * @typedef {{code: string, message: string}} ServerErrorDetail
  * @typedef {{code: string, message: string, reason: string | null}} EndedDetail
@@ -169,6 +177,13 @@ export function eventForMessage(message, selfId) {
       const speaking = Array.isArray(message.speaking) ? message.speaking.filter((id) => typeof id === "string") : [];
       const dominant = typeof message.dominant === "string" ? message.dominant : null;
       return { type: "speakers", detail: { dominant, speaking } };
+    }
+    case "chat": {
+      // Untrusted text: the page shows name and text with textContent only.
+      const { id, participant_id: participantId, name, text, sent_at: sentAt } = message;
+      if (typeof id !== "string" || typeof participantId !== "string" || typeof text !== "string") return null;
+      const sender = typeof name === "string" ? name : "";
+      return { type: "chat", detail: { id, participantId, name: sender, text, sentAt: Number(sentAt) || Date.now() } };
     }
     default:
       return null;
