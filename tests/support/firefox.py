@@ -287,7 +287,9 @@ def kill_group(process: asyncio.subprocess.Process) -> None:
 
 @contextlib.asynccontextmanager
 async def launch_firefox() -> AsyncIterator[Firefox]:
-    """Headless Firefox with a temporary profile and the test hooks, ready for ``new_page``."""
+    """Headless Firefox with a temporary profile and the test hooks, ready for ``new_page``.
+    Used as ``async with launch_firefox() as firefox:`` inside a test, rather than as a fixture, so
+    a test can time the start and check what the end leaves behind."""
     binary = firefox_or_skip()
     with tempfile.TemporaryDirectory(prefix="meetnow-firefox-") as scratch:
         profile, home = Path(scratch, "profile"), Path(scratch, "home")
@@ -332,12 +334,6 @@ async def launch_firefox() -> AsyncIterator[Firefox]:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-@pytest.fixture
-async def firefox() -> AsyncIterator[Firefox]:
-    async with launch_firefox() as browser:
-        yield browser
 
 
 # ------------------------------------------------ probes (the page half is page_hooks.js)
