@@ -10,14 +10,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import RateLimited
 
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["Bucket", "KeyedLimiter", "ServerLimits", "TokenBucket"]
+__all__ = ["Bucket", "KeyedLimiter", "ServerLimits", "SharedLimiter", "TokenBucket"]
 
 
 def _hourly(per_hour: float, burst_fraction: int) -> Bucket:
@@ -85,8 +85,18 @@ class KeyedLimiter:
         return bucket is not None and bucket.refill(self._clock()) < 1.0
 
 
+class SharedLimiter(Protocol):
+    """A :class:`KeyedLimiter` whose buckets every node shares (``signaling.redis_limits``)."""
+
+    async def allow(self, key: str, cost: float = 1.0) -> bool: ...
+
+    async def exhausted(self, key: str) -> bool: ...
+
+
 class ServerLimits:
-    """Every limit of one server."""
+    """Every limit of one server. With :meth:`share`, the limits that protect the service as a
+    whole (rooms per address, unknown-id lookups) are counted across all nodes; the ``*_shared``
+    methods consult those (and fall back to this node's buckets when nothing is shared)."""
 
     def __init__(
         self,
@@ -105,6 +115,13 @@ class ServerLimits:
         """Rooms created in one Slack workspace or Discord guild."""
         self.unknown_lookups = KeyedLimiter(unknown_lookups_per_ip, clock)
         """Lookups of room ids that do not exist, per client address: sweeping ids hits 429."""
+        self.shared_rooms_per_ip: SharedLimiter | None = None
+        self.shared_unknown_lookups: SharedLimiter | None = None
+
+    def share(self, rooms_per_ip: SharedLimiter, unknown_lookups: SharedLimiter) -> None:
+        """Count room creation and unknown lookups per address across every node."""
+        self.shared_rooms_per_ip = rooms_per_ip
+        self.shared_unknown_lookups = unknown_lookups
 
     @classmethod
     def from_settings(
@@ -140,3 +157,22 @@ class ServerLimits:
 
     def count_unknown_lookup(self, ip: str) -> None:
         self.unknown_lookups.allow(ip)
+
+    async def check_web_creation_shared(self, ip: str) -> None:
+        """:meth:`check_web_creation`, counted across every node when shared."""
+        if self.shared_rooms_per_ip is None:
+            self.check_web_creation(ip)
+        elif not await self.shared_rooms_per_ip.allow(ip):
+            raise RateLimited("Too many meetings created from this address; try again later.")
+
+    async def lookups_blocked_shared(self, ip: str) -> bool:
+        """:meth:`lookups_blocked`, counted across every node when shared."""
+        if self.shared_unknown_lookups is None:
+            return self.lookups_blocked(ip)
+        return await self.shared_unknown_lookups.exhausted(ip)
+
+    async def count_unknown_lookup_shared(self, ip: str) -> None:
+        if self.shared_unknown_lookups is None:
+            self.count_unknown_lookup(ip)
+        else:
+            await self.shared_unknown_lookups.allow(ip)
