@@ -55,7 +55,9 @@ PREFS: dict[str, bool | int | str] = {
     "media.navigator.permission.disabled": True,
     "permissions.default.camera": 1,
     "permissions.default.microphone": 1,
-    # Screen capture without the picker (what a fake display gives is reported by the tests).
+    # getDisplayMedia on (the default). Headless Firefox has no screen to capture: with a user
+    # activation (``click_button``) it fails with NotFoundError, its fake devices being cameras
+    # and microphones only; tests/web/test_firefox.py stands a canvas in for the picker.
     "media.getdisplaymedia.enabled": True,
     # ICE over loopback, with real addresses rather than mDNS names.
     "media.peerconnection.ice.loopback": True,

@@ -172,3 +172,13 @@ async def test_firefox_is_not_told_it_cannot_call_but_a_firefox_without_webrtc_i
     # The driver leaves nothing behind: no browser process, no profile.
     assert not fox.profile.exists()
     assert not group_running(fox.process.pid)
+
+
+def test_a_missing_firefox_skips_here_but_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(firefox, "FIREFOX", "/nonexistent/firefox-esr")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        firefox.firefox_or_skip()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="missing in CI"):
+        firefox.firefox_or_skip()
