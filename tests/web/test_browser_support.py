@@ -66,7 +66,7 @@ async def test_a_browser_without_webrtc_is_told_at_load_and_cannot_join(
     # The barrier: a request to the server and back, after the load and the Enter. In a browser
     # that can call, the camera is asked for within the load's first tasks (the test below).
     assert await page.evaluate(ROUND_TRIP) == 200
-    assert await page.evaluate("() => document.body.dataset.screen") == "prejoin"
+    assert await page.evaluate("() => document.body.dataset.view") == "prejoin"
     assert await get_user_media_calls(page) == 0
     await expect(page.get_by_role("button", name="Join", exact=True)).to_be_disabled()
     assert await page.locator("[data-participant]").count() == 0

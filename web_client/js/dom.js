@@ -60,7 +60,7 @@ export const ui = {
 /** @param {HTMLElement} screen */
 export function showScreen(screen) {
   for (const element of [ui.prejoin, ui.waiting, ui.call, ui.left, ui.ended]) element.hidden = element !== screen;
-  document.body.dataset.screen = screen.id;
+  document.body.dataset.view = screen.id;
 }
 
 /** @param {string | null | undefined} topic */
