@@ -264,9 +264,12 @@ async def test_a_guest_in_the_lobby_sees_no_chat_and_receives_none(
     await wait_message(host, "before you came in")
     # Round trip: the host's admit follows the message on the same connection, so anything the
     # server sent the guest for it would reach the guest before `joined`.
-    await host.locator("#lobby-list li").filter(has_text="Guest").get_by_role(
-        "button", name="Admit"
-    ).click()
+    await (
+        host.locator("#lobby-list li")
+        .filter(has_text="Guest")
+        .get_by_role("button", name="Admit")
+        .click()
+    )
     await guest.wait_for_function(TILE_COUNT, arg=2, timeout=20_000)
     types = [message.get("type") for message in guest_frames.received_messages]
     assert "joined" in types and "chat" not in types, types
