@@ -38,6 +38,7 @@ from .aiortc_hooks import (
     tap_receiver,
 )
 from .aiortc_hooks.load_generator import use_packetizer
+from .aiortc_hooks.routing import keep_streams_apart
 from .impairment import ImpairedLink, Impairment, impair_peer_connection
 from .protocol import JoinMessage
 from .received_stream import FREEZE_SECONDS, ReceivedStream
@@ -264,6 +265,7 @@ class ParticipantClient:
             ice = [RTCIceServer(**s) for s in message["ice_servers"]]
             # Like a browser: "relay" means media only through the TURN servers given.
             policy = RTCIceTransportPolicy(message.get("ice_transport_policy", "all"))
+            keep_streams_apart()  # a newly offered stream is never taken for another one's
             pc = self._pc = RTCPeerConnection(
                 RTCConfiguration(
                     iceServers=ice,

@@ -131,6 +131,11 @@ class Publication:
             on_given_up=lambda _ssrc: self.request_keyframe(),
         )
 
+    @property
+    def receiver(self) -> RTCRtpReceiver:
+        """The publisher's m-line it arrives on."""
+        return self._receiver
+
     def request_keyframe(self, *, urgent: bool = False) -> None:
         """Ask the publisher for a keyframe, at most once per ``KEYFRAME_RETRY_SECONDS`` (an
         ``urgent`` request, for a subscriber that just became able to receive, goes at once)."""

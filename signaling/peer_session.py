@@ -3,7 +3,8 @@ others on, and the offer/answer exchange (the server always offers).
 
 Each published track has a *source*: ``camera`` and ``microphone`` from the join, ``screen`` and
 ``screen_audio`` while the participant shares a screen. A stopped share's m-lines go inactive and
-are not reused for publishing (a new share gets fresh ones); the m-lines others receive it on go
+are parked: the next share publishes on them again once the client has answered the offer that
+made them inactive (so repeated sharing never grows the SDP); the m-lines others receive it on go
 idle and are reused like a leaver's.
 """
 
@@ -29,6 +30,7 @@ from aiortc import (
 )
 
 from .aiortc_hooks import PortRange, ice_ports_in
+from .aiortc_hooks.routing import keep_streams_apart
 from .bandwidth import Downlink
 from .forwarding import Kind, Outbound, Publication, kind_of
 from .metrics import MediaConnected
@@ -118,6 +120,8 @@ class PeerSession:
     def __init__(self, participant_id: str, config: RelayConfig, send_offer: SendOffer) -> None:
         self.participant_id = participant_id
         ice = [RTCIceServer(s.urls, s.username, s.credential) for s in config.ice_servers]
+        # A new share's first packets must never be taken for the camera's (see the module).
+        keep_streams_apart()
         # Always our own ICE list (possibly empty): given none, aiortc would add a public server.
         self.pc = RTCPeerConnection(
             RTCConfiguration(iceServers=ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
@@ -126,6 +130,9 @@ class PeerSession:
         self._send_offer = send_offer
         self._publish: list[tuple[Source, RTCRtpTransceiver]] = []
         """The m-lines it publishes on now, with what each carries."""
+        self._parked: list[tuple[Source, RTCRtpTransceiver, int]] = []
+        """Inactive m-lines it published on (a stopped share), with the offer revision at which
+        they went inactive."""
         self._outbounds: list[tuple[RTCRtpTransceiver, Outbound]] = []
         self.downlink = Downlink()
         """What this participant can receive: its REMB, split among its m-lines."""
@@ -149,22 +156,37 @@ class PeerSession:
     def add_publish_transceivers(
         self, sources: Iterable[Source]
     ) -> list[tuple[Source, RTCRtpReceiver]]:
-        """New m-lines this participant sends on, one per source."""
+        """The m-lines this participant sends on, one per source: a parked one of that source
+        (its receiver comes back, see :meth:`stop_publishing`), else a new one."""
         receivers: list[tuple[Source, RTCRtpReceiver]] = []
         for source in sources:
-            kind = kind_of(source)
-            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
-            transceiver.setCodecPreferences(_codec_preferences(kind))
+            transceiver = self._unpark(source)
+            if transceiver is None:
+                kind = kind_of(source)
+                transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+                transceiver.setCodecPreferences(_codec_preferences(kind))
             self._publish.append((source, transceiver))
             receivers.append((source, transceiver.receiver))
         return receivers
 
+    def _unpark(self, source: Source) -> RTCRtpTransceiver | None:
+        for parked in self._parked:
+            parked_source, transceiver, since = parked
+            # Only once the client has seen it go inactive: its answer to that offer has
+            # stopped the old track there before a new one starts.
+            if parked_source == source and since < self._answered:
+                self._parked.remove(parked)
+                transceiver.direction = "recvonly"
+                return transceiver
+        return None
+
     def stop_publishing(self, sources: Iterable[Source]) -> None:
-        """The m-lines of these sources go inactive (a stopped screen share)."""
+        """The m-lines of these sources go inactive and are parked (a stopped screen share)."""
         stopping = set(sources)
         for source, transceiver in self._publish:
             if source in stopping:
                 transceiver.direction = "inactive"
+                self._parked.append((source, transceiver, self._revision))
         self._publish = [(s, t) for s, t in self._publish if s not in stopping]
 
     def subscribe(self, publication: Publication) -> Outbound:

@@ -107,6 +107,9 @@ class RoomMedia:
         self.on_speakers: Callable[[Speakers], None] | None = None
         """Told each change of :attr:`speakers` (set by :class:`Relay`)."""
         self._speaker_task: asyncio.Task[None] | None = None
+        self._parked: dict[str, dict[RTCRtpReceiver, Publication]] = {}
+        """Stopped shares' publications by participant, by receiver: a new share on the same
+        m-line resumes the same publication (its receiver is tapped once, for good)."""
 
     async def add_participant(
         self,
@@ -170,19 +173,25 @@ class RoomMedia:
         if bool(sharing) == bool(wanted):
             return
         others = [s for who, s in self.sessions.items() if who != participant_id]
+        parked = self._parked.setdefault(participant_id, {})
         if wanted:
-            added = [
-                self._publish(participant_id, source, receiver)
-                for source, receiver in session.add_publish_transceivers(wanted)
-            ]
+            heard = not any(p.paused for p in mine if p.source == "microphone")
+            added: list[Publication] = []
+            for source, receiver in session.add_publish_transceivers(wanted):
+                publication = parked.pop(receiver, None) or self._publish(
+                    participant_id, source, receiver
+                )
+                if publication.kind == "audio":
+                    publication.paused = not heard  # a host's mute covers tab audio too
+                added.append(publication)
             mine.extend(added)
             for other in others:
                 for publication in added:
                     other.subscribe(publication)
         else:
             for publication in sharing:
-                publication.close()
                 mine.remove(publication)
+                parked[publication.receiver] = publication
             for other in others:
                 other.release(sharing)
             session.stop_publishing(SCREEN_SOURCES)
@@ -201,6 +210,7 @@ class RoomMedia:
         """Close the participant's session; the others' m-lines for it go idle."""
         session = self.sessions.pop(participant_id, None)
         publications = self.publications.pop(participant_id, [])
+        publications += self._parked.pop(participant_id, {}).values()
         self.speakers.forget(participant_id)
         if session is None and not publications:
             return  # never added, or refused at its first offer: nobody to tell
