@@ -1,0 +1,164 @@
+"""The room service of one node among several sharing Redis (``MEETNOW_REDIS_URL``).
+
+Each node keeps in memory only the rooms it is working with: those with people on this node, and
+copies it fetched from Redis for a request (:meth:`SharedRoomService.fetch`, called before a room
+is looked up). A copy with nobody here is refreshed from Redis at every lookup, so a room created,
+locked or ended on another node reads the same here; an idle copy is dropped from memory, never
+closed, since the room may be in use elsewhere.
+
+Who closes a room: the node where it was created (a room nobody joined expires at its TTL; Redis
+also expires its key by itself) or where its last participant left (the empty grace). Before
+closing, the node reads the room back from Redis and closes it only if the stored room is due as
+well: another node may have let people in meanwhile.
+
+Not done here yet (issue 16): claims and forwarding. Until then two people opening one room
+through two different nodes are in two halves of it; a load balancer must send a room's people
+to one node (sticky by path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from .redis_store import RedisRoomStore
+from .room_model import ROOM_ID_PATTERN, Participant, Room, RoomLimits
+from .room_store import room_from
+from .rooms import RoomService
+from .tasks import spawn
+from .tombstones import secret_key
+
+__all__ = ["IDLE_COPY_SECONDS", "SharedRoomService"]
+
+logger = logging.getLogger(__name__)
+
+IDLE_COPY_SECONDS = 120.0
+"""How long a fetched copy with nobody on this node stays in memory (longer than a websocket may
+wait before ``join``: a page that loaded the room still finds it)."""
+
+
+class SharedRoomService(RoomService):
+    """:class:`~signaling.rooms.RoomService` over a :class:`RedisRoomStore` other nodes share."""
+
+    def __init__(
+        self,
+        limits: RoomLimits | None = None,
+        *,
+        store: RedisRoomStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(limits, store=store, clock=clock)
+        self.shared = store
+        self._responsible: set[str] = set()
+        """Rooms this node closes when they are due: created here, or last left here."""
+        self._fetched_at: dict[str, float] = {}
+        self._checks: set[asyncio.Task[None]] = set()
+        """Closings waiting for Redis to agree (:meth:`settle` waits for them)."""
+
+    async def open(self) -> None:
+        """Start writing; rooms are read from Redis when asked for, not all at start-up."""
+        if self._writer is not None:
+            self._writer.start()
+
+    async def fetch(self, room_id: str) -> None:
+        """Bring this node's copy of ``room_id`` up to date from Redis (unless people are in it
+        here: then this node's copy is the room)."""
+        if not ROOM_ID_PATTERN.fullmatch(room_id):
+            return
+        local = self._by_id.get(room_id)
+        if local is not None and (local.participants or local.waiting):
+            return
+        await self.flush()  # this node's own writes first: what it reads back includes them
+        record = await self.shared.find_room(room_id)
+        if record is None:
+            self._forget(room_id)  # closed elsewhere; that node told its listeners
+            until = await self.shared.buried_until(secret_key(room_id))
+            if until is not None:
+                self._tombstones.restore({secret_key(room_id): until})
+            return
+        room = room_from(record, self._clock())
+        room.empty_since = record.empty_since  # people may be in it on another node
+        self._by_id[room_id] = room
+        self._fetched_at[room_id] = self._clock()
+
+    def create_room(
+        self,
+        topic: str | None = None,
+        *,
+        origin: str | None = None,
+        lobby: bool = False,
+        lifetime_seconds: float | None = None,
+    ) -> Room:
+        room = super().create_room(
+            topic, origin=origin, lobby=lobby, lifetime_seconds=lifetime_seconds
+        )
+        self._responsible.add(room.id)
+        return room
+
+    def _enter(self, room: Room, participant: Participant) -> None:
+        self._responsible.add(room.id)
+        super()._enter(room, participant)
+
+    def _is_due(self, room: Room, now: float) -> bool:
+        # Never closed on the spot (a lookup closes due rooms synchronously): only the sweep
+        # closes, once Redis agrees (:meth:`_close_if_still_due`).
+        return False
+
+    def _due_here(self, room: Room, now: float) -> bool:
+        """Whether this node should close ``room`` as far as its own copy tells."""
+        if room.id not in self._responsible or room.participants or room.waiting:
+            return False
+        if room.empty_since is None and room.ever_joined:
+            return False  # people are in it on another node
+        return super()._is_due(room, now)
+
+    def sweep(self) -> list[Room]:
+        """Drop idle copies; close what this node is responsible for only after Redis agrees
+        (asynchronously: the stored room may have changed on another node)."""
+        now = self._clock()
+        for room in list(self._by_id.values()):
+            idle = not room.participants and not room.waiting
+            if idle and room.id not in self._responsible:
+                if now - self._fetched_at.get(room.id, now) > IDLE_COPY_SECONDS:
+                    self._forget(room.id)
+            elif self._due_here(room, now):
+                check = spawn(self._close_if_still_due(room), what="shared room check")
+                self._checks.add(check)
+                check.add_done_callback(self._checks.discard)
+        self._tombstones.forget_due(now)
+        writer = self._writer
+        if writer is not None:
+            writer.submit(lambda: writer.store.forget_tombstones(now))
+        return []
+
+    async def settle(self) -> None:
+        """Wait until the closings the last sweeps started are decided and written."""
+        while self._checks:
+            await asyncio.gather(*list(self._checks), return_exceptions=True)
+        await self.flush()
+
+    async def _close_if_still_due(self, room: Room) -> None:
+        try:
+            await self.flush()
+            record = await self.shared.find_room(room.id)
+        except Exception as error:  # Redis away: try again at the next sweep
+            logger.warning("shared room check failed: %s", type(error).__name__)
+            return
+        if self._by_id.get(room.id) is not room or room.participants or room.waiting:
+            return
+        if record is not None and (
+            record.empty_since != room.empty_since or record.ever_joined != room.ever_joined
+        ):
+            # Changed on another node: take its state, and leave the closing to that node.
+            self._responsible.discard(room.id)
+            await self.fetch(room.id)
+            return
+        self._responsible.discard(room.id)
+        self._close(room, "expired")
+
+    def _forget(self, room_id: str) -> None:
+        self._by_id.pop(room_id, None)
+        self._fetched_at.pop(room_id, None)
+        self._responsible.discard(room_id)
