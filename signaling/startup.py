@@ -170,13 +170,17 @@ def startup_summary(settings: Settings, facts: StartupFacts) -> list[str]:
 
 def rooms_summary(settings: Settings) -> str:
     """Where rooms are kept, without a Redis URL's password."""
+    if settings.store == "memory":
+        kept = "in memory (every room ends with the process)"
+    else:
+        kept = "SQLite in MEETNOW_DATA_DIR (rooms survive a restart)"
     if settings.redis_url is not None:
+        # The Redis store and shared limits exist (signaling.redis_*) but `serve` does not use
+        # them yet: say so rather than let an operator believe the nodes share rooms.
         url = urlsplit(settings.redis_url.get_secret_value())
         where = f"{url.hostname or '?'}:{url.port or 6379}{url.path or ''}"
-        return f"shared with other nodes in Redis at {where}"
-    if settings.store == "memory":
-        return "in memory (every room ends with the process)"
-    return "SQLite in MEETNOW_DATA_DIR (rooms survive a restart)"
+        kept += f"; MEETNOW_REDIS_URL ({where}) is not used by this version yet"
+    return kept
 
 
 def _is_loopback(host: str) -> bool:
