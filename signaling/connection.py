@@ -296,7 +296,7 @@ class ClientConnection:
                 ice_transport_policy=server.settings.ice_transport_policy,
             )
         )
-        await server.hub.send_speakers(self._room.id, self)
+        await server.hub.after_joined(self._room.id, self)
         await server.hub.broadcast(
             self._room.id,
             ParticipantJoinedMessage(participant=participant_info(participant)),

@@ -59,6 +59,9 @@ class RoomHub:
         self._sockets: dict[str, set[ClientConnection]] = {}  # every open socket, joined or not
         self._speakers: dict[str, SpeakersMessage] = {}
         """The last ``speakers`` message each room was sent."""
+        self._join_notices: dict[tuple[str, str], list[ServerMessage]] = {}
+        """What a joining participant's join earned, sent right after its ``joined`` (by room
+        and participant id): e.g. a screen share refused at the room's cap."""
 
     def track(self, room_id: str, connection: ClientConnection) -> None:
         """A socket opened on the room's page (it may never join)."""
@@ -85,6 +88,8 @@ class RoomHub:
             if not members:
                 del self._rooms[room_id]
                 self._speakers.pop(room_id, None)
+                for key in [k for k in self._join_notices if k[0] == room_id]:
+                    del self._join_notices[key]
 
     def get(self, room_id: str, participant_id: str) -> ClientConnection | None:
         return self._rooms.get(room_id, {}).get(participant_id)
@@ -120,6 +125,21 @@ class RoomHub:
                 spawn(self.broadcast(room_id, message, exclude=None), what="speakers")
 
         return speakers_changed
+
+    def notice_after_joined(
+        self, room_id: str, participant_id: str, message: ServerMessage
+    ) -> None:
+        """Send ``message`` to the participant right after its ``joined`` (see
+        :meth:`after_joined`): what its join earned, that ``joined`` cannot say."""
+        self._join_notices.setdefault((room_id, participant_id), []).append(message)
+
+    async def after_joined(self, room_id: str, connection: ClientConnection) -> None:
+        """What someone who just entered the call is told after ``joined``: who is speaking, if
+        anyone is, and the notices its join earned (:meth:`notice_after_joined`)."""
+        await self.send_speakers(room_id, connection)
+        notices = self._join_notices.pop((room_id, connection.participant_id or ""), [])
+        for notice in notices:
+            await connection.send(notice)
 
     async def send_speakers(self, room_id: str, connection: ClientConnection) -> None:
         """Tell someone who just entered the call who is speaking, if anyone is."""

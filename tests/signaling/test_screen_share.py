@@ -277,3 +277,45 @@ async def test_a_page_that_reconnects_while_sharing_publishes_its_screen_at_once
     finally:
         await viewer.close()
         await returning.close()
+
+
+async def test_a_join_with_a_screen_into_a_full_room_is_told_after_joined(
+    any_server: RunningServer, screen_media: EncodedMedia
+) -> None:
+    room_id = any_server.new_room()
+    sharers = [camera(any_server.base_url, room_id, f"s{i}") for i in range(2)]
+    for sharer in sharers:
+        sharer.screen = EncodedVideoTrack(screen_media)
+        sharer.sharing = True  # both join sharing: the cap (2) is full
+    late = camera(any_server.base_url, room_id, "late")
+    late.screen = EncodedVideoTrack(screen_media)
+    late.sharing = True
+    back: ParticipantClient | None = None
+    try:
+        for sharer in sharers:
+            await sharer.join()
+        await late.join()
+        error = await late.next_message("error", 10, since=0)
+        assert error["code"] == "too_many_screen_shares" and error["fatal"] is False
+        assert "2 shared screens" in error["message"]
+        types = [m["type"] for m in late.messages]
+        assert types.index("joined") < types.index("error")  # after joined: the page can say it
+        offer = await late.next_message("offer", 10, since=0)
+        lid = late.participant_id or ""
+        assert [t["source"] for t in offer["tracks"].values() if t["participant"] == lid] == [
+            "camera"
+        ]
+        # A sharer's own reconnect (same session, still sharing) is not refused by its own share.
+        first = sharers[0]
+        back = camera(any_server.base_url, room_id, "s0")
+        back.session, back.screen, back.sharing = first.session, first.screen, True
+        await back.join()
+        await round_trip(back)
+        assert back.errors == []
+        bid = back.participant_id or ""
+        offer = await back.next_message("offer", 10, since=0)
+        own = [t["source"] for t in offer["tracks"].values() if t["participant"] == bid]
+        assert own == ["camera", "screen"]
+    finally:
+        for client in [*sharers, late, *([back] if back else [])]:
+            await client.close()
