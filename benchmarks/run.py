@@ -5,7 +5,7 @@
     .venv/bin/python -m benchmarks.run --smoke         # every section in seconds (CI): exit 1 if one fails
     .venv/bin/python -m benchmarks.run --only latency  # one section, prints only
 
-Sections: density, mediarelay, latency, browser, memory, profile, chat, network. Each prints its figures as
+Sections: density, mediarelay, latency, browser, meeting, memory, profile, chat, network. Each prints its figures as
 it goes. ``--output PATH`` writes the report for a partial or quick run too (never for a smoke run:
 its numbers are not worth keeping). Figures are printed, never asserted: the machines these run on
 are shared and noisy, so every figure is set against a baseline measured in the same run.
@@ -29,6 +29,7 @@ from . import (
     density,
     latency,
     mediarelay_baseline,
+    meeting_browser,
     memory,
     network,
     profile_relay,
@@ -37,7 +38,17 @@ from .common import NOISY_PERCENT, REPO, OtherLoad, say, wait_for_quiet
 
 QUIET_WAIT = 120.0
 """Longest wait for a quiet machine before a section."""
-SECTIONS = ("density", "mediarelay", "latency", "browser", "memory", "profile", "chat", "network")
+SECTIONS = (
+    "density",
+    "mediarelay",
+    "latency",
+    "browser",
+    "meeting",
+    "memory",
+    "profile",
+    "chat",
+    "network",
+)
 DOC = REPO / "docs" / "benchmarks.md"
 
 
@@ -57,6 +68,8 @@ class Plan:
     memory_sizes: Sequence[int]
     profile_participants: int
     profile_seconds: float
+    meeting_shares: int
+    meeting_speak_seconds: float
 
     @property
     def waits_for_quiet(self) -> bool:
@@ -75,6 +88,8 @@ FULL = Plan(
     memory.SIZES,
     profile_relay.PARTICIPANTS,
     profile_relay.DURATION,
+    meeting_browser.SHARES,
+    meeting_browser.SPEAK_SECONDS,
 )
 QUICK = Plan(
     "quick",
@@ -88,6 +103,8 @@ QUICK = Plan(
     memory.QUICK_SIZES,
     profile_relay.PARTICIPANTS,
     density.QUICK_DURATION,
+    meeting_browser.QUICK_SHARES,
+    meeting_browser.QUICK_SPEAK_SECONDS,
 )
 SMOKE = Plan(
     "smoke",
@@ -101,6 +118,8 @@ SMOKE = Plan(
     (2,),
     profile_relay.SMOKE_PARTICIPANTS,
     profile_relay.SMOKE_DURATION,
+    1,
+    meeting_browser.SMOKE_SPEAK_SECONDS,
 )
 
 
@@ -111,6 +130,7 @@ class Results:
     mediarelay: mediarelay_baseline.BaselineResult | None = None
     latency: latency.LatencyResult | None = None
     browser: browser_join.BrowserResult | None = None
+    meeting: meeting_browser.FeaturesResult | None = None
     memory: list[memory.MemoryRow] | None = None
     profile: profile_relay.ProfileResult | None = None
     chat: list[chat.ChatResult] | None = None
@@ -198,6 +218,13 @@ def run(selected: Sequence[str], plan: Plan) -> Results:
             lambda: browser_join.measure(plan.browser_joins),
             watch_other=False,
         )
+    if "meeting" in selected:
+        run_section(
+            results,
+            "meeting",
+            lambda: meeting_browser.measure(plan.meeting_shares, plan.meeting_speak_seconds),
+            watch_other=False,
+        )
     if "memory" in selected:
         reuse = [row.run for row in results.density or []]
         run_section(results, "memory", lambda: memory.measure(plan.memory_sizes, reuse))
@@ -220,6 +247,8 @@ def failures(results: Results) -> list[str]:
     """Sections that raised, and chat adapters whose benchmark did not run."""
     found = [f"{name}: {error}" for name, error in results.errors.items()]
     found += [f"chat {c.adapter}: {c.note}" for c in results.chat or [] if c.figures is None]
+    if results.meeting is not None and not results.meeting.share_ms:
+        found.append("meeting: no screen share reached the other page")
     if results.network is not None and not (results.network.capped and results.network.capped.rows):
         found.append("network: the load-generator check measured nothing")
     return found
