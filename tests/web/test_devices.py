@@ -34,6 +34,7 @@ __all__ = ["browser"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.browser
 
+NO_SET_SINK_ID = "delete HTMLMediaElement.prototype.setSinkId;"
 VIDEO_NOTICE = '[data-notice="device-videoinput"] .notice__text'
 PREVIEW_TRACK = (
     "() => document.getElementById('preview').srcObject?.getVideoTracks()[0]?.label ?? null"
@@ -97,10 +98,13 @@ async def test_prejoin_selects_and_the_choice_survives_a_reload(
     )
     assert await selected_text(page, "Microphone") == "Fake Audio Input 2"
 
-    # The check can fail: another browser (fresh storage) starts on Chromium's own camera.
-    other = await open_room_with(browser, url, FAKE_DEVICES)
+    # The check can fail: another browser (fresh storage) starts on Chromium's own camera. That
+    # one cannot route audio output (no setSinkId): it offers no Speaker select.
+    other = await open_room_with(browser, url, FAKE_DEVICES, NO_SET_SINK_ID)
     await other.wait_for_function(f"() => ({PREVIEW_TRACK})() === {CHROMIUM_CAMERA!r}")
     assert await selected_text(other, "Camera") == CHROMIUM_CAMERA
+    await expect(other.locator("#prejoin").get_by_label("Microphone", exact=True)).to_be_visible()
+    await expect(other.get_by_label("Speaker", exact=True)).to_have_count(0)
 
     # A remembered device that is gone, or a damaged entry, falls back to the default quietly.
     await page.evaluate(
