@@ -4,12 +4,13 @@ on what they return, each proved able to fail by the tests' tests of the test.""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 from playwright.async_api import Browser, Locator, Page, expect
 
-from ..support.browser import TILE_COUNT, join, open_room
+from ..support.browser import TILE_COUNT, TileFrames, join, open_room, page_now, remote_frames
 
 SHOWN_MESSAGES = """() => Array.from(document.querySelectorAll('#chat-panel .chat-message'), (item) => ({
   name: item.querySelector('.chat-message__name')?.textContent ?? '',
@@ -41,6 +42,34 @@ PEOPLE_ROWS = """() => Array.from(document.querySelectorAll('#participants-panel
     actions: Array.from(row.querySelectorAll('.person__actions button'), (b) => b.textContent),
   }))"""
 """The participant list's rows, in order: name, hand order, badges and host actions."""
+
+
+ADVANCING_WINDOW_MS = 1500.0
+"""A video keeps advancing while every window this long (sliding by 50 ms) holds a new frame.
+Looser than ``browser.video_verdict``'s "playing" (10 frames in every 2 s), which a loaded 2-core
+machine misses now and then with no flood at all (measured: 3-6 fps for seconds); what a flood
+could do to a call, close it (1008) and reconnect, stops the frames for longer than this."""
+
+
+def advancing(tile: TileFrames, start: float, end: float) -> bool:
+    """Whether ``tile`` presented a new frame in every ``ADVANCING_WINDOW_MS`` window between
+    ``start`` and ``end`` (page clock, ms)."""
+    if end - start < ADVANCING_WINDOW_MS:
+        raise ValueError("a check must span at least one window")
+    window_start = start
+    while window_start + ADVANCING_WINDOW_MS <= end:
+        if not any(window_start <= at < window_start + ADVANCING_WINDOW_MS for at in tile.times):
+            return False
+        window_start += 50.0
+    return True
+
+
+async def watch_advancing(page: Page, seconds: float) -> dict[str, bool]:
+    """Watch every remote tile for ``seconds``: name -> whether it kept advancing."""
+    start = await page_now(page)
+    await asyncio.sleep(seconds)
+    end = await page_now(page)
+    return {tile.name: advancing(tile, start, end) for tile in await remote_frames(page)}
 
 
 def message_with(shown: list[dict[str, Any]], text: str) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from ..support.browser import (
     browser,
     join,
     open_room,
+    remote_frames,
+    stop_sending_video,
     wait_playing,
-    watch_videos,
 )
 from .talk_support import (
     SHOWN_MESSAGES,
@@ -35,6 +36,7 @@ from .talk_support import (
     open_chat,
     send_chat,
     wait_message,
+    watch_advancing,
 )
 
 __all__ = ["browser"]  # the fixture, imported for pytest
@@ -55,6 +57,11 @@ FLOOD = """(count) => {
   }
 }"""
 """A script's flood: ``count`` messages typed and sent with Enter as fast as the page can."""
+
+OWN_ID = "() => document.querySelector('[data-local]:not([data-screen])')?.dataset.participant"
+TILE_OF = (
+    "(id) => document.querySelectorAll(`[data-participant='${id}']:not([data-screen])`).length"
+)
 
 BROKEN_RENDERER = """(texts) => {
   const panel = document.createElement('div');
@@ -224,9 +231,12 @@ async def test_a_flood_is_rate_limited_while_the_video_plays_on(
     await open_chat(ada)
     await open_chat(bea)
 
-    # Bea's view of Ada's video over the whole flood and after it: frames keep advancing.
-    check, _ = await asyncio.gather(watch_videos(bea, 6.0), ada.evaluate(FLOOD, 30))
-    assert check.verdicts == {"Ada": "playing"}, check
+    ada_id = await ada.evaluate(OWN_ID)
+    # Bea's view of Ada's video over the whole flood and after it: frames keep advancing, and
+    # Ada's tile is the same participant (no reconnect: the flood never closed her connection).
+    check, _ = await asyncio.gather(watch_advancing(bea, 6.0), ada.evaluate(FLOOD, 30))
+    assert check == {"Ada": True}, await remote_frames(bea)
+    assert await bea.evaluate(TILE_OF, ada_id) == 1
     await expect(ada.locator(".chat-form__error")).to_have_text(TOO_FAST, timeout=10_000)
     # Round trip: a message sent after the flood arrives (the call and its chat go on), after
     # only the first burst of the flood and what the per-minute rate let through meanwhile.
@@ -238,6 +248,11 @@ async def test_a_flood_is_rate_limited_while_the_video_plays_on(
     assert 10 <= len(bea_texts) < 30, bea_texts
     assert bea_texts == [f"flood {number}" for number in range(1, len(bea_texts) + 1)]
     await asyncio.gather(wait_playing(ada, 1), wait_playing(bea, 1))
+    assert await bea.evaluate(TILE_OF, ada_id) == 1
+
+    # Test of the test: once Ada's video stops, the same check at Bea says so.
+    await stop_sending_video(ada)
+    assert await watch_advancing(bea, 3.0) == {"Ada": False}
 
 
 async def test_a_guest_in_the_lobby_sees_no_chat_and_receives_none(
