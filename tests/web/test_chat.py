@@ -13,6 +13,7 @@ from datetime import datetime
 
 import pytest
 from playwright.async_api import Browser, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from ..conftest import ServerProcess
 from ..support.browser import (
@@ -63,6 +64,17 @@ TILE_OF = (
     "(id) => document.querySelectorAll(`[data-participant='${id}']:not([data-screen])`).length"
 )
 
+COUNT_TONES = """() => {
+  window.__tones = 0;
+  const create = AudioContext.prototype.createOscillator;
+  AudioContext.prototype.createOscillator = function () {
+    window.__tones += 1;
+    return create.call(this);
+  };
+}"""
+"""Counts the tones the page starts (each is one or more OscillatorNodes made in a row; the
+count is of calls, so the checks wait for exact totals after each event)."""
+
 BROKEN_RENDERER = """(texts) => {
   const panel = document.createElement('div');
   panel.id = 'chat-panel';
@@ -107,7 +119,28 @@ async def test_messages_reach_the_others_as_text_with_name_time_and_safe_links(
     room_id = await server_process.create_room("Chat")
     ada, bea = await joined_pair(browser, f"{server_process.base_url}/r/{room_id}", "Ada", "Bea")
 
+    # Sounds: off by default; on, remembered in this browser, and a message plays a tone.
+    sounds = bea.get_by_role("button", name="Sounds", exact=True)
+    await expect(sounds).to_have_attribute("aria-pressed", "false")
+    await bea.evaluate(COUNT_TONES)
     await open_chat(ada)
+    await send_chat(ada, "quiet")
+    await wait_message(ada, "quiet")
+    await announced(bea, "New message from Ada.")
+    assert await bea.evaluate("() => window.__tones") == 0
+    await sounds.click()
+    await expect(sounds).to_have_attribute("aria-pressed", "true")
+    assert await bea.evaluate("() => localStorage.getItem('meetnow.sounds')") == "on"
+    await bea.wait_for_function("() => window.__tones === 1")  # the toggle's own sample
+    await send_chat(ada, "loud")
+    await bea.wait_for_function("() => window.__tones === 2", timeout=15_000)
+    await sounds.click()
+    await expect(sounds).to_have_attribute("aria-pressed", "false")
+    await open_chat(bea)
+    await wait_message(bea, "loud")
+    await bea.get_by_role("button", name="Close chat").click()
+    await expect(bea.get_by_role("button", name="Chat", exact=True)).to_be_focused()
+
     sent_between = time.time()
     await send_chat(ada, "Hello Bea")
     # Bea's panel is closed: the button counts it, in its accessible name too.
@@ -153,11 +186,12 @@ async def test_messages_reach_the_others_as_text_with_name_time_and_safe_links(
     await expect(ada.get_by_role("button", name="Chat", exact=True)).to_be_visible()
 
 
-async def test_the_shown_as_text_and_link_checks_fail_on_a_broken_renderer(
+async def test_the_text_link_and_announcement_checks_fail_on_broken_pages(
     browser: Browser,
 ) -> None:
     """Tests of the test: the same probes and checks, on a scratch page where a broken copy of the
-    renderer uses innerHTML and links anything with a colon, report each failure."""
+    renderer uses innerHTML and links anything with a colon, and where the words are in no live
+    region, report each failure."""
     context = await browser.new_context()
     scratch = await context.new_page()
     await scratch.set_content("<!doctype html><title>scratch</title>")
@@ -173,6 +207,16 @@ async def test_the_shown_as_text_and_link_checks_fail_on_a_broken_renderer(
     broken = message_with(await scratch.evaluate(SHOWN_MESSAGES), LINKS + " ")
     with pytest.raises(AssertionError):
         assert_only_http_links(broken, ["https://example.org/x"])
+    # The announcement check wants the words in a polite live region: a plain element fails it.
+    await scratch.set_content(
+        "<!doctype html><div id='announcements'><p>New message from Ada.</p></div>"
+    )
+    with pytest.raises(PlaywrightTimeoutError):
+        await announced(scratch, "New message from Ada.", timeout_ms=500)
+    await scratch.evaluate(
+        "() => document.getElementById('announcements').setAttribute('aria-live', 'polite')"
+    )
+    await announced(scratch, "New message from Ada.", timeout_ms=2_000)
     await context.close()
 
 
