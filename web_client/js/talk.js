@@ -49,9 +49,9 @@ function onJoined(detail) {
   roster.knocks = new Map(detail.host ? detail.waiting.map((knock) => [knock.id, knock.name]) : []);
   forgetPendingChat();
   // `joined` does not list ourselves: our hand is what this page last heard. Saying it again
-  // keeps a raised hand's place (the server keeps its first time) and, after a reload, lowers a
-  // hand this page cannot show.
-  state.call?.raiseHand(roster.ownHandRaisedAt !== null);
+  // keeps a raised hand's place (the server keeps its first time) and, on a page's first join
+  // (perhaps a reload: the server keeps a session's hand), lowers a hand this page cannot show.
+  if (roster.ownHandRaisedAt !== null || !detail.rejoined) state.call?.raiseHand(roster.ownHandRaisedAt !== null);
   showButtons(true);
   render();
 }
