@@ -470,9 +470,16 @@ def room_failures(
     return why
 
 
-def run_load(server: ServerProcess, room_url: str, participants: int, duration: float) -> LoadRun:
-    """Run ``meetnow loadtest ROOM_URL -n N --duration S --json`` in its own process and sample the
-    server's and the generator's CPU on each of its per-second progress lines."""
+def run_load(
+    server: ServerProcess,
+    room_url: str,
+    participants: int,
+    duration: float,
+    extra_args: Sequence[str] = (),
+) -> LoadRun:
+    """Run ``meetnow loadtest ROOM_URL -n N --duration S --json`` (and ``extra_args``) in its own
+    process and sample the server's and the generator's CPU on each of its per-second progress
+    lines."""
     rss_before = server.rss_mib()
     command = [
         *meetnow_command(),
@@ -483,6 +490,7 @@ def run_load(server: ServerProcess, room_url: str, participants: int, duration: 
         "--duration",
         str(duration),
         "--json",
+        *extra_args,
     ]
     started = time.monotonic()
     process = subprocess.Popen(
@@ -576,13 +584,17 @@ def run_load(server: ServerProcess, room_url: str, participants: int, duration: 
 
 
 def measure_room(
-    participants: int, duration: float, module: str | None = None, env: dict[str, str] | None = None
+    participants: int,
+    duration: float,
+    module: str | None = None,
+    env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> LoadRun:
-    """A fresh server, one room, one loadtest."""
+    """A fresh server, one room, one loadtest (with ``extra_args``)."""
     with running_server(module, env) as server:
         room_url = server.create_room(f"benchmark {participants}")
         time.sleep(0.5)  # let the server settle before the empty-room RSS is read
-        return run_load(server, room_url, participants, duration)
+        return run_load(server, room_url, participants, duration, extra_args)
 
 
 # ------------------------------------------------------------------ numbers

@@ -14,7 +14,7 @@ from . import (
     density,
     latency,
     mediarelay_baseline,
-    meeting_browser,
+    meeting_report,
     memory,
     network_report,
     profile_relay,
@@ -121,8 +121,7 @@ def summary_rows(r: Results) -> list[list[object]]:
                 ),
             ]
         )
-    if r.meeting is not None:
-        rows += meeting_summary_rows(r.meeting)
+    rows += meeting_report.summary_rows(r)
     if r.memory is not None:
         for row in r.memory:
             rows.append(
@@ -140,29 +139,6 @@ def summary_rows(r: Results) -> list[list[object]]:
     if r.network is not None:
         rows += network_report.summary_rows(r.network)
     return rows
-
-
-def meeting_summary_rows(m: meeting_browser.FeaturesResult) -> list[list[object]]:
-    share50, share95 = meeting_browser.p(m.share_ms, 0.5), meeting_browser.p(m.share_ms, 0.95)
-    talk50, talk95 = meeting_browser.p(m.speaking_ms, 0.5), meeting_browser.p(m.speaking_ms, 0.95)
-    return [
-        [
-            f"browser: Share screen -> first screen frame at the other ({len(m.share_ms)} shares)",
-            f"p50 {fmt(share50, 0)} ms, p95 {fmt(share95, 0)} ms",
-            "-",
-            "-",
-            f"p50 <= {meeting_browser.TARGET_SHARE_P50_MS:.0f} ms",
-            _met(share50 is not None and share50 <= meeting_browser.TARGET_SHARE_P50_MS),
-        ],
-        [
-            f"browser: speech onset -> marked speaking at the other ({len(m.speaking_ms)} onsets)",
-            f"p50 {fmt(talk50, 0)} ms, p95 {fmt(talk95, 0)} ms",
-            f"{fmt(m.flaps_per_min, 1)} flaps/min over {fmt(m.turns_per_min, 1)} turns/min",
-            "-",
-            f"p50 <= {meeting_browser.TARGET_SPEAKING_P50_MS:.0f} ms",
-            _met(talk50 is not None and talk50 <= meeting_browser.TARGET_SPEAKING_P50_MS),
-        ],
-    ]
 
 
 def _met(ok: bool) -> str:
@@ -335,27 +311,7 @@ def report(r: Results, command: str, total_seconds: float) -> str:
         ]
         if r.browser.failures:
             parts += ["Failed joins:", ""] + [f"- {f}" for f in r.browser.failures] + [""]
-    if r.meeting is not None:
-        parts += [
-            "## 4b. Browser: screen share and who is speaking",
-            "",
-            "Headless Debian Chromium through Playwright, two browser processes in one room, each "
-            "with a fake microphone playing a WAV made by the benchmark (speech-like syllables "
-            f"for {meeting_browser.SPEECH_SECONDS:.0f} s, then as long silent, looped; the second "
-            "browser starts half a period later, so they take turns) and the fake camera and "
-            f"screen. Share: {r.meeting.shares} times the first clicks Share screen; from the "
-            "click to the first presented frame (`requestVideoFrameCallback`) of the screen tile "
-            "at the other, then Stop sharing. Speaking: each page finds its own speech onsets on "
-            "its microphone (an `AnalyserNode`); from an onset to `data-speaking` on that "
-            "person's tile at the other page. Flapping: the dominant speaker named in the "
-            f"`speakers` messages one page received over {r.meeting.speak_seconds:.0f} s. Both "
-            "pages stamp with `performance.timeOrigin + performance.now()` (the machine's clock).",
-            "",
-            meeting_browser.markdown(r.meeting),
-            "",
-        ]
-        if r.meeting.failures:
-            parts += ["Failed:", ""] + [f"- {f}" for f in r.meeting.failures] + [""]
+    parts += meeting_report.sections(r)
     if r.memory is not None:
         parts += [
             "## 5. Server memory per participant",

@@ -5,9 +5,9 @@
     .venv/bin/python -m benchmarks.run --smoke         # every section in seconds (CI): exit 1 if one fails
     .venv/bin/python -m benchmarks.run --only latency  # one section, prints only
 
-Sections: density, mediarelay, latency, browser, meeting, memory, profile, chat, network. Each prints its figures as
-it goes. ``--output PATH`` writes the report for a partial or quick run too (never for a smoke run:
-its numbers are not worth keeping). Figures are printed, never asserted: the machines these run on
+Sections: density, mediarelay, latency, browser, meeting, sharecost, memory, profile, chat,
+network. Each prints its figures as it goes. ``--output PATH`` writes the report for a partial or
+quick run too (never for a smoke run: its numbers are not worth keeping). Figures are printed, never asserted: the machines these run on
 are shared and noisy, so every figure is set against a baseline measured in the same run.
 """
 
@@ -33,6 +33,7 @@ from . import (
     memory,
     network,
     profile_relay,
+    screen_share_cost,
 )
 from .common import NOISY_PERCENT, REPO, OtherLoad, say, wait_for_quiet
 
@@ -44,6 +45,7 @@ SECTIONS = (
     "latency",
     "browser",
     "meeting",
+    "sharecost",
     "memory",
     "profile",
     "chat",
@@ -70,6 +72,8 @@ class Plan:
     profile_seconds: float
     meeting_shares: int
     meeting_speak_seconds: float
+    sharecost_pairs: int
+    sharecost_seconds: float
 
     @property
     def waits_for_quiet(self) -> bool:
@@ -90,6 +94,8 @@ FULL = Plan(
     profile_relay.DURATION,
     meeting_browser.SHARES,
     meeting_browser.SPEAK_SECONDS,
+    screen_share_cost.PAIRS,
+    screen_share_cost.DURATION,
 )
 QUICK = Plan(
     "quick",
@@ -105,6 +111,8 @@ QUICK = Plan(
     density.QUICK_DURATION,
     meeting_browser.QUICK_SHARES,
     meeting_browser.QUICK_SPEAK_SECONDS,
+    screen_share_cost.QUICK_PAIRS,
+    density.QUICK_DURATION,
 )
 SMOKE = Plan(
     "smoke",
@@ -120,6 +128,8 @@ SMOKE = Plan(
     profile_relay.SMOKE_DURATION,
     1,
     meeting_browser.SMOKE_SPEAK_SECONDS,
+    1,
+    screen_share_cost.SMOKE_DURATION,
 )
 
 
@@ -131,6 +141,7 @@ class Results:
     latency: latency.LatencyResult | None = None
     browser: browser_join.BrowserResult | None = None
     meeting: meeting_browser.FeaturesResult | None = None
+    sharecost: screen_share_cost.ShareCostResult | None = None
     memory: list[memory.MemoryRow] | None = None
     profile: profile_relay.ProfileResult | None = None
     chat: list[chat.ChatResult] | None = None
@@ -224,6 +235,12 @@ def run(selected: Sequence[str], plan: Plan) -> Results:
             "meeting",
             lambda: meeting_browser.measure(plan.meeting_shares, plan.meeting_speak_seconds),
             watch_other=False,
+        )
+    if "sharecost" in selected:
+        run_section(
+            results,
+            "sharecost",
+            lambda: screen_share_cost.measure(plan.sharecost_pairs, plan.sharecost_seconds),
         )
     if "memory" in selected:
         reuse = [row.run for row in results.density or []]

@@ -123,8 +123,11 @@ def _version() -> str:
 
 
 def _loadtest(args: argparse.Namespace) -> int:
-    if args.participants < 1 or args.duration <= 0:
-        print("meetnow loadtest: --participants must be >= 1 and --duration > 0", file=sys.stderr)
+    if args.participants < 1 or args.duration <= 0 or args.screens < 0:
+        print(
+            "meetnow loadtest: --participants must be >= 1, --duration > 0 and --screens >= 0",
+            file=sys.stderr,
+        )
         return 2
     from signaling.impairment import Impairment
     from signaling.loadtest import main as loadtest_main
@@ -150,6 +153,7 @@ def _loadtest(args: argparse.Namespace) -> int:
         feedback=not args.no_feedback,
         impairment=impairment,
         layers=args.layers,
+        screens=args.screens,
     )
 
 
@@ -205,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=(1, 2, 3),
         default=1,
         help="VP8 temporal layers of the synthetic video (3: L1T3, as browsers publish; default 1)",
+    )
+    load.add_argument(
+        "--screens",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the first N participants also share a screen (the same synthetic video; default 0)",
     )
     network = load.add_argument_group(
         "network", "what each participant's packets go through, both directions (no root needed)"

@@ -74,6 +74,7 @@ async def run_loadtest(
     impairment: Impairment | None = None,
     participant_impairments: Mapping[int, Impairment] | None = None,
     layers: int = 1,
+    screens: int = 0,
 ) -> LoadtestResult:
     """Join ``participants`` synthetic people, wait until every video stream arrived, then
     measure ``duration`` seconds. ``feedback=False``: receivers send no RTCP about what they
@@ -81,7 +82,9 @@ async def run_loadtest(
     each participant's datagrams cross, both ways (seeded per participant);
     ``participant_impairments``: a network of its own for some participants (by index from 0),
     instead of ``impairment`` (one subscriber on a slow link while the others are not).
-    ``layers``: temporal layers of the video encoded when no ``media`` is given."""
+    ``layers``: temporal layers of the video encoded when no ``media`` is given. ``screens``: that
+    many participants (the first ones) also share a screen (the same pre-encoded loop) once
+    everyone has joined: one more forwarded video to each of the others."""
     base_url, room_id = split_room_url(room_url)
     media = media or encode_media(layers=layers)
     clients: list[ParticipantClient] = []
@@ -108,7 +111,10 @@ async def run_loadtest(
             joined_at[client.participant_id] = client.join_started_at
             say(f"joined {index + 1}/{participants}")
             await asyncio.sleep(join_interval)
-        expected = participants * (participants - 1)
+        for client in clients[:screens]:
+            client.screen = tracks(participants, media)[1]
+            await client.share_screen()
+        expected = (participants + min(screens, participants)) * (participants - 1)
         last_join = time.monotonic()
         deadline = last_join + WARMUP_LIMIT_SECONDS
         while time.monotonic() < deadline and _video_streams(clients) < expected:  # noqa: ASYNC110
@@ -135,6 +141,13 @@ async def run_loadtest(
         )
         for kind in ("video", "audio"):
             result.summary[f"{kind}_loss_percent"] = _loss_percent(clients, kind)
+        if screens:
+            shared = [s for c in clients for (_, k), s in c.streams.items() if k == "screen"]
+            result.summary["screen_streams_expected"] = expected - participants * (participants - 1)
+            result.summary["screen_streams_received"] = len(shared)
+            result.summary["screen_fps_min"] = min(
+                (s.window_fps(end - start) for s in shared), default=0.0
+            )
         return result
     finally:
         for client in clients:
@@ -172,7 +185,10 @@ def _loss_percent(clients: list[ParticipantClient], kind: str) -> float:
 
 def _video_streams(clients: list[ParticipantClient]) -> int:
     return sum(
-        1 for c in clients for (_, kind), s in c.streams.items() if kind == "video" and s.frames
+        1
+        for c in clients
+        for (_, kind), s in c.streams.items()
+        if kind in ("video", "screen") and s.frames
     )
 
 
@@ -230,6 +246,7 @@ def main(
     feedback: bool = True,
     impairment: Impairment | None = None,
     layers: int = 1,
+    screens: int = 0,
 ) -> int:
     interactive = sys.stderr.isatty()
 
@@ -253,6 +270,7 @@ def main(
             feedback=feedback,
             impairment=impairment,
             layers=layers,
+            screens=screens,
         )
     )
     if interactive:

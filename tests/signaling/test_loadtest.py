@@ -117,6 +117,19 @@ async def test_three_synthetic_participants_receive_everything(
     assert relay_rtcp.senders_with(is_pli)
 
 
+async def test_a_synthetic_screen_share_reaches_the_others(server: RunningServer) -> None:
+    # `--screens 1` (the screen-share cost benchmark): the first participant also shares, so the
+    # window starts only once each other participant receives its screen, frames advancing.
+    room_id = server.new_room()
+    result = await run_loadtest(
+        f"{server.base_url}/r/{room_id}", 3, 2.0, join_interval=0.05, screens=1
+    )
+    assert result.summary["video_streams_received"] == 6
+    assert result.summary["screen_streams_expected"] == 2
+    assert result.summary["screen_streams_received"] == 2
+    assert result.summary["screen_fps_min"] > 15
+
+
 async def test_no_feedback_sends_no_rtcp_about_received_media(
     server: RunningServer, relay_rtcp: RelayRtcp
 ) -> None:
