@@ -210,7 +210,7 @@ async def test_media_state_reaches_the_others(server: RunningServer) -> None:
         await b.send({"type": "media_state", "audio": False, "video": True})
         update = await a.next_message("participant_updated", since=mark)
         assert update["participant"]["id"] == b.participant_id
-        assert update["participant"]["media"] == {"audio": False, "video": True}
+        assert update["participant"]["media"] == {"audio": False, "video": True, "screen": False}
     finally:
         await a.close()
         await b.close()
