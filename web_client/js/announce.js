@@ -2,20 +2,21 @@
 // leaves, hands and chat messages are heard without filling the visible status area) and, when the
 // user turns "Sounds" on, a short tone made with WebAudio (no audio file, nothing fetched).
 
+import { t } from "./i18n.js";
 import { makeButton, ui } from "./dom.js";
 
 export const STRINGS = Object.freeze({
-  soundsButton: "Sounds",
-  soundsOnTitle: "Sounds are on: a short tone when someone joins, leaves, raises a hand or writes.",
-  soundsOffTitle: "Sounds are off. Turn them on for a short tone when someone joins, leaves, raises a hand or writes.",
+  soundsButton: t("page.announce.sounds"),
+  soundsOnTitle: t("page.announce.sounds_on_title"),
+  soundsOffTitle: t("page.announce.sounds_off_title"),
   /** @param {string} name */
-  joined: (name) => `${name} joined.`,
+  joined: (name) => t("page.announce.joined", { name }),
   /** @param {string} name */
-  left: (name) => `${name} left.`,
+  left: (name) => t("page.announce.left", { name }),
   /** @param {string} name */
-  handRaised: (name) => `${name} raised their hand.`,
+  handRaised: (name) => t("page.announce.hand_raised", { name }),
   /** @param {string} name */
-  newMessage: (name) => `New message from ${name}.`,
+  newMessage: (name) => t("page.announce.new_message", { name }),
 });
 
 /** @typedef {"join" | "leave" | "hand" | "chat" | "knock"} SoundKind */

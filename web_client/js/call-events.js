@@ -1,6 +1,7 @@
 // What the page does on each event of the current call (see the list in protocol.js), and the reset
 // once a call is over.
 
+import { t } from "./i18n.js";
 import { chatRefused } from "./chat-view.js";
 import { renderControls } from "./controls.js";
 import { showScreen, showTopic, ui } from "./dom.js";
@@ -70,7 +71,7 @@ function onWaiting(detail) {
   setRoomState(detail.room);
   const topic = detail.room?.topic ?? "";
   showTopic(topic);
-  ui.waitingTopic.textContent = topic ? `Meeting: ${topic}` : "";
+  ui.waitingTopic.textContent = topic ? t("page.waiting.topic", { topic }) : "";
   ui.waitingTopic.hidden = !topic;
   setVideoStream(ui.waitingPreview, hasVideoTrack() ? state.localStream : null);
   showScreen(ui.waiting);
@@ -80,11 +81,11 @@ function onWaiting(detail) {
 function onSelfUpdated(detail) {
   const host = detail.participant.host === true;
   const muted = detail.participant.muted_by_host === true;
-  if (host && !state.amHost) showNotice("host", "You are now a host of this meeting.", { timeoutMs: 5000 });
+  if (host && !state.amHost) showNotice("host", t("page.notice.now_host"), { timeoutMs: 5000 });
   if (muted !== state.mutedByHost) {
     showNotice(
       "muted-by-host",
-      muted ? "A host muted you: the others cannot hear you." : "A host allowed your audio again.",
+      muted ? t("page.notice.muted_by_host") : t("page.notice.audio_allowed"),
       { kind: muted ? "warn" : "info", timeoutMs: 6000 },
     );
   }
@@ -106,7 +107,7 @@ function onRoomUpdated(detail) {
   const wasLocked = state.room.locked;
   setRoomState(detail.room);
   if (state.room.locked !== wasLocked) {
-    showNotice("room", state.room.locked ? "The meeting is locked: nobody new can join." : "The meeting is unlocked.", {
+    showNotice("room", state.room.locked ? t("page.notice.locked") : t("page.notice.unlocked"), {
       timeoutMs: 4000,
     });
   }
@@ -116,7 +117,7 @@ function onRoomUpdated(detail) {
 function onReconnecting(detail) {
   clearNotice("connecting");
   const seconds = Math.max(1, Math.round(detail.delayMs / 1000));
-  const what = state.everJoined ? "Connection lost. Reconnecting…" : "Cannot reach the meeting server. Retrying…";
+  const what = state.everJoined ? t("page.notice.reconnecting") : t("page.notice.unreachable");
   showNotice("connection", detail.attempt > 1 ? `${what} (next try in ${seconds} s)` : what, { kind: "warn" });
 }
 
@@ -124,12 +125,12 @@ function onReconnecting(detail) {
 function onServerError(detail) {
   if (chatRefused(detail)) return; // shown next to the chat's Message field
   if (detail.code === "rate_limited") {
-    showNotice("rate", "Slow down: the server is ignoring some of your clicks for a moment.", {
+    showNotice("rate", t("page.notice.rate_limited"), {
       kind: "warn",
       timeoutMs: 3000,
     });
   } else if (detail.code === "not_host") {
-    showNotice("error", "Only a host can do that.", { kind: "error", timeoutMs: 5000 });
+    showNotice("error", t("page.notice.host_only"), { kind: "error", timeoutMs: 5000 });
   } else if (detail.code === "too_many_screen_shares") {
     screenShareRefused(detail.message);
   } else {
@@ -188,7 +189,7 @@ export function listenToCall(current) {
   on("remote-screen", /** @param {RemoteStreamDetail} detail */ (detail) => setRemoteScreen(detail.participantId, detail.stream));
   on("speakers", setSpeakers);
   on("reconnecting", onReconnecting);
-  on("reconnected", () => showNotice("connection", "Reconnected.", { timeoutMs: 3000 }));
+  on("reconnected", () => showNotice("connection", t("page.notice.reconnected"), { timeoutMs: 3000 }));
   on("server-error", onServerError);
   on("ended", onEnded);
   listenToTalk(current); // chat, hands, participant list: after the handlers above (tiles exist)

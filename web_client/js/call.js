@@ -1,5 +1,6 @@
 // Joining, leaving and joining again: the steps from the Join button to a running call.
 
+import { t } from "./i18n.js";
 import { listenToCall, resetAfterCall } from "./call-events.js";
 import { renderControls } from "./controls.js";
 import { showScreen, showTopic, ui } from "./dom.js";
@@ -18,10 +19,10 @@ export async function join() {
   state.joining = true;
   ui.joinButton.disabled = true;
   try {
-    state.displayName = ui.nameInput.value.trim().slice(0, MAX_NAME_LENGTH) || "Guest";
+    state.displayName = ui.nameInput.value.trim().slice(0, MAX_NAME_LENGTH) || t("page.prejoin.default_name");
     saveDisplayName(state.displayName);
     if (!state.mediaPromise) startMedia();
-    if (!state.mediaSettled) showNotice("waiting", "Waiting for your microphone and camera…");
+    if (!state.mediaSettled) showNotice("waiting", t("page.call.waiting_media"));
     await state.mediaPromise;
     clearNotice("waiting");
     await state.sessionChecked;
@@ -62,7 +63,7 @@ function startCall() {
   state.inCall = true;
   state.everJoined = false;
   listenToCall(current);
-  showNotice("connecting", "Connecting…");
+  showNotice("connecting", t("page.call.connecting"));
   current.start();
 }
 

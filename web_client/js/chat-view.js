@@ -2,6 +2,7 @@
 // local time, text with http(s) links; all of it through textContent and createElement, never
 // HTML), and the "Message" field that sends on Enter and shows the server's refusals.
 
+import { formatNumber, t } from "./i18n.js";
 import {
   COUNTER_FROM,
   MAX_CHAT_CHARACTERS,
@@ -23,19 +24,19 @@ import { state } from "./state.js";
  */
 
 export const STRINGS = Object.freeze({
-  chatButton: "Chat",
+  chatButton: t("page.chat.button"),
   /** @param {number} count */
-  chatButtonUnread: (count) => `Chat, ${count} unread`,
-  title: "Chat",
-  close: "Close",
-  closeLabel: "Close chat",
-  empty: "Messages you and the others send during the call appear here. Nobody sees what was said before they joined.",
-  field: "Message",
-  send: "Send",
-  placeholder: "Message everyone",
+  chatButtonUnread: (count) => t("page.chat.button_unread", { count }),
+  title: t("page.chat.title"),
+  close: t("page.chat.close"),
+  closeLabel: t("page.chat.close_label"),
+  empty: t("page.chat.empty"),
+  field: t("page.chat.field"),
+  send: t("page.chat.send"),
+  placeholder: t("page.chat.placeholder"),
   /** @param {number} used */
-  counter: (used) => `${used.toLocaleString("en")} of ${MAX_CHAT_CHARACTERS.toLocaleString("en")} characters`,
-  notConnected: "Not connected to the meeting: your message was not sent. Try again in a moment.",
+  counter: (used) => t("page.chat.counter", { used: formatNumber(used), max: formatNumber(MAX_CHAT_CHARACTERS) }),
+  notConnected: t("page.chat.not_connected"),
 });
 
 const view = buildView();

@@ -1,5 +1,6 @@
 // Host commands from the page's controls (host bar, lobby, tile menus), sent through the current call.
 
+import { t } from "./i18n.js";
 import { showNotice } from "./notices.js";
 import { state } from "./state.js";
 
@@ -10,6 +11,6 @@ import { state } from "./state.js";
  */
 export function hostCommand(send) {
   if (state.call && send(state.call)) return true;
-  showNotice("host-command", "Not connected to the meeting: try again in a moment.", { kind: "warn", timeoutMs: 5000 });
+  showNotice("host-command", t("page.notice.not_connected"), { kind: "warn", timeoutMs: 5000 });
   return false;
 }

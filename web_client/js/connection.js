@@ -2,6 +2,7 @@
 // lobby), the peer connection, and reconnecting with backoff until the call ends. It dispatches the
 // events listed in protocol.js; MeetnowCall (protocol.js) adds the commands. No DOM.
 
+import { t } from "./i18n.js";
 import { RemoteStreams, answerOffer, closePeerConnection, createPeerConnection } from "./peer.js";
 import { SignalingSocket, roomPageStatus } from "./socket.js";
 import { eventForMessage, isValidHostToken, joinMessage, websocketUrl } from "./wire.js";
@@ -81,7 +82,7 @@ export class CallConnection extends EventTarget {
     if (this._started) return;
     this._started = true;
     if (typeof RTCPeerConnection !== "function" || typeof WebSocket !== "function") {
-      this._end("webrtc_unsupported", "This browser cannot make video calls.", null);
+      this._end("webrtc_unsupported", t("page.ended.unsupported"), null);
       return;
     }
     if (typeof globalThis.addEventListener === "function") {
@@ -140,7 +141,7 @@ export class CallConnection extends EventTarget {
    */
   _socketClosed(code, opened, generation) {
     if (code === CLOSE_REPLACED) {
-      this._end("replaced", "You joined this meeting from another tab or window.", null);
+      this._end("replaced", t("page.ended.replaced"), null);
     } else if (!opened) {
       void this._checkRoomThenRetry(generation);
     } else {
@@ -158,9 +159,9 @@ export class CallConnection extends EventTarget {
     const status = await roomPageStatus(this._roomPageUrl);
     if (generation !== this._generation || this._stopped) return;
     if (status === 410) {
-      this._end("room_ended", "This meeting has ended.", null);
+      this._end("room_ended", t("page.ended.ended"), null);
     } else if (status === 404) {
-      this._end("room_not_found", "This meeting link is not valid or has expired.", null);
+      this._end("room_not_found", t("page.ended.not_found"), null);
     } else {
       this._connectionLost("could not connect");
     }
@@ -326,7 +327,7 @@ export class CallConnection extends EventTarget {
         break;
       }
       case "room_closed":
-        this._end("room_closed", `The meeting was closed (${message.reason}).`, message.reason ?? null);
+        this._end("room_closed", t("page.ended.closed", { reason: String(message.reason) }), message.reason ?? null);
         break;
       default: {
         if (message.type === "participant_updated" && message.participant?.id === this._participantId) {

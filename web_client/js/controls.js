@@ -1,5 +1,6 @@
 // The pre-join toggles and the call's control bar: what each button says and whether it can act.
 
+import { t } from "./i18n.js";
 import { ui } from "./dom.js";
 import { updateMutedTalkWatch } from "./muted-talk.js";
 import { showNotice } from "./notices.js";
@@ -29,36 +30,36 @@ export function renderPrejoinToggles() {
   renderToggle(ui.prejoinMic, {
     available: hasAudioTrack(),
     on: state.wantAudio,
-    onText: "Turn off microphone",
-    offText: "Turn on microphone",
-    missingText: state.mediaSettled ? "No microphone" : "Microphone…",
+    onText: t("page.prejoin.mic_off"),
+    offText: t("page.prejoin.mic_on"),
+    missingText: state.mediaSettled ? t("page.prejoin.no_microphone") : t("page.prejoin.microphone_pending"),
   });
   renderToggle(ui.prejoinCam, {
     available: hasVideoTrack(),
     on: state.wantVideo,
-    onText: "Turn off camera",
-    offText: "Turn on camera",
-    missingText: state.mediaSettled ? "No camera" : "Camera…",
+    onText: t("page.prejoin.cam_off"),
+    offText: t("page.prejoin.cam_on"),
+    missingText: state.mediaSettled ? t("page.prejoin.no_camera") : t("page.prejoin.camera_pending"),
   });
   ui.previewOff.hidden = hasVideoTrack() && state.wantVideo;
-  ui.previewOff.textContent = !state.mediaSettled ? "Starting camera…" : hasVideoTrack() ? "Camera is off" : "No camera";
+  ui.previewOff.textContent = !state.mediaSettled ? t("page.prejoin.camera_starting") : hasVideoTrack() ? t("page.prejoin.camera_off") : t("page.prejoin.no_camera");
 }
 
 function renderMicButton() {
   renderToggle(ui.micButton, {
     available: hasAudioTrack(),
     on: state.wantAudio,
-    onText: "Mute",
-    offText: "Unmute",
-    missingText: "Unmute",
+    onText: t("page.call.mute"),
+    offText: t("page.call.unmute"),
+    missingText: t("page.call.unmute"),
   });
-  ui.micButton.title = hasAudioTrack() ? "" : "No microphone available";
+  ui.micButton.title = hasAudioTrack() ? "" : t("page.call.no_microphone");
   if (state.mutedByHost) {
     // The relay does not forward our audio: the button can do nothing until a host allows it.
     ui.micButton.disabled = true;
     ui.micButton.setAttribute("aria-pressed", "true");
-    ui.micButton.textContent = "Muted by host";
-    ui.micButton.title = "A host muted you: the others cannot hear you until a host allows your audio.";
+    ui.micButton.textContent = t("page.call.muted_by_host");
+    ui.micButton.title = t("page.call.muted_by_host_title");
   }
 }
 
@@ -68,11 +69,11 @@ export function renderControls() {
   renderToggle(ui.camButton, {
     available: hasVideoTrack(),
     on: state.wantVideo,
-    onText: "Camera off",
-    offText: "Camera on",
-    missingText: "Camera on",
+    onText: t("page.call.camera_off"),
+    offText: t("page.call.camera_on"),
+    missingText: t("page.call.camera_on"),
   });
-  ui.camButton.title = hasVideoTrack() ? "" : "No camera available";
+  ui.camButton.title = hasVideoTrack() ? "" : t("page.call.no_camera");
   if (state.localTile) {
     setTileMedia(state.localTile, {
       audio: hasAudioTrack() && state.wantAudio && !state.mutedByHost,
@@ -87,8 +88,8 @@ export function renderControls() {
 export async function copyLink() {
   const link = location.origin + location.pathname;
   const copied = (await copyWithClipboardApi(link)) || copyFromFallbackField(link);
-  if (copied) showNotice("copy", "Link copied", { timeoutMs: 3000 });
-  else showNotice("copy", "Copy the selected link to share this meeting.", { timeoutMs: 8000 });
+  if (copied) showNotice("copy", t("page.call.link_copied"), { timeoutMs: 3000 });
+  else showNotice("copy", t("page.call.copy_by_hand"), { timeoutMs: 8000 });
 }
 
 /** @param {string} link */

@@ -1,6 +1,7 @@
 // The "not in the meeting" screen: why the call ended, in the user's words, and whether trying
 // again can help.
 
+import { t } from "./i18n.js";
 import { ui, showScreen } from "./dom.js";
 import { forgetStoredHostToken } from "./identity.js";
 import { state } from "./state.js";
@@ -14,32 +15,32 @@ const ROOM_GONE = new Set(["room_closed", "room_ended", "room_not_found"]);
 function endedText(code, message, reason) {
   switch (code) {
     case "locked":
-      return "The host has locked this meeting.";
+      return t("page.ended.locked");
     case "removed":
-      return "The host removed you from this meeting.";
+      return t("page.ended.removed");
     case "denied":
-      return "The host did not let you in.";
+      return t("page.ended.denied");
     case "room_ended":
       // The server says which: the meeting ended, or its link's --for time is up (the meeting
       // may go on for those already in it). Its words, shown as text.
-      return message || "This meeting has ended.";
+      return message || t("page.ended.ended");
     case "room_not_found":
-      return "This meeting link is not valid or has expired.";
+      return t("page.ended.not_found");
     case "room_full":
-      return "This meeting is full.";
+      return t("page.ended.full");
     case "replaced":
-      return "You joined this meeting from another tab or window.";
+      return t("page.ended.replaced");
     case "webrtc_unsupported":
-      return "This browser cannot make video calls.";
+      return t("page.ended.unsupported");
     case "room_closed":
-      if (reason === "expired") return "This meeting has expired.";
-      if (reason === "server_shutdown") return "The meeting server shut down.";
+      if (reason === "expired") return t("page.ended.expired");
+      if (reason === "server_shutdown") return t("page.ended.server_shutdown");
       if (reason === "ended") {
-        return state.endedByMe ? "You ended the meeting for everyone." : "The host ended the meeting for everyone.";
+        return state.endedByMe ? t("page.ended.ended_by_me") : t("page.ended.ended_by_host");
       }
-      return "This meeting has ended.";
+      return t("page.ended.ended");
     default:
-      return message || "The connection to the meeting was lost.";
+      return message || t("page.ended.lost");
   }
 }
 
@@ -47,17 +48,17 @@ function endedText(code, message, reason) {
 function endedTitle(code) {
   switch (code) {
     case "room_closed":
-      return "The meeting is over";
+      return t("page.ended.title_over");
     case "room_ended":
-      return "You can't join this meeting";
+      return t("page.ended.title_cannot_join");
     case "removed":
-      return "You were removed";
+      return t("page.ended.title_removed");
     case "denied":
-      return "You were not let in";
+      return t("page.ended.title_denied");
     case "locked":
-      return "This meeting is locked";
+      return t("page.ended.title_locked");
     default:
-      return "You are not in the meeting";
+      return t("page.ended.title");
   }
 }
 

@@ -2,6 +2,7 @@
 // list, participants.js) the `data-hand-raised` attribute and a "✋ N" badge giving the order in
 // which the hands went up (by the server's hand_raised_at, ties by id: every page agrees).
 
+import { ordinal, t } from "./i18n.js";
 import { makeButton, ui } from "./dom.js";
 import { showNotice } from "./notices.js";
 import { handOrder } from "./roster.js";
@@ -10,21 +11,14 @@ import { state } from "./state.js";
 /** @typedef {import("./tiles.js").Tile} Tile */
 
 export const STRINGS = Object.freeze({
-  raise: "Raise hand",
-  lower: "Lower hand",
+  raise: t("page.hands.raise"),
+  lower: t("page.hands.lower"),
   /** @param {number} order */
   badge: (order) => `✋ ${order}`,
   /** @param {number} order */
-  badgeLabel: (order) => `Hand raised, ${ordinal(order)}`,
-  notConnected: "Not connected to the meeting: try again in a moment.",
+  badgeLabel: (order) => t("page.hands.badge_label", { ordinal: ordinal(order) }),
+  notConnected: t("page.notice.not_connected"),
 });
-
-/** @param {number} order */
-function ordinal(order) {
-  const tens = order % 100;
-  const suffix = tens >= 11 && tens <= 13 ? "th" : ["th", "st", "nd", "rd"][order % 10] ?? "th";
-  return `${order}${suffix}`;
-}
 
 const handButton = makeButton(STRINGS.raise, "button control control--hand");
 handButton.id = "hand-button";

@@ -1,6 +1,7 @@
 // Host controls: the host bar (lock, lobby, end for everyone), the room's settings as shown, and the
 // lobby panel where hosts admit or deny the people waiting.
 
+import { t } from "./i18n.js";
 import { hostCommand } from "./commands.js";
 import { el, makeButton, ui, uniqueId } from "./dom.js";
 import { state } from "./state.js";
@@ -39,13 +40,13 @@ export function setRoomState(room) {
 export function renderRoomState() {
   const { locked, lobby } = state.room;
   ui.lockedBadge.hidden = !locked;
-  ui.lockButton.textContent = locked ? "Unlock meeting" : "Lock meeting";
-  ui.lockButton.title = locked ? "Let new people join again" : "Nobody new can join, not even through the lobby";
-  ui.lobbyButton.textContent = lobby ? "Lobby on" : "Lobby off";
+  ui.lockButton.textContent = locked ? t("page.call.unlock") : t("page.call.lock");
+  ui.lockButton.title = locked ? t("page.call.unlock_title") : t("page.call.lock_title");
+  ui.lobbyButton.textContent = lobby ? t("page.call.lobby_on") : t("page.call.lobby_off");
   ui.lobbyButton.setAttribute("aria-pressed", String(lobby));
   ui.lobbyButton.title = lobby
-    ? "Newcomers wait until a host lets them in. Click to let them straight in."
-    : "Newcomers come straight in. Click to make them wait until a host lets them in.";
+    ? t("page.call.lobby_on_title")
+    : t("page.call.lobby_off_title");
 }
 
 export function showEndConfirm() {
@@ -83,13 +84,13 @@ export function wireHostBar() {
 /** @param {KnockInfo} info */
 export function addKnock(info) {
   if (state.knocks.has(info.id)) return;
-  const name = typeof info.name === "string" && info.name ? info.name : "Guest";
+  const name = typeof info.name === "string" && info.name ? info.name : t("page.call.guest");
   const root = el("li", "knock");
   root.setAttribute("data-knock", info.id);
   const nameEl = el("span", "knock__name", name);
   nameEl.id = uniqueId("knock-name");
-  const admit = makeButton("Admit", "button button--small button--primary");
-  const deny = makeButton("Deny");
+  const admit = makeButton(t("page.call.admit"), "button button--small button--primary");
+  const deny = makeButton(t("page.call.deny"));
   for (const button of [admit, deny]) button.setAttribute("aria-describedby", nameEl.id);
   const actions = el("span", "knock__actions");
   actions.append(admit, deny);

@@ -1,6 +1,8 @@
 // meetnow landing page: "Meet now" creates a room and opens its host link (the room link plus
 // `#host=TOKEN`: the room page moves the token into storage and drops the fragment at once).
 
+import { t } from "./i18n.js";
+
 /**
  * @template {HTMLElement} T
  * @param {string} id
@@ -39,9 +41,9 @@ async function failureText(response) {
       if (typeof value === "string" && value.trim()) return value.trim();
     }
   }
-  if (response.status === 429) return "Too many meetings were started from here. Please wait a moment and try again.";
-  if (response.status === 503) return "The server cannot start more meetings right now. Please try again later.";
-  return `Could not start a meeting (error ${response.status}). Please try again.`;
+  if (response.status === 429) return t("page.landing.error_rate");
+  if (response.status === 503) return t("page.landing.error_busy");
+  return t("page.landing.error_status", { status: response.status });
 }
 
 /** @param {unknown} url */
@@ -78,12 +80,12 @@ async function createRoom() {
     // a server that issues no host link.
     const target = isUsableUrl(fields.host_url) ? fields.host_url : isUsableUrl(fields.url) ? fields.url : null;
     if (typeof target !== "string") {
-      errorText.textContent = "The server answered with no meeting link. Please try again.";
+      errorText.textContent = t("page.landing.error_no_link");
       return;
     }
     location.assign(target);
   } catch {
-    errorText.textContent = "Could not reach the server. Check your connection and try again.";
+    errorText.textContent = t("page.landing.error_unreachable");
   } finally {
     button.disabled = false;
     button.removeAttribute("aria-busy");

@@ -1,7 +1,8 @@
-// "You are muted": someone talks while their microphone is off. Detected here, in the page: a
+// t("page.notice.you_are_muted"): someone talks while their microphone is off. Detected here, in the page: a
 // WebAudio AnalyserNode reads the level of a clone of the microphone track (the muted track
 // itself gives WebAudio silence), only while muted. Nothing leaves the page.
 
+import { t } from "./i18n.js";
 import { clearNotice, showNotice } from "./notices.js";
 import { state } from "./state.js";
 
@@ -57,7 +58,7 @@ export class MutedTalkWatch {
       this._lastTalkAt = now;
       if (!this._shown) {
         this._shown = true;
-        showNotice(NOTICE_KEY, "You are muted", { kind: "warn" });
+        showNotice(NOTICE_KEY, t("page.notice.you_are_muted"), { kind: "warn" });
       }
     } else if (this._shown && now - this._lastTalkAt > QUIET_CLEAR_MS) {
       this._shown = false;

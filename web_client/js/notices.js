@@ -1,5 +1,6 @@
 // The status area: short notices by key, each replacing the previous one with the same key.
 
+import { t } from "./i18n.js";
 import { el, ui } from "./dom.js";
 import { state } from "./state.js";
 
@@ -34,7 +35,7 @@ export function showNotice(key, text, options = {}) {
     element.append(button);
   }
   if (options.dismissible) {
-    const button = /** @type {HTMLButtonElement} */ (el("button", "button button--small button--quiet", "Dismiss"));
+    const button = /** @type {HTMLButtonElement} */ (el("button", "button button--small button--quiet", t("page.call.dismiss")));
     button.type = "button";
     button.addEventListener("click", () => clearNotice(key));
     element.append(button);

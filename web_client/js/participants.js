@@ -3,6 +3,7 @@
 // state and raised hand; hosts get the host actions on each row and the lobby (admit, deny), so a
 // large room is run without hunting for tiles. Names only ever go through textContent.
 
+import { t } from "./i18n.js";
 import { updatePanelsLayout, sidePanels } from "./chat-view.js";
 import { hostCommand } from "./commands.js";
 import { el, makeButton, ui, uniqueId } from "./dom.js";
@@ -14,25 +15,25 @@ import { hasAudioTrack, state } from "./state.js";
 /** @typedef {import("./roster.js").Person} Person */
 
 export const STRINGS = Object.freeze({
-  button: "Participants",
-  title: "Participants",
+  button: t("page.people.button"),
+  title: t("page.people.title"),
   /** @param {number} count */
-  count: (count) => `(${count})`,
-  close: "Close",
-  closeLabel: "Close participants",
-  you: "(you)",
-  host: "Host",
-  micOff: "Microphone off",
-  mutedByHost: "Muted by host",
-  lowerHand: "Lower hand",
-  mute: "Mute",
-  allowAudio: "Allow audio",
-  makeHost: "Make host",
-  remove: "Remove",
-  lobbyTitle: "Waiting in the lobby",
-  admit: "Admit",
-  deny: "Deny",
-  guest: "Guest",
+  count: (count) => t("page.people.count", { count }),
+  close: t("page.people.close"),
+  closeLabel: t("page.people.close_label"),
+  you: t("page.people.you"),
+  host: t("page.call.host"),
+  micOff: t("page.people.mic_off"),
+  mutedByHost: t("page.call.muted_by_host"),
+  lowerHand: t("page.tile.lower_hand"),
+  mute: t("page.call.mute"),
+  allowAudio: t("page.tile.allow_audio"),
+  makeHost: t("page.tile.make_host"),
+  remove: t("page.tile.remove"),
+  lobbyTitle: t("page.people.lobby_title"),
+  admit: t("page.call.admit"),
+  deny: t("page.call.deny"),
+  guest: t("page.call.guest"),
 });
 
 const view = buildView();

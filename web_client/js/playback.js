@@ -1,5 +1,6 @@
 // Playing streams in <video> elements, and the way back when the browser blocks autoplay with sound.
 
+import { t } from "./i18n.js";
 import { ui } from "./dom.js";
 import { clearNotice, showNotice } from "./notices.js";
 import { state } from "./state.js";
@@ -26,10 +27,10 @@ export function setVideoStream(video, stream) {
 
 function offerSoundButton() {
   if (state.notices.has("sound")) return;
-  showNotice("sound", "Your browser paused the call's sound.", {
+  showNotice("sound", t("page.notice.sound_paused"), {
     kind: "warn",
     action: {
-      label: "Turn on sound",
+      label: t("page.notice.turn_on_sound"),
       onClick: () => {
         clearNotice("sound");
         ui.grid.querySelectorAll("video").forEach(playVideo);

@@ -1,6 +1,7 @@
 // Screen tiles: one per shared screen, marked `data-screen` with the sharer's `data-participant`
 // (ours too, as a local preview). While any exists, the layout gives screens the main area.
 
+import { t } from "./i18n.js";
 import { el, ui, uniqueId } from "./dom.js";
 import { updateLayout } from "./layout.js";
 import { setVideoStream } from "./playback.js";
@@ -65,7 +66,7 @@ export function setRemoteScreen(participantId, stream) {
     return;
   }
   if (!tile) {
-    const name = state.tiles.get(participantId)?.name || "Someone";
+    const name = state.tiles.get(participantId)?.name || t("page.tile.someone");
     tile = createScreenTile(`${name}'s screen`, false);
     tile.root.setAttribute("data-participant", participantId);
     state.screenTiles.set(participantId, tile);
@@ -91,7 +92,7 @@ export function setOwnScreen(stream) {
     setVideoStream(tile.video, stream);
     return;
   }
-  const created = createScreenTile("Your screen", true);
+  const created = createScreenTile(t("page.tile.your_screen"), true);
   const ownId = state.localTile?.id;
   if (ownId) created.root.setAttribute("data-participant", ownId);
   state.screenTiles.set(OWN, created);

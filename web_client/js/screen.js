@@ -2,13 +2,14 @@
 // preview tile, and stopping from the button, from the browser's own "Stop sharing" (the track
 // ends) or when the server refuses (the room's cap on screens).
 
+import { t } from "./i18n.js";
 import { clearNotice, showNotice } from "./notices.js";
 import { setOwnScreen } from "./screen-tiles.js";
 import { state } from "./state.js";
 
-const NOT_ALLOWED = "Screen sharing was not allowed, so nothing is shared. The call goes on as before.";
-const UNAVAILABLE = "Your screen cannot be shared right now (nothing to share was found). The call goes on as before.";
-const UNSUPPORTED = "This browser cannot share a screen. The call goes on as before.";
+const NOT_ALLOWED = t("page.screen.not_allowed");
+const UNAVAILABLE = t("page.screen.unavailable");
+const UNSUPPORTED = t("page.screen.unsupported");
 
 /** @returns {HTMLButtonElement} */
 function screenButton() {
@@ -25,7 +26,7 @@ function canShareScreen() {
 export function renderScreenButton() {
   const button = screenButton();
   button.hidden = !canShareScreen();
-  button.textContent = state.screenStream ? "Stop sharing" : "Share screen";
+  button.textContent = state.screenStream ? t("page.call.stop_sharing") : t("page.call.share_screen");
   button.disabled = state.screenPicking;
 }
 

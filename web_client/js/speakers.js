@@ -1,6 +1,7 @@
 // Who is speaking, as the relay hears it: `data-speaking` on each speaking person's tile (ours
 // too), and speaker view, which shows the dominant speaker large.
 
+import { t } from "./i18n.js";
 import { updateLayout } from "./layout.js";
 import { state } from "./state.js";
 
@@ -48,7 +49,7 @@ export function clearSpeakers() {
 
 /** The button names the view it switches to. */
 export function renderViewButton() {
-  viewButton().textContent = state.speakerView ? "Grid view" : "Speaker view";
+  viewButton().textContent = state.speakerView ? t("page.call.grid_view") : t("page.call.speaker_view");
 }
 
 export function toggleSpeakerView() {

@@ -1,6 +1,7 @@
 // The video grid: one tile per participant (ours first), each with its name, avatar, media marks
 // and, on remote tiles, the host's actions menu.
 
+import { t } from "./i18n.js";
 import { hostCommand } from "./commands.js";
 import { el, makeButton, ui, uniqueId } from "./dom.js";
 import { updateLayout } from "./layout.js";
@@ -81,13 +82,13 @@ export function createTile(name, local, participantId = "") {
   const footer = el("div", "tile__footer");
   const micOff = el("span", "tile__mic-off");
   micOff.setAttribute("role", "img");
-  micOff.setAttribute("aria-label", "Microphone muted");
-  micOff.title = "Microphone muted";
+  micOff.setAttribute("aria-label", t("page.tile.mic_muted"));
+  micOff.title = t("page.tile.mic_muted");
   const nameEl = el("span", "tile__name");
   nameEl.id = uniqueId("tile-name");
-  const hostBadge = el("span", "tile__badge tile__badge--host", "Host");
+  const hostBadge = el("span", "tile__badge tile__badge--host", t("page.call.host"));
   hostBadge.hidden = true;
-  const mutedBadge = el("span", "tile__badge tile__badge--muted", "Muted by host");
+  const mutedBadge = el("span", "tile__badge tile__badge--muted", t("page.call.muted_by_host"));
   mutedBadge.hidden = true;
   const handBadge = el("span", "tile__badge tile__badge--hand");
   handBadge.hidden = true;
@@ -126,17 +127,17 @@ function createTileMenu(tile) {
   const wrap = el("div", "tile__menu");
   wrap.hidden = !state.amHost;
   const toggle = makeButton("•••", "button button--small tile__menu-toggle");
-  toggle.setAttribute("aria-label", "Host actions");
+  toggle.setAttribute("aria-label", t("page.tile.host_actions"));
   toggle.setAttribute("aria-describedby", tile.nameEl.id);
   toggle.setAttribute("aria-expanded", "false");
   const panel = el("div", "tile__menu-panel");
   panel.id = uniqueId("tile-menu");
   panel.hidden = true;
   toggle.setAttribute("aria-controls", panel.id);
-  const mute = makeButton("Mute");
-  const makeHost = makeButton("Make host");
-  const remove = makeButton("Remove", "button button--small button--danger");
-  const lowerHand = makeButton("Lower hand");
+  const mute = makeButton(t("page.call.mute"));
+  const makeHost = makeButton(t("page.tile.make_host"));
+  const remove = makeButton(t("page.tile.remove"), "button button--small button--danger");
+  const lowerHand = makeButton(t("page.tile.lower_hand"));
   lowerHand.hidden = true;
   for (const button of [mute, makeHost, remove, lowerHand]) button.setAttribute("aria-describedby", tile.nameEl.id);
   panel.append(lowerHand, mute, makeHost, remove);
@@ -220,7 +221,7 @@ export function setTileRoles(tile, host, muted) {
   tile.root.classList.toggle("tile--host", host);
   tile.root.classList.toggle("tile--muted-by-host", muted);
   if (tile.menu) {
-    tile.menu.mute.textContent = muted ? "Allow audio" : "Mute";
+    tile.menu.mute.textContent = muted ? t("page.tile.allow_audio") : t("page.call.mute");
     tile.menu.makeHost.hidden = host;
   }
 }
