@@ -314,7 +314,20 @@ def _listen_names(settings: Settings, addresses: Callable[[], list[str]]) -> Ite
 # ---------------------------------------------------------------------------- static files
 
 STATIC_SUFFIXES = frozenset(
-    {".html", ".css", ".js", ".png", ".svg", ".ico", ".jpg", ".jpeg", ".webp", ".gif", ".woff2"}
+    {
+        ".html",
+        ".css",
+        ".js",
+        ".json",
+        ".png",
+        ".svg",
+        ".ico",
+        ".jpg",
+        ".jpeg",
+        ".webp",
+        ".gif",
+        ".woff2",
+    }
 )
 """The kinds of file the web client is made of; nothing else under ``/static`` is ever served."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bot.core import parse_duration
+from bot.i18n import FALLBACK_LANGUAGE, localized, text
 from bot.options import parse_options
 from bot.port import ChatPort, ChatRoomRequest
 from signaling.errors import RateLimited, TooManyRooms
@@ -28,21 +29,38 @@ INVITE_PERMISSIONS: Final = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS
 with the bot token, which needs the channel to be visible, and embeds need Embed Links."""
 
 COMMAND_NAME: Final = "meetnow"
-COMMAND_DESCRIPTION: Final = "Start a video call here and post its Join link"
-TOPIC_DESCRIPTION: Final = "What the call is about"
-INVITE_DESCRIPTION: Final = "Someone to mention in the message"
-LOBBY_DESCRIPTION: Final = "Newcomers wait until you let them in"
-FOR_DESCRIPTION: Final = "How long the link lets people in, e.g. 2h, 90m or 1h30m (at most 7 days)"
+COMMAND_DESCRIPTION: Final = text(FALLBACK_LANGUAGE, "chat.discord.command_description")
+TOPIC_DESCRIPTION: Final = text(FALLBACK_LANGUAGE, "chat.discord.topic_description")
+INVITE_DESCRIPTION: Final = text(FALLBACK_LANGUAGE, "chat.discord.invite_description")
+LOBBY_DESCRIPTION: Final = text(FALLBACK_LANGUAGE, "chat.discord.lobby_description")
+FOR_DESCRIPTION: Final = text(FALLBACK_LANGUAGE, "chat.discord.for_description")
+
+# Discord names most languages by their primary subtag ("fr", "de"); these few it names by region.
+_DISCORD_LOCALES: Final = {"es": "es-ES", "pt": "pt-BR", "sv": "sv-SE", "zh": "zh-CN"}
+
+
+def discord_localizations(key: str) -> dict[str, str]:
+    """Every other catalog's words for ``key``, by Discord locale (``description_localizations``)."""
+    return {
+        _DISCORD_LOCALES.get(language, language): words
+        for language, words in localized(key).items()
+    }
+
 
 COMMAND: Final[ApplicationCommand] = {
     "name": COMMAND_NAME,
     "type": 1,
     "description": COMMAND_DESCRIPTION,
+    "description_localizations": discord_localizations("chat.discord.command_description"),
     "options": [
-        {"type": 3, "name": "topic", "description": TOPIC_DESCRIPTION, "required": False},
-        {"type": 6, "name": "invite", "description": INVITE_DESCRIPTION, "required": False},
-        {"type": 5, "name": "lobby", "description": LOBBY_DESCRIPTION, "required": False},
-        {"type": 3, "name": "for", "description": FOR_DESCRIPTION, "required": False},
+        {
+            "type": option_type,
+            "name": name,
+            "description": text(FALLBACK_LANGUAGE, f"chat.discord.{name}_description"),
+            "description_localizations": discord_localizations(f"chat.discord.{name}_description"),
+            "required": False,
+        }
+        for option_type, name in ((3, "topic"), (6, "invite"), (5, "lobby"), (3, "for"))
     ],
     "contexts": [0],
     "integration_types": [0],
@@ -59,15 +77,9 @@ def invite_url(application_id: int | str, permissions: int = INVITE_PERMISSIONS)
     )
 
 
-DURATION_HELP: Final = (
-    "`for` takes how long the link should let people in, like `2h`, `90m` or `1h30m` "
-    "(at most 7 days, `7d`). No meeting was started."
-)
+DURATION_HELP: Final = text(FALLBACK_LANGUAGE, "chat.discord.duration_help")
 
-TYPED_OPTIONS_HINT: Final = (
-    "Use the command's own `lobby` and `for` options, or type `--lobby` and `--for <length>` "
-    "at the start of the topic. No meeting was started."
-)
+TYPED_OPTIONS_HINT: Final = text(FALLBACK_LANGUAGE, "chat.discord.typed_options_hint")
 """Follows the shared parser's answer to an option typed wrong in the topic."""
 
 
@@ -83,6 +95,8 @@ class CallRequest:
     lobby: bool = False
     duration: str | None = None
     """The ``for`` option as typed."""
+    language: str = FALLBACK_LANGUAGE
+    """The catalog the author's replies come from (the interaction's ``locale``)."""
 
 
 def start_call(port: ChatPort, request: CallRequest) -> tuple[Room | None, Reply]:
@@ -93,7 +107,10 @@ def start_call(port: ChatPort, request: CallRequest) -> tuple[Room | None, Reply
     typed = parse_options(request.topic or "")
     if typed.error is not None:
         port.count_command("discord", "invalid")
-        return None, Reply(content=f"{typed.error} {TYPED_OPTIONS_HINT}", ephemeral=True)
+        return None, Reply(
+            content=f"{typed.error} {text(request.language, 'chat.discord.typed_options_hint')}",
+            ephemeral=True,
+        )
     lobby = typed.lobby or request.lobby
     topic = typed.rest
     lifetime = typed.lifetime_seconds
@@ -101,7 +118,9 @@ def start_call(port: ChatPort, request: CallRequest) -> tuple[Room | None, Reply
         lifetime = parse_duration(request.duration)
         if lifetime is None:
             port.count_command("discord", "invalid")
-            return None, Reply(content=DURATION_HELP, ephemeral=True)
+            return None, Reply(
+                content=text(request.language, "chat.discord.duration_help"), ephemeral=True
+            )
     org = str(request.guild_id) if request.guild_id is not None else "dm"
     try:
         room = port.create_room(
@@ -125,16 +144,13 @@ def start_call(port: ChatPort, request: CallRequest) -> tuple[Room | None, Reply
     port.count_command("discord", "created")
     reply = Reply(embed=live_embed(room, request.user_id), join_url=port.room_url(room))
     if request.invite_id is not None:
-        reply.content = f"<@{request.invite_id}> you're invited to join this call."
+        reply.content = text(
+            request.language, "chat.discord.invited", mention=f"<@{request.invite_id}>"
+        )
         reply.mention = request.invite_id
     return room, reply
 
 
-def host_link_text(host_link: str) -> str:
+def host_link_text(host_link: str, language: str = FALLBACK_LANGUAGE) -> str:
     """The ephemeral follow-up for the command's author alone: a fresh host link."""
-    return (
-        f"Your host link — keep it to yourself: {host_link}\n"
-        "Open it to join as the host: you let people in from the lobby, and can lock the "
-        "room, remove or mute people and end the meeting. Anyone holding it is a host too. "
-        "The Admit / Deny buttons on the call message work for you alone."
-    )
+    return text(language, "chat.discord.host_link", link=host_link)

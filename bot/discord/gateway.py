@@ -12,6 +12,8 @@ import aiohttp
 import discord
 from discord import app_commands
 
+from bot.i18n import language_for
+
 from .cards import log_card
 from .commands import (
     COMMAND_DESCRIPTION,
@@ -147,6 +149,7 @@ async def _meetnow_command(
         invite_id=invite.id if invite is not None else None,
         lobby=bool(lobby),
         duration=for_,
+        language=language_for(str(interaction.locale)),
     )
     await answer_command(interaction.client.adapter, interaction, request)
 

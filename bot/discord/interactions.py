@@ -16,6 +16,7 @@ from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from bot.i18n import language_for
 from signaling.rooms import Room
 
 from .cards import DiscordCard, log_card
@@ -265,6 +266,7 @@ def _parse_command(
         invite_id=int(invite) if invite is not None else None,
         lobby=options.get("lobby") is True,
         duration=duration if isinstance(duration, str) else None,
+        language=language_for(payload.get("locale")),
     )
     channel_id = payload.get("channel_id") or (payload.get("channel") or {}).get("id")
     # The payload's own (signed) application id is the one its token belongs to.
