@@ -70,6 +70,8 @@ class CommandOption(TypedDict):
     type: int
     name: str
     description: str
+    description_localizations: NotRequired[dict[str, str]]
+    """The description per Discord locale (``fr``, ...), from the catalogs."""
     required: bool
 
 
@@ -79,6 +81,8 @@ class ApplicationCommand(TypedDict):
     name: str
     type: int
     description: str
+    description_localizations: NotRequired[dict[str, str]]
+    """The description per Discord locale (``fr``, ...), from the catalogs."""
     options: list[CommandOption]
     contexts: list[int]
     integration_types: list[int]
