@@ -5,10 +5,13 @@ can take. Each subscriber's browser estimates its whole downlink and says so in 
 one number for the transport, listing the SSRCs it covers); its receiver reports say what share of
 each stream was lost. :class:`Downlink` turns that into a bitrate for each video stream the
 subscriber receives (audio is served first: its share is set aside before video is split).
-:class:`UpstreamBitrate` keeps those per-stream bitrates for one publication; the REMB the relay
-sends the publisher is the lowest of them, but never under ``REMB_FLOOR_BPS`` (one subscriber on a
-poor link must not ruin the picture for everyone: below the floor it gets fewer temporal layers,
-see :mod:`signaling.vp8_layers`) and never above the relay's own estimate of the upstream link.
+:class:`UpstreamBitrate` keeps those per-stream bitrates for one publication: its subscribers can
+take the lowest of them, but never less than ``REMB_FLOOR_BPS`` (one subscriber on a poor link
+must not ruin the picture for everyone: below the floor it gets fewer temporal layers, see
+:mod:`signaling.vp8_layers`). A browser reads a REMB as the estimate for its whole send budget,
+whatever SSRCs it lists, so :class:`UplinkBudget` asks a publisher for one figure covering all its
+videos (a camera and a screen): the sum of what each one's subscribers can take, never above the
+relay's own estimate of the whole uplink.
 
 A receiver's REMB is bounded by what it receives: Chromium's (and aiortc's) rate control never
 estimates above 1.5 x the incoming bitrate + 10 kbit/s. A subscriber sent only some temporal layers
@@ -36,6 +39,8 @@ __all__ = [
     "LayerBitrates",
     "LossBasedLimit",
     "StreamPlan",
+    "UplinkBudget",
+    "UplinkStream",
     "UpstreamBitrate",
     "plan_stream",
 ]
@@ -261,3 +266,75 @@ class UpstreamBitrate:
         if lowest is None or sent is None:
             return lowest != sent
         return abs(lowest - sent) > SIGNIFICANT_CHANGE * sent
+
+
+class UplinkStream(Protocol):
+    """A video a publisher sends (a :class:`~signaling.forwarding.Publication`)."""
+
+    @property
+    def upstream(self) -> UpstreamBitrate:
+        """What its subscribers can take."""
+
+    @property
+    def subscribed(self) -> bool:
+        """Someone receives it: its subscribers' limit counts toward the budget."""
+
+    @property
+    def media_ssrc(self) -> int | None:
+        """The SSRC its packets arrive with (None before the first)."""
+
+
+class UplinkBudget:
+    """The one bitrate the relay asks of a publisher for everything it sends on its peer
+    connection. WebRTC applies a REMB to the sender's whole budget and ignores the SSRCs it lists,
+    so one REMB per video (each with that video's share) would cap the whole sender to one video's
+    share, or make it follow whichever came last (a Chromium camera fell to 60-230 kbit/s for
+    10 s and more when its owner started sharing a screen). The ask is the sum, over the videos
+    someone receives, of what each one's subscribers can take (each at least the floor), and never
+    above the relay's own estimate of the whole uplink; a video whose subscribers set no limit yet
+    leaves the whole uplink's estimate."""
+
+    def __init__(self, floor: int = REMB_FLOOR_BPS) -> None:
+        self.floor = floor
+        self.streams: list[UplinkStream] = []
+        """The publisher's videos, received or not."""
+        self._sent_total: float | None = None
+
+    def add(self, stream: UplinkStream) -> None:
+        if stream not in self.streams:
+            self.streams.append(stream)
+
+    def remove(self, stream: UplinkStream) -> None:
+        if stream in self.streams:
+            self.streams.remove(stream)
+
+    def total(self) -> float | None:
+        """Bit/s the subscribers of all received videos can take together (None: no limit, as
+        when nobody receives anything, or some received video has no fresh estimate yet)."""
+        total: float | None = None
+        for stream in self.streams:
+            if not stream.subscribed:
+                continue  # a stopped share or a video nobody receives needs nothing
+            lowest = stream.upstream.lowest()
+            if lowest is None:
+                return None
+            total = (total or 0.0) + max(self.floor, lowest)
+        return total
+
+    def cap(self, own_estimate: int) -> int:
+        """What to ask the publisher for, given the relay's own estimate of its whole uplink."""
+        total = self.total()
+        self._sent_total = total
+        return own_estimate if total is None else int(min(own_estimate, total))
+
+    def changed(self) -> bool:
+        """Whether the total moved enough since the last ask that the publisher should hear
+        about it now, without waiting for the relay's next own REMB."""
+        total, sent = self.total(), self._sent_total
+        if total is None or sent is None:
+            return total != sent
+        return abs(total - sent) > SIGNIFICANT_CHANGE * sent
+
+    def ssrcs(self) -> list[int]:
+        """The SSRCs of the publisher's videos, for the REMB's list."""
+        return sorted({s.media_ssrc for s in self.streams if s.media_ssrc is not None})

@@ -28,6 +28,7 @@ from .aiortc_hooks import (
     request_keyframe,
     tap_receiver,
 )
+from .aiortc_hooks.feedback import Uplink, shared_uplink
 from .bandwidth import Downlink, LossBasedLimit, UpstreamBitrate, plan_stream
 from .loss_recovery import relay_nack_policy
 from .metrics import FORWARDED
@@ -120,8 +121,13 @@ class Publication:
         self.layer_rates = LayerRates(clock)
         """Bitrate of each VP8 temporal layer (what each subscriber's share buys)."""
         self.upstream = UpstreamBitrate(clock=clock)
-        """What its subscribers can take: the REMB to the publisher follows the lowest."""
-        self._remb = UpstreamRemb(receiver, self.upstream.cap)
+        """What its subscribers can take (the lowest of them, above the floor)."""
+        # One REMB for all the publisher's videos: a browser applies each to its whole budget.
+        self._uplink = self.join_uplink(receiver)
+        if kind == "video":
+            self._uplink.budget.add(self)
+        budget = self._uplink.budget
+        self._remb = UpstreamRemb(receiver, budget.cap, self._uplink, budget.ssrcs)
         # NACKs to the publisher, repeated until the packet arrives; a packet given up means
         # a broken picture for every subscriber: ask for a keyframe at once.
         self._recovery = tap_receiver(
@@ -135,6 +141,21 @@ class Publication:
     def receiver(self) -> RTCRtpReceiver:
         """The publisher's m-line it arrives on."""
         return self._receiver
+
+    def join_uplink(self, receiver: RTCRtpReceiver) -> Uplink:
+        """The publisher's uplink this publication is part of: the one of its transport, shared
+        by all the publisher's publications."""
+        return shared_uplink(receiver)
+
+    @property
+    def subscribed(self) -> bool:
+        """Someone receives it (its subscribers' limit counts in the publisher's budget)."""
+        return bool(self.outbounds)
+
+    @property
+    def media_ssrc(self) -> int | None:
+        """The SSRC its packets arrive with (None before the first)."""
+        return self._media_ssrc
 
     def request_keyframe(self, *, urgent: bool = False) -> None:
         """Ask the publisher for a keyframe, at most once per ``KEYFRAME_RETRY_SECONDS`` (an
@@ -154,17 +175,18 @@ class Publication:
             self._recovery.request(self._media_ssrc, sequence_number)
 
     def subscriber_bitrate(self, outbound: Outbound, bitrate: float | None) -> None:
-        """What one subscriber can take of this stream now (None: it no longer receives it)."""
-        changed = (
+        """What one subscriber can take of this stream now (None: it no longer receives it);
+        the publisher hears at once when its whole budget moved enough."""
+        if bitrate is None:
             self.upstream.forget(outbound)
-            if bitrate is None
-            else self.upstream.report(outbound, bitrate)
-        )
-        if changed and not self._closed:
+        else:
+            self.upstream.report(outbound, bitrate)
+        if self._uplink.budget.changed() and not self._closed:
             self._remb.resend()
 
     def close(self) -> None:
         self._closed = True
+        self._uplink.budget.remove(self)
         if self._recovery is not None:
             self._recovery.close()
         for outbound in list(self.outbounds):
