@@ -21,19 +21,6 @@ CATALOGS = WEB / "i18n"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 TRANSLATED_ATTRIBUTES = ("aria-label", "title", "placeholder", "alt")
 
-PENDING_JS = frozenset(
-    {
-        "devices.js",
-        "device-store.js",
-        "media.js",
-        "netcheck.js",
-        "netcheck-view.js",
-        "quality.js",
-        "support.js",
-    }
-)
-"""Modules whose words are not in the catalogs yet (issue 15, item 5, unfinished). The ratchet
-test below fails once one of them is clean, so the list only shrinks."""
 TRANSLATED_BOT_MODULES = ("bot/discord/commands.py",)
 """Chat-adapter modules whose replies come from the ``chat.*`` keys (the rest: still English)."""
 NOT_PROSE = frozenset({"meetnow"})
@@ -158,7 +145,7 @@ def untranslated(root: Path) -> dict[str, list[str]]:
     for page in sorted((root / "web_client").glob("*.html")):
         found[page.name] = untranslated_html(page)
     for module in sorted((root / "web_client" / "js").glob("*.js")):
-        if module.name != "i18n.js" and module.name not in PENDING_JS:
+        if module.name != "i18n.js":
             found[module.name] = untranslated_js(module)
     for name in TRANSLATED_BOT_MODULES:
         found[name] = untranslated_python(root / name)
@@ -167,14 +154,6 @@ def untranslated(root: Path) -> dict[str, list[str]]:
 
 def test_no_words_are_written_outside_the_catalogs() -> None:
     assert untranslated(REPO) == {}
-
-
-def test_the_pending_modules_still_need_translating() -> None:
-    """The ratchet: a pending module with no English prose left must leave PENDING_JS."""
-    for name in sorted(PENDING_JS):
-        assert untranslated_js(WEB / "js" / name), (
-            f"{name} is translated: remove it from PENDING_JS"
-        )
 
 
 def test_the_scanner_finds_planted_english(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 // remembered on this browser (localStorage, by deviceId), the constraints that prefer it, and the
 // words for a device that cannot be opened. No page elements.
 
+import { t } from "./i18n.js";
+
 /**
  * @typedef {"videoinput" | "audioinput"} InputKind
  * @typedef {InputKind | "audiooutput"} DeviceKind
@@ -13,8 +15,13 @@
 /** The camera we ask for: enough for a tile, and what the relay's bandwidth figures assume. */
 export const VIDEO_CONSTRAINTS = { width: 640, height: 480 };
 
-/** What a notice calls each kind. */
-export const NOUNS = /** @type {const} */ ({ videoinput: "camera", audioinput: "microphone", audiooutput: "speaker" });
+/**
+ * What a notice calls each kind ("camera"), in the page's language.
+ * @param {DeviceKind} kind
+ */
+export function deviceNoun(kind) {
+  return t(`page.devices.noun.${kind}`);
+}
 const STORAGE_PREFIX = "meetnow.device.";
 
 /** Whether this browser can send a <video>'s sound to a chosen output (Firefox 116+, Chromium). */
@@ -83,10 +90,10 @@ export async function listDevices() {
  * @param {unknown} error
  */
 export function openErrorText(kind, label, error) {
-  const what = `the ${NOUNS[kind]} "${label}"`;
+  // One key per kind and failure: the article and agreement differ by device in French.
   const name = error instanceof Error || error instanceof DOMException ? error.name : "";
-  if (name === "NotReadableError") return `Could not start ${what}: another app may be using it.`;
-  if (name === "NotAllowedError" || name === "SecurityError") return `The browser did not allow ${what}.`;
-  if (name === "OverconstrainedError" || name === "NotFoundError") return `Could not find ${what}: is it plugged in?`;
-  return `Could not use ${what}.`;
+  if (name === "NotReadableError") return t(`page.devices.busy.${kind}`, { label });
+  if (name === "NotAllowedError" || name === "SecurityError") return t(`page.devices.blocked.${kind}`, { label });
+  if (name === "OverconstrainedError" || name === "NotFoundError") return t(`page.devices.not_found.${kind}`, { label });
+  return t(`page.devices.failed.${kind}`, { label });
 }

@@ -5,15 +5,16 @@
 
 import { renderControls, renderPrejoinToggles } from "./controls.js";
 import {
-  NOUNS,
   VIDEO_CONSTRAINTS,
   canChooseSpeaker,
+  deviceNoun,
   listDevices,
   openErrorText,
   saveDevice,
   savedDevice,
 } from "./device-store.js";
 import { el, ui, uniqueId } from "./dom.js";
+import { t } from "./i18n.js";
 import { clearNotice, showNotice } from "./notices.js";
 import { playVideo } from "./playback.js";
 import { state } from "./state.js";
@@ -24,9 +25,8 @@ import { state } from "./state.js";
  * @typedef {import("./device-store.js").DeviceEntry} DeviceEntry
  */
 
-/** The selects' labels: a public contract (tests and users find the selects by them). A device
- * without a label (no permission yet) is listed as "Camera 2". */
-const DEVICE_LABELS = /** @type {const} */ ({ videoinput: "Camera", audioinput: "Microphone", audiooutput: "Speaker" });
+/** The selects' labels (page.devices.label.*): a public contract (tests and users find the
+ * selects by them). A device without a label (no permission yet) is listed as "Camera 2". */
 
 // ------------------------------------------------------------------ the local tracks
 
@@ -113,7 +113,7 @@ async function switchInput(kind, deviceId, label) {
   if (old && trackDeviceId(old) === deviceId) return true;
   if (state.inCall && !old) {
     // The call announced no such track at join: the relay has no place to forward it.
-    showNotice(`device-${kind}`, `Leave and rejoin to start using a ${NOUNS[kind]}.`, { kind: "warn", timeoutMs: 8000 });
+    showNotice(`device-${kind}`, t(`page.devices.rejoin_to_start.${kind}`), { kind: "warn", timeoutMs: 8000 });
     return false;
   }
   const stream = state.localStream;
@@ -179,7 +179,7 @@ function chooseDevice(kind, deviceId, label) {
 async function fallBack(kind, gone) {
   if (!state.localStream.getTracks().includes(gone)) return; // already replaced
   const goneId = trackDeviceId(gone);
-  const goneLabel = gone.label || NOUNS[kind];
+  const goneLabel = gone.label || deviceNoun(kind);
   const candidates = (await listDevices()).filter((device) => device.kind === kind && device.deviceId !== goneId);
   for (const candidate of candidates) {
     /** @type {MediaStreamTrack} */
@@ -196,8 +196,8 @@ async function fallBack(kind, gone) {
       fresh.stop();
       continue;
     }
-    const now = fresh.label || candidate.label || NOUNS[kind];
-    showNotice(`device-${kind}`, `${DEVICE_LABELS[kind]} "${goneLabel}" was disconnected: now using "${now}".`, {
+    const now = fresh.label || candidate.label || deviceNoun(kind);
+    showNotice(`device-${kind}`, t(`page.devices.switched.${kind}`, { gone: goneLabel, now }), {
       kind: "warn",
       dismissible: true,
     });
@@ -207,7 +207,7 @@ async function fallBack(kind, gone) {
   if (kind === "videoinput") state.call?.setVideoEnabled(false);
   else state.call?.setAudioEnabled(false);
   renderControls();
-  showNotice(`device-${kind}`, `${DEVICE_LABELS[kind]} "${goneLabel}" was disconnected, and no other ${NOUNS[kind]} was found.`, {
+  showNotice(`device-${kind}`, t(`page.devices.none_left.${kind}`, { gone: goneLabel }), {
     kind: "warn",
     dismissible: true,
   });
@@ -235,7 +235,7 @@ async function onDeviceChange() {
   if (sink && !present.has(sink)) {
     queueDeviceWork(async () => {
       await applySpeaker("", "");
-      showNotice("device-audiooutput", "The speaker you chose was disconnected: now using the default one.", {
+      showNotice("device-audiooutput", t("page.devices.speaker_gone"), {
         kind: "warn",
         dismissible: true,
       });
@@ -307,7 +307,7 @@ function addSelect(container, kind) {
   select.id = uniqueId(`device-${kind}`);
   select.className = "field__input devices__select";
   select.dataset.deviceKind = kind;
-  const label = /** @type {HTMLLabelElement} */ (el("label", "field__label", DEVICE_LABELS[kind]));
+  const label = /** @type {HTMLLabelElement} */ (el("label", "field__label", t(`page.devices.label.${kind}`)));
   label.htmlFor = select.id;
   select.addEventListener("change", () => {
     const option = select.selectedOptions[0];
@@ -328,7 +328,7 @@ function fillSelect(select, devices) {
   const options = own.map((device, index) => {
     const option = document.createElement("option");
     option.value = device.deviceId;
-    option.textContent = device.label || `${DEVICE_LABELS[kind]} ${index + 1}`;
+    option.textContent = device.label || t(`page.devices.unnamed.${kind}`, { n: index + 1 });
     return option;
   });
   select.replaceChildren(...options);
@@ -341,7 +341,7 @@ function fillSelect(select, devices) {
   if (track) select.value = trackDeviceId(track);
   // In the call, a kind we joined without has no place at the relay until we rejoin.
   select.disabled = own.length === 0 || (state.inCall && !track);
-  select.title = select.disabled && own.length > 0 ? `Rejoin to use a ${NOUNS[kind]}` : "";
+  select.title = select.disabled && own.length > 0 ? t(`page.devices.rejoin_to_use.${kind}`) : "";
 }
 
 /** Refresh every device select from the browser's current list. */

@@ -5,6 +5,7 @@ import { renderPrejoinToggles } from "./controls.js";
 import { VIDEO_CONSTRAINTS, listDevices, preferredConstraints } from "./device-store.js";
 import { onLocalMediaReady } from "./devices.js";
 import { ui } from "./dom.js";
+import { t } from "./i18n.js";
 import { clearNotice, showNotice } from "./notices.js";
 import { setVideoStream } from "./playback.js";
 import { hasVideoTrack, state } from "./state.js";
@@ -22,8 +23,8 @@ function unavailableMedia() {
   return {
     stream: new MediaStream(),
     notice: window.isSecureContext
-      ? "This browser gives no access to a microphone or camera: you can still join, see and hear others."
-      : "Microphone and camera need a secure (https) connection: you can still join, see and hear others.",
+      ? t("page.media.unavailable")
+      : t("page.media.insecure"),
   };
 }
 
@@ -53,17 +54,17 @@ async function acquireMedia() {
   const both = (await attempt(preferred)) ?? (chosen ? await attempt({ audio: true, video: VIDEO_CONSTRAINTS }) : null);
   if (both) return { stream: both, notice: null };
   const audio = await attempt({ audio: true });
-  if (audio) return { stream: audio, notice: "Camera not available: others will hear you but not see you." };
+  if (audio) return { stream: audio, notice: t("page.media.no_camera") };
   const video = await attempt({ video: VIDEO_CONSTRAINTS });
-  if (video) return { stream: video, notice: "Microphone not available: others will see you but not hear you." };
+  if (video) return { stream: video, notice: t("page.media.no_microphone") };
   const blocked = errors.some(
     (error) => error instanceof DOMException && (error.name === "NotAllowedError" || error.name === "SecurityError"),
   );
   return {
     stream: new MediaStream(),
     notice: blocked
-      ? "Microphone and camera blocked: you can still join, see and hear others."
-      : "No microphone or camera found: you can still join, see and hear others.",
+      ? t("page.media.blocked")
+      : t("page.media.none"),
   };
 }
 

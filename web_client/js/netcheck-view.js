@@ -2,6 +2,7 @@
 // "Check again", and shows the result in `data-network` (checking, direct, turn, unreachable,
 // unknown) with what it means in words. It never blocks joining: Join works whatever it says.
 
+import { t } from "./i18n.js";
 import { runNetworkCheck } from "./netcheck.js";
 
 /**
@@ -26,7 +27,7 @@ export async function checkNetwork(roomId) {
   if (!line || !text || running) return;
   running = true;
   line.dataset.network = "checking";
-  text.textContent = "Checking your network…";
+  text.textContent = t("page.netcheck.checking");
   if (again instanceof HTMLButtonElement) again.disabled = true;
   try {
     const { result, detail, localCandidateType } = await runNetworkCheck(roomId);

@@ -4,6 +4,7 @@
 // in the answer, no trickle) and watch the data channel. Open within the deadline: reachable, and
 // the selected candidate pair says how (our local candidate `relay`: only through TURN). No DOM.
 
+import { t } from "./i18n.js";
 import { websocketUrl } from "./wire.js";
 
 /**
@@ -36,14 +37,9 @@ const GATHERING_TIMEOUT_MS = 2_000;
 const OFFER_TIMEOUT_MS = 10_000;
 
 export const ADVICE = {
-  direct: "Your network reaches the meeting server directly: calls should work well.",
-  turn:
-    "Your network reaches the meeting server only through its TURN relay: calls will work, " +
-    "relayed, which may add a little delay.",
-  unreachable:
-    "Your network cannot reach the meeting server for audio and video, so a call would not " +
-    "connect from here. Try another network (a phone's hotspot), a VPN or firewall setting " +
-    "that allows UDP, or ask the server's admin to set up TURN (MEETNOW_TURN_* in docs/deploy.md).",
+  direct: t("page.netcheck.direct"),
+  turn: t("page.netcheck.turn"),
+  unreachable: t("page.netcheck.unreachable"),
 };
 
 /**
@@ -124,7 +120,7 @@ function gatheringDone(pc) {
  */
 function receiveOffer(ws) {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("The server did not answer the network check.")), OFFER_TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new Error(t("page.netcheck.no_answer"))), OFFER_TIMEOUT_MS);
     ws.onopen = () => ws.send(JSON.stringify({ type: "network_check" }));
     ws.onmessage = (event) => {
       /** @type {any} */
@@ -139,12 +135,12 @@ function receiveOffer(ws) {
         resolve(/** @type {NetworkCheckOffer} */ (message));
       } else if (message?.type === "error") {
         clearTimeout(timer);
-        reject(new Error(typeof message.message === "string" ? message.message : "The server refused the network check."));
+        reject(new Error(typeof message.message === "string" ? message.message : t("page.netcheck.refused")));
       }
     };
     ws.onclose = () => {
       clearTimeout(timer);
-      reject(new Error("The connection to the meeting server closed."));
+      reject(new Error(t("page.netcheck.closed")));
     };
   });
 }
@@ -177,7 +173,7 @@ function dataChannelOpens(pc, deadlineMs) {
  */
 export async function runNetworkCheck(roomId, options = {}) {
   if (typeof RTCPeerConnection === "undefined") {
-    return { result: "unknown", detail: "This browser cannot make video calls.", localCandidateType: null, gatheredTypes: [] };
+    return { result: "unknown", detail: t("page.netcheck.unsupported"), localCandidateType: null, gatheredTypes: [] };
   }
   /** @type {WebSocket | null} */
   let ws = null;
@@ -206,7 +202,7 @@ export async function runNetworkCheck(roomId, options = {}) {
     return { result, detail: ADVICE[result], localCandidateType, gatheredTypes };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    return { result: "unknown", detail: `The network check could not run: ${reason}`, localCandidateType: null, gatheredTypes: [] };
+    return { result: "unknown", detail: t("page.netcheck.failed", { reason }), localCandidateType: null, gatheredTypes: [] };
   } finally {
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = null;

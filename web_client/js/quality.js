@@ -4,6 +4,7 @@
 // on our uplink or on everything we receive (then it is our downlink), shows a hint once per call.
 
 import { el } from "./dom.js";
+import { language, t } from "./i18n.js";
 import { showNotice } from "./notices.js";
 import { state } from "./state.js";
 
@@ -55,7 +56,9 @@ const WINDOW_MS = 6_000;
 const MIN_SPAN_MS = 1_500;
 /** Poor for this long (not a passing burst) before the hint. */
 const POOR_HINT_AFTER_MS = 5_000;
-const POOR_HINT = "Your connection is poor: turn off your camera or move closer to the Wi-Fi.";
+const POOR_HINT = t("page.quality.poor_hint");
+/** The encoder's qualityLimitationReason values the catalogs name (anything else: "other"). */
+const LIMITATIONS = ["cpu", "bandwidth", "other"];
 
 /**
  * @param {Figures} figures
@@ -83,10 +86,13 @@ export function classify(figures) {
  */
 export function describe(figures) {
   const parts = [];
-  if (figures.loss !== null) parts.push(`Loss ${(figures.loss * 100).toFixed(1)}%`);
-  if (figures.rttMs !== null) parts.push(`RTT ${Math.round(figures.rttMs)} ms`);
-  if (figures.fps !== null) parts.push(`${Math.round(figures.fps)} fps`);
-  if (figures.limitation !== null) parts.push(`limited by ${figures.limitation}`);
+  if (figures.loss !== null) {
+    const percent = (figures.loss * 100).toLocaleString(language, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+    parts.push(t("page.quality.loss", { percent }));
+  }
+  if (figures.rttMs !== null) parts.push(t("page.quality.rtt", { ms: Math.round(figures.rttMs) }));
+  if (figures.fps !== null) parts.push(t("page.quality.fps", { fps: Math.round(figures.fps) }));
+  if (figures.limitation !== null) parts.push(t(`page.quality.limited.${LIMITATIONS.includes(figures.limitation) ? figures.limitation : "other"}`));
   return parts.join(" · ");
 }
 
@@ -206,7 +212,7 @@ function showQuality(root, figures) {
     badge.setAttribute("role", "img");
     (root.querySelector(".tile__footer") ?? root).prepend(badge);
   }
-  badge.setAttribute("aria-label", `Connection ${quality}: ${text}`);
+  badge.setAttribute("aria-label", t(`page.quality.label.${quality}`, { figures: text }));
   return quality;
 }
 

@@ -3,14 +3,14 @@
 // (WebKitGTK's MiniBrowser, for one, used to reach "This browser cannot make video calls" only
 // after both).
 
+import { t } from "./i18n.js";
+
 /**
  * @typedef {object} CallSupport
  * @property {boolean} supported
  * @property {string[]} missing the web platform features this browser lacks, by name
  */
 
-/** Where a browser without them can go instead: each of these makes meetnow's calls. */
-export const SUPPORTED_BROWSERS = "a recent Chrome, Edge, Firefox or Safari";
 
 /**
  * What of WebRTC this browser lacks. A page served over plain http (not localhost) hides
@@ -35,8 +35,9 @@ export function callSupport(scope = globalThis) {
  */
 export function unsupportedText() {
   return {
-    title: "This browser cannot make video calls",
-    advice: `Open this meeting's link in ${SUPPORTED_BROWSERS}.`,
+    title: t("page.support.title"),
+    // Where a browser that cannot call can go instead: each one named makes meetnow's calls.
+    advice: t("page.support.advice"),
   };
 }
 
