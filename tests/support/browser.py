@@ -124,6 +124,7 @@ async def open_room(
     context = await browser.new_context(
         permissions=["camera", "microphone"] if camera else [],
         viewport={"width": 960, "height": 640},
+        locale="en-US",  # English pages whatever the machine's LANG (the page follows it)
     )
     await context.add_init_script(TEST_HOOKS)
     if not camera:

@@ -30,7 +30,9 @@ async def open_room_with(browser: Browser, url: str, *scripts: str) -> Page:
     """A room page in a fresh context (its own storage) with camera and microphone allowed, the
     frame probes and ``scripts`` injected in that order."""
     context = await browser.new_context(
-        permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
+        permissions=["camera", "microphone"],
+        viewport={"width": 960, "height": 640},
+        locale="en-US",  # English pages whatever the machine's LANG (the page follows it)
     )
     await context.add_init_script(TEST_HOOKS)
     for script in scripts:

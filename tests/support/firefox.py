@@ -65,6 +65,8 @@ PREFS: dict[str, bool | int | str] = {
     # Remote media plays without a user gesture (script clicks give no user activation).
     "media.autoplay.default": 0,
     "media.autoplay.blocking_policy": 0,
+    # English pages whatever the machine's LANG (the page follows navigator.languages).
+    "intl.accept_languages": "en-US",
     # Quiet: no first-run pages, no update or telemetry traffic from a test browser.
     "browser.shell.checkDefaultBrowser": False,
     "browser.startup.homepage_override.mstone": "ignore",

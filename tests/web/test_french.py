@@ -1,6 +1,8 @@
 """The pages in French for a French browser, in English for an English one, in headless Chromium
 against the real server: the landing page, the pre-join screen ("Votre nom", "Rejoindre"), the
-call's buttons and the 404 page, each with ``<html lang>`` set (web_client/js/i18n.js)."""
+call's buttons and the 404 page, each with ``<html lang>`` set (web_client/js/i18n.js); a notice
+from the device modules in French; English when the French catalog cannot be fetched, and readable
+words (each key's last segment) when no catalog can."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from ..conftest import ServerProcess
-from ..support.browser import TEST_HOOKS, browser
+from ..support.browser import DENY_MEDIA, TEST_HOOKS, browser
 
 __all__ = ["browser"]  # the fixture, imported for pytest
 
@@ -92,4 +94,52 @@ async def test_a_language_without_a_catalog_falls_back_to_english(
     await page.goto(server_process.base_url + "/")
     await expect(page.get_by_role("button", name="Meet now", exact=True)).to_be_visible()
     await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await context.close()
+
+
+async def test_a_french_browser_is_told_about_blocked_devices_in_french(
+    browser: Browser, server_process: ServerProcess
+) -> None:
+    """The media notice (media.js) comes from the catalog too."""
+    context = await new_context(browser, "fr-FR")
+    await context.add_init_script(DENY_MEDIA)
+    page = await context.new_page()
+    await start_meeting(page, server_process.base_url, "Réunion immédiate")
+    await expect(
+        page.get_by_text(
+            "Micro et caméra bloqués : vous pouvez quand même rejoindre l'appel, voir et entendre "
+            "les autres.",
+            exact=True,
+        )
+    ).to_be_visible(timeout=20_000)
+    await context.close()
+
+
+async def test_a_french_catalog_that_fails_to_load_gives_english(
+    browser: Browser, server_process: ServerProcess
+) -> None:
+    context = await new_context(browser, "fr-FR")
+    await context.route("**/i18n/fr.json", lambda route: route.abort())
+    page = await context.new_page()
+    await page.goto(server_process.base_url + "/")
+    await expect(page.get_by_role("button", name="Meet now", exact=True)).to_be_visible()
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await context.close()
+
+
+async def test_no_catalog_at_all_still_names_the_buttons(
+    browser: Browser, server_process: ServerProcess
+) -> None:
+    """Every catalog refused: each key's last segment, made readable ("Join" for
+    ``page.prejoin.join``), never a dotted key, and the root marked ``data-i18n-missing``."""
+    context = await new_context(browser, "fr-FR")
+    await context.route("**/i18n/*.json", lambda route: route.fulfill(status=503, body=""))
+    page = await context.new_page()
+    await page.goto(server_process.base_url + "/")
+    await expect(page.locator("html")).to_have_attribute("data-i18n-missing", "")
+    await expect(page.get_by_role("button", name="Create", exact=True)).to_be_visible()
+    await page.get_by_role("button", name="Create", exact=True).click()
+    await page.wait_for_url("**/r/**")
+    await expect(page.get_by_role("button", name="Join", exact=True)).to_be_visible()
+    assert "page." not in await page.locator("body").inner_text()
     await context.close()

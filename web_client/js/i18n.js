@@ -40,7 +40,7 @@ async function fetchCatalog(language) {
     const words = await response.json();
     return words && typeof words === "object" ? /** @type {Record<string, string>} */ (words) : null;
   } catch {
-    return null; // offline or refused: the next candidate (English last)
+    return null; // offline, refused or not JSON: the next candidate (English last)
   }
 }
 
@@ -51,7 +51,24 @@ async function loadCatalog() {
     const words = await fetchCatalog(language);
     if (words) return { language, words };
   }
+  // Not even English came (a broken deploy or a proxy refusing .json). The CSP forbids inline
+  // words and every word lives in a catalog, so `t()` falls back to each key's own name (see
+  // `keyWords`); the root says so, for whoever debugs it.
+  document.documentElement.dataset.i18nMissing = "";
   return { language: FALLBACK_LANGUAGE, words: {} };
+}
+
+/**
+ * The last resort when no catalog loaded: a key's last segment made readable
+ * (`page.prejoin.join` -> "Join", `page.call.leave_label` -> "Leave label"). The keys are named
+ * for what they say, so the page stays usable (buttons and fields named in plain English), which
+ * the raw dotted key would not be. Placeholders are lost, and the words may be clumsy; it only
+ * shows while the server cannot serve its own static files.
+ * @param {string} key
+ */
+export function keyWords(key) {
+  const last = (key.split(".").pop() ?? key).replace(/_/g, " ");
+  return last.charAt(0).toUpperCase() + last.slice(1);
 }
 
 const loaded = await loadCatalog();
@@ -60,14 +77,14 @@ const loaded = await loadCatalog();
 export const language = loaded.language;
 
 /**
- * The words for a key, with `{name}` placeholders filled in. A missing key shows itself (the
- * catalog test keeps every language complete, so this only happens while developing).
+ * The words for a key, with `{name}` placeholders filled in. A key missing from the loaded
+ * catalog (the catalog test keeps every language complete) shows as its readable last segment.
  * @param {string} key
  * @param {Record<string, string | number>} [params]
  * @returns {string}
  */
 export function t(key, params = {}) {
-  const text = loaded.words[key] ?? key;
+  const text = loaded.words[key] ?? keyWords(key);
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
 
