@@ -66,21 +66,23 @@ def _page(server: MeetnowServer, status: int, name: str) -> web.Response:
     )
 
 
-def lookup_room(request: web.Request) -> Room | web.Response:
+async def lookup_room(request: web.Request) -> Room | web.Response:
     """The open room named in the path, or the response to give instead: 429 for an address that
-    swept too many unknown ids (before any lookup), 410 for an ended room, the same 404 for
-    everything else."""
+    swept too many unknown ids (before any lookup; counted across nodes on Redis), 410 for an
+    ended room, the same 404 for everything else. On Redis the room is read from there first:
+    it may have been made or ended on another node."""
     server = request.app[SERVER]
     ip = server.client_ip(request)
-    if server.limits.lookups_blocked(ip):
+    if await server.limits.lookups_blocked_shared(ip):
         return too_many(server)
     room_id = request.match_info["room_id"]
+    await server.rooms.fetch(room_id)
     room = server.rooms.get_room(room_id)
     if room is not None:
         return room
     if server.rooms.is_gone(room_id):
         return gone(server)
-    server.limits.count_unknown_lookup(ip)
+    await server.limits.count_unknown_lookup_shared(ip)
     return not_found(server)
 
 
@@ -123,7 +125,7 @@ async def landing_page(request: web.Request) -> web.Response:
 async def room_page(request: web.Request) -> web.Response:
     """The room page. Read-only: chat apps fetch links for previews, so loading joins nothing."""
     server = request.app[SERVER]
-    found = lookup_room(request)
+    found = await lookup_room(request)
     if isinstance(found, web.Response):
         return found
     return web.Response(
@@ -142,7 +144,7 @@ async def create_room(request: web.Request) -> web.Response:
     if not server.origin_allowed(request):
         return _api_error(403, "forbidden_origin", "Rooms are created from this site only.")
     try:
-        server.limits.check_web_creation(server.client_ip(request))
+        await server.limits.check_web_creation_shared(server.client_ip(request))
     except RateLimited as error:
         return _api_error(429, "rate_limited", str(error))
     topic: str | None = None
@@ -174,6 +176,7 @@ async def create_room(request: web.Request) -> web.Response:
         return _api_error(503, "too_many_rooms", str(error))
     url = server.room_url(room.id)
     host_token = server.rooms.issue_host_token(room)
+    await server.rooms.publish()  # on Redis: the link opens on every node once it is handed out
     return web.json_response(
         {
             "id": room.id,
@@ -212,7 +215,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     server = request.app[SERVER]
-    found = lookup_room(request)
+    found = await lookup_room(request)
     if isinstance(found, web.Response):
         return found
     room = found
@@ -226,6 +229,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             text="Too many open connections from this address.\n",
             headers={"Retry-After": "10"},
         )
+    # On Redis, the room becomes this node's unless a live node already holds it: then this
+    # socket is carried to that node (redis_proxy.py), where the call and its media are.
+    holder = await server.rooms.claim(room.id)
     server.open_websockets[ip] += 1
     try:
         ws = web.WebSocketResponse(
@@ -233,6 +239,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             max_msg_size=server.settings.ws_max_message_bytes,
         )
         await ws.prepare(request)
+        if holder is not None and server.forwarder is not None:
+            await server.forwarder.forward(ws, holder, room.id, ip)
+            return ws
         connection = ClientConnection(server, room, ws, client_ip=ip)
         await connection.run(server.settings.ws_join_timeout_seconds)
         return ws

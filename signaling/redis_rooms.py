@@ -19,10 +19,15 @@ to one node (sticky by path).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from .limits import ServerLimits
+from .redis_bus import Envelope, NodeBus
+from .redis_limits import RedisKeyedLimiter
+from .redis_registry import NodeRegistry
 from .redis_store import RedisRoomStore
 from .room_model import ROOM_ID_PATTERN, Participant, Room, RoomLimits
 from .room_store import room_from
@@ -30,13 +35,16 @@ from .rooms import RoomService
 from .tasks import spawn
 from .tombstones import secret_key
 
-__all__ = ["IDLE_COPY_SECONDS", "SharedRoomService"]
+__all__ = ["BUS_START_SECONDS", "IDLE_COPY_SECONDS", "SharedRoomService"]
 
 logger = logging.getLogger(__name__)
 
 IDLE_COPY_SECONDS = 120.0
 """How long a fetched copy with nobody on this node stays in memory (longer than a websocket may
 wait before ``join``: a page that loaded the room still finds it)."""
+
+
+BUS_START_SECONDS = 5.0
 
 
 class SharedRoomService(RoomService):
@@ -56,11 +64,76 @@ class SharedRoomService(RoomService):
         self._fetched_at: dict[str, float] = {}
         self._checks: set[asyncio.Task[None]] = set()
         """Closings waiting for Redis to agree (:meth:`settle` waits for them)."""
+        self.registry = NodeRegistry(
+            store.client, load=self._load, rooms_here=self._rooms_here, prefix=store.prefix
+        )
+        """This node's heartbeat and the claims of the rooms with people here."""
+        self.bus: NodeBus | None = None
+        """This node's inbox from other nodes (forwarded signaling), once :meth:`listen`."""
+
+    def listen(
+        self, on_message: Callable[[Envelope], None], on_resubscribed: Callable[[], None]
+    ) -> NodeBus:
+        """Give this node an inbox on the bus (subscribed at :meth:`open`)."""
+        self.bus = NodeBus(
+            self.shared.client,
+            self.registry.node_id,
+            on_message=on_message,
+            on_resubscribed=on_resubscribed,
+            prefix=self.shared.prefix,
+        )
+        return self.bus
+
+    def _load(self) -> int:
+        return sum(len(room.participants) for room in self._by_id.values())
+
+    def _rooms_here(self) -> list[str]:
+        return [room.id for room in self._by_id.values() if room.participants or room.waiting]
+
+    @classmethod
+    def from_url(
+        cls, url: str, limits: RoomLimits | None = None, *, clock: Callable[[], float] = time.time
+    ) -> SharedRoomService:
+        """The service of a node on the Redis at ``url`` (``MEETNOW_REDIS_URL``)."""
+        return cls(limits, store=RedisRoomStore.from_url(url), clock=clock)
+
+    def share_limits(self, limits: ServerLimits) -> None:
+        """Count ``limits``' rooms created and unknown links looked up per address across every
+        node on this Redis, with the same buckets (a client spread over nodes gets no more)."""
+        client, prefix = self.shared.client, self.shared.prefix
+        limits.share(
+            RedisKeyedLimiter(client, "rooms_per_ip", limits.rooms_per_ip.bucket, prefix=prefix),
+            RedisKeyedLimiter(
+                client, "unknown_lookups", limits.unknown_lookups.bucket, prefix=prefix
+            ),
+        )
 
     async def open(self) -> None:
-        """Start writing; rooms are read from Redis when asked for, not all at start-up."""
+        """Start writing and the node's heartbeat; rooms are read from Redis when asked for,
+        not all at start-up."""
         if self._writer is not None:
             self._writer.start()
+        if self.bus is not None:
+            self.bus.start()
+            # Listening before the heartbeat says this node is alive (a miss only makes a page
+            # reconnect: never wait long for a Redis that is away).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.bus.subscribed.wait(), BUS_START_SECONDS)
+        self.registry.start()
+
+    async def close(self) -> None:
+        """Stop the heartbeat (letting go of this node's claims) and the bus, then write and
+        close."""
+        await self.registry.stop()
+        if self.bus is not None:
+            await self.bus.stop()
+        await super().close()
+
+    async def claim(self, room_id: str) -> str | None:
+        """Claim ``room_id`` for this node (a participant arrives here) unless a live node holds
+        it; returns that node's id, None when the room is this node's."""
+        holder = await self.registry.claim(room_id)
+        return None if holder == self.registry.node_id else holder
 
     async def fetch(self, room_id: str) -> None:
         """Bring this node's copy of ``room_id`` up to date from Redis (unless people are in it
@@ -82,6 +155,11 @@ class SharedRoomService(RoomService):
         room.empty_since = record.empty_since  # people may be in it on another node
         self._by_id[room_id] = room
         self._fetched_at[room_id] = self._clock()
+
+    async def publish(self) -> None:
+        """Wait until this node's changes are in Redis (a room made here opens on every node
+        as soon as its creator has the link)."""
+        await self.flush()
 
     def create_room(
         self,

@@ -22,6 +22,10 @@ import json
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .room_store import RoomRecord, StoredState, StoreError
 
@@ -116,6 +120,10 @@ def connect(url: str) -> aioredis.Redis:
             socket_connect_timeout=2.0,
             socket_timeout=5.0,
             health_check_interval=10,
+            # A pooled connection to a Redis that restarted fails its next command: try again
+            # on a new connection (twice, briefly) before telling the caller Redis is away.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
     except ValueError as error:
         raise StoreError(

@@ -124,6 +124,19 @@ class RoomService:
         if self._writer is not None:
             await self._writer.flush()
 
+    async def fetch(self, room_id: str) -> None:
+        """Bring this node's copy of ``room_id`` up to date before a lookup. One node holds
+        every room itself: nothing to do (:mod:`signaling.redis_rooms` reads other nodes')."""
+
+    async def publish(self) -> None:
+        """Wait until other nodes can see this node's changes so far (one node: nothing to
+        wait for; :mod:`signaling.redis_rooms` writes them to Redis first)."""
+
+    async def claim(self, room_id: str) -> str | None:
+        """Make this node the one ``room_id``'s call runs on, unless another live node already
+        is: returns that node's id, None when it is this one (always, for one node)."""
+        return None
+
     def remember(self, room_id: str, name: str, value: str) -> None:
         """Keep a small value (a chat card's address) with an open room until it closes."""
         writer = self._writer

@@ -44,6 +44,8 @@ from .protocol import (
     RoomInfo,
     RoomUpdatedMessage,
 )
+from .redis_proxy import SignalingForwarder, forward_between_nodes
+from .redis_rooms import SharedRoomService
 from .relay import Relay, RelayBackend, RelayConfig
 from .room_store import RoomStore
 from .rooms import Participant, Room, RoomLimits, RoomService
@@ -117,6 +119,8 @@ class MeetnowServer:
         self.site = SiteNames(settings)
         """The ``Host`` names and ``Origin``s this server answers to."""
         self._pages: dict[str, bytes] = {}
+        self.forwarder: SignalingForwarder | None = None
+        """On Redis: carries websockets of rooms held by another node there (redis_proxy.py)."""
         rooms.add_listener(self)
 
     def room_url(self, room_id: str) -> str:
@@ -322,8 +326,14 @@ def create_app(
 ) -> web.Application:
     """Build the meetnow web application."""
     settings = settings or Settings()
+    if rooms is None and settings.redis_url is not None:  # one node of several (redis_rooms.py)
+        url = settings.redis_url.get_secret_value()
+        rooms = SharedRoomService.from_url(url, room_limits(settings), clock=clock)
     rooms = rooms or RoomService(room_limits(settings), clock=clock, store=open_store(settings))
     server = MeetnowServer(settings, rooms)
+    if isinstance(rooms, SharedRoomService):
+        rooms.share_limits(server.limits)
+        server.forwarder = forward_between_nodes(server, rooms)
     app = MeetnowApplication(
         middlewares=[guard_requests],
         client_max_size=MAX_API_BODY_BYTES,

@@ -169,18 +169,21 @@ def startup_summary(settings: Settings, facts: StartupFacts) -> list[str]:
 
 
 def rooms_summary(settings: Settings) -> str:
-    """Where rooms are kept, without a Redis URL's password."""
-    if settings.store == "memory":
-        kept = "in memory (every room ends with the process)"
-    else:
-        kept = "SQLite in MEETNOW_DATA_DIR (rooms survive a restart)"
+    """Where rooms are kept, without a Redis URL's password. With Redis, exactly what the nodes
+    share and what they do not yet (an operator must not believe more)."""
     if settings.redis_url is not None:
-        # The Redis store and shared limits exist (signaling.redis_*) but `serve` does not use
-        # them yet: say so rather than let an operator believe the nodes share rooms.
         url = urlsplit(settings.redis_url.get_secret_value())
         where = f"{url.hostname or '?'}:{url.port or 6379}{url.path or ''}"
-        kept += f"; MEETNOW_REDIS_URL ({where}) is not used by this version yet"
-    return kept
+        return (
+            f"Redis at {where} (MEETNOW_REDIS_URL), shared with every node on it: rooms, hosts, "
+            "lobby and lock, ended links, the per-address limits on new rooms and unknown links; "
+            "each room's call runs on the node that claimed it, and websockets that land on "
+            "another node are forwarded there; not yet: chat cards coordinated between nodes, "
+            "draining on stop, a clear 'temporarily unavailable' while Redis is away"
+        )
+    if settings.store == "memory":
+        return "in memory (every room ends with the process)"
+    return "SQLite in MEETNOW_DATA_DIR (rooms survive a restart)"
 
 
 def _is_loopback(host: str) -> bool:

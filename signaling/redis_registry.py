@@ -1,0 +1,217 @@
+"""Nodes and room claims on Redis (``MEETNOW_REDIS_URL``): which ``meetnow serve`` nodes are alive,
+how loaded each is, and which node a room's call runs on.
+
+Keys, under the store's prefix (``meetnow:``):
+
+- ``node:{node id}``: a live node, as JSON (``load``: participants on it; ``started_at``), with a
+  TTL of :data:`NODE_TTL_SECONDS`, written again every :data:`HEARTBEAT_SECONDS`: a node that
+  dies (``kill -9``, a lost machine) is gone from the list within ``NODE_TTL_SECONDS``;
+- ``claim:{room id}``: the id of the node whose room it is, set only if absent (``SET NX PX``)
+  with the same TTL and renewed at each heartbeat by that node alone (a Lua compare-and-renew,
+  never another node's claim): a dead node's claims expire within ``NODE_TTL_SECONDS`` too.
+
+Who claims: the node where the room's first participant arrives, even when another live node is
+less loaded. Forwarding (a participant on another node reaches the room's node over Redis) makes
+any node able to hold any room, and the node a load balancer already chose for the first
+participant is as good a guess as any, without a second hop for that participant; the loads
+are published so a later policy can prefer the least loaded node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .redis_store import DEFAULT_PREFIX, text_of
+
+__all__ = ["HEARTBEAT_SECONDS", "NODE_TTL_SECONDS", "NodeRegistry", "new_node_id"]
+
+logger = logging.getLogger(__name__)
+
+NODE_TTL_SECONDS = 3.0
+"""How long a node and its claims outlive its last heartbeat."""
+HEARTBEAT_SECONDS = 1.0
+"""How often a live node says so and renews its claims (a third of the TTL: two heartbeats may
+be late or lost before anything expires)."""
+
+# KEYS[1]: a claim; ARGV: this node's id, the TTL in ms. 1: renewed; 0: not ours (any more).
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+end
+return 0
+"""
+# KEYS[1]: a claim; ARGV[1]: this node's id. Deleted only if it is still ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+CLAIM_HOLD_SECONDS = 30.0
+"""A claim made for an arriving websocket is kept this long before anyone joins (the server's
+default ``MEETNOW_WS_JOIN_TIMEOUT_SECONDS``)."""
+
+
+def new_node_id() -> str:
+    """A node's id for this run of the process (a restarted node is a new node)."""
+    return secrets.token_hex(8)
+
+
+class NodeRegistry:
+    """This node's heartbeat and room claims. :meth:`start` runs the heartbeat; ``rooms_here``
+    tells it which rooms have people on this node (their claims are kept, the others let go)
+    and ``load`` how many participants it holds."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        load: Callable[[], int],
+        rooms_here: Callable[[], Iterable[str]],
+        node_id: str | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        ttl_seconds: float = NODE_TTL_SECONDS,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        claim_hold_seconds: float = CLAIM_HOLD_SECONDS,
+    ) -> None:
+        self.client = client
+        self.node_id = node_id or new_node_id()
+        self.prefix = prefix
+        self._load = load
+        self._rooms_here = rooms_here
+        self._ttl_ms = int(ttl_seconds * 1000)
+        self._heartbeat_seconds = heartbeat_seconds
+        self.claim_hold_seconds = claim_hold_seconds
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+        self.held: set[str] = set()
+        """Rooms this node holds the claim of (as of the last claim or heartbeat)."""
+        self.heartbeats = 0
+        """Heartbeats that reached Redis (tests wait on it rather than on time)."""
+        self.reachable = True
+        """Whether the last heartbeat reached Redis."""
+        self._started_at = time.time()
+        self._contested: set[str] = set()
+        self._claimed_at: dict[str, float] = {}
+        """When each claim was made: kept :data:`CLAIM_HOLD_SECONDS` even with nobody in the
+        room yet (a websocket arrived; its ``join`` follows)."""
+        self._task: asyncio.Task[None] | None = None
+
+    def _node_key(self, node_id: str) -> str:
+        return f"{self.prefix}node:{node_id}"
+
+    def claim_key(self, room_id: str) -> str:
+        return f"{self.prefix}claim:{room_id}"
+
+    async def claim(self, room_id: str) -> str:
+        """Claim ``room_id`` for this node unless a live node holds it; returns the holder's id
+        (this node's when it is, or becomes, the room's node)."""
+        holder = await self._take(room_id)
+        if holder == self.node_id:
+            self._claimed_at.setdefault(room_id, time.monotonic())
+        return holder
+
+    async def _take(self, room_id: str) -> str:
+        key = self.claim_key(room_id)
+        if await self.client.set(key, self.node_id, nx=True, px=self._ttl_ms):
+            self.held.add(room_id)
+            return self.node_id
+        holder = await self.client.get(key)
+        if holder is None:  # expired between the two calls: try once more
+            return await self._take(room_id)
+        holder_id = text_of(holder)
+        if holder_id == self.node_id:
+            self.held.add(room_id)
+        return holder_id
+
+    async def holder(self, room_id: str) -> str | None:
+        """The node whose room ``room_id`` is, or None if no live node claims it."""
+        holder = await self.client.get(self.claim_key(room_id))
+        return None if holder is None else text_of(holder)
+
+    async def release(self, room_id: str) -> None:
+        """Let go of ``room_id`` (nobody is in it here any more), if it is still ours."""
+        self.held.discard(room_id)
+        self._claimed_at.pop(room_id, None)
+        await self._release(keys=[self.claim_key(room_id)], args=[self.node_id])
+
+    async def live_nodes(self) -> dict[str, int]:
+        """Every live node's id and load (participants), this one included."""
+        keys = [text_of(k) async for k in self.client.scan_iter(match=self._node_key("*"))]
+        if not keys:
+            return {}
+        values = await self.client.mget(keys)
+        base = len(self._node_key(""))
+        return {
+            key[base:]: int(json.loads(text_of(value))["load"])
+            for key, value in zip(keys, values, strict=True)
+            if value is not None
+        }
+
+    async def beat(self) -> None:
+        """One heartbeat: say this node is alive with its load, renew the claims of the rooms
+        with people here, claim those that lost theirs while Redis was away (unless another
+        node took them), and let go of the rooms nobody is in here any more."""
+        now = time.monotonic()
+        self._claimed_at = {
+            room_id: at
+            for room_id, at in self._claimed_at.items()
+            if now - at < self.claim_hold_seconds and room_id in self.held
+        }
+        here = set(self._rooms_here()) | set(self._claimed_at)
+        status = json.dumps({"load": self._load(), "started_at": self._started_at})
+        await self.client.set(self._node_key(self.node_id), status, px=self._ttl_ms)
+        for room_id in sorted(self.held - here):
+            await self.release(room_id)
+        for room_id in sorted(here):
+            key = self.claim_key(room_id)
+            if await self._renew(keys=[key], args=[self.node_id, self._ttl_ms]):
+                self.held.add(room_id)
+            elif await self._take(room_id) != self.node_id and room_id not in self._contested:
+                self._contested.add(room_id)  # said once per room, not at every heartbeat
+                logger.warning("a room with people on this node is claimed by another node")
+        self._contested &= here
+        self.heartbeats += 1
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.beat()
+                if not self.reachable:
+                    logger.info("Redis reachable again: node heartbeat resumed")
+                self.reachable = True
+            except RedisError as error:
+                if self.reachable:
+                    logger.warning("node heartbeat failed (Redis): %s", type(error).__name__)
+                self.reachable = False
+            await asyncio.sleep(self._heartbeat_seconds)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        """Stop the heartbeat and let go of this node and its claims (a clean stop: other nodes
+        need not wait for the TTL)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        try:
+            for room_id in sorted(self.held):
+                await self.release(room_id)
+            await self.client.delete(self._node_key(self.node_id))
+        except RedisError as error:
+            logger.warning("could not unregister the node (Redis): %s", type(error).__name__)
