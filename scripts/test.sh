@@ -47,6 +47,10 @@ fi
 if [ ! -x .cache/node/node_modules/.bin/tsc ]; then
   npm install -s --prefix .cache/node --no-audit --no-fund typescript@5 >/dev/null
 fi
+# axe-core for tests/web/test_axe.py: its source is injected into the pages (the CSP blocks script tags).
+if [ ! -f .cache/node/node_modules/axe-core/axe.min.js ]; then
+  npm install -s --prefix .cache/node --no-audit --no-fund axe-core@4 >/dev/null
+fi
 
 echo "== lint and types"
 .venv/bin/ruff check .

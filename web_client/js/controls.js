@@ -17,12 +17,15 @@ import { setTileMedia, setTileRoles } from "./tiles.js";
  */
 
 /**
+ * A toggle says its state once, in its label ("Mute" / "Unmute"), as the call's other toggles do
+ * ("Share screen" / "Stop sharing"): no aria-pressed, or a screen reader would say "Unmute,
+ * pressed". `data-off` only colours the button.
  * @param {HTMLButtonElement} button
  * @param {ToggleState} toggle
  */
 function renderToggle(button, toggle) {
   button.disabled = !toggle.available;
-  button.setAttribute("aria-pressed", String(!(toggle.available && toggle.on)));
+  button.toggleAttribute("data-off", !(toggle.available && toggle.on));
   button.textContent = !toggle.available ? toggle.missingText : toggle.on ? toggle.onText : toggle.offText;
 }
 
@@ -57,7 +60,7 @@ function renderMicButton() {
   if (state.mutedByHost) {
     // The relay does not forward our audio: the button can do nothing until a host allows it.
     ui.micButton.disabled = true;
-    ui.micButton.setAttribute("aria-pressed", "true");
+    ui.micButton.toggleAttribute("data-off", true);
     ui.micButton.textContent = t("page.call.muted_by_host");
     ui.micButton.title = t("page.call.muted_by_host_title");
   }

@@ -57,10 +57,30 @@ export const ui = {
   retryButton: byId("retry-button", HTMLButtonElement),
 };
 
-/** @param {HTMLElement} screen */
+/**
+ * Show one screen and hide the others. A screen that replaces another takes the focus to its
+ * heading: otherwise the focus falls to <body> with the hidden button, and a screen reader says
+ * nothing of the new screen. The first screen at load and a screen shown again (a reconnect) keep
+ * the focus where it is.
+ * @param {HTMLElement} screen
+ */
 export function showScreen(screen) {
+  const previous = document.body.dataset.view;
   for (const element of [ui.prejoin, ui.waiting, ui.call, ui.left, ui.ended]) element.hidden = element !== screen;
   document.body.dataset.view = screen.id;
+  if (previous && previous !== screen.id) focusHeading(screen);
+}
+
+/**
+ * Give the focus to a screen's heading (its h1; the call's is visually hidden), which a script may
+ * focus but Tab skips.
+ * @param {HTMLElement} screen
+ */
+export function focusHeading(screen) {
+  const heading = screen.querySelector("h1");
+  if (!(heading instanceof HTMLElement)) return;
+  if (!heading.hasAttribute("tabindex")) heading.tabIndex = -1;
+  heading.focus({ preventScroll: true });
 }
 
 /** @param {string | null | undefined} topic */

@@ -40,10 +40,12 @@ export function setRoomState(room) {
 export function renderRoomState() {
   const { locked, lobby } = state.room;
   ui.lockedBadge.hidden = !locked;
+  // The labels say the state (no aria-pressed, which would say it twice); `data-on` colours them.
+  ui.lockButton.toggleAttribute("data-on", locked);
+  ui.lobbyButton.toggleAttribute("data-on", lobby);
   ui.lockButton.textContent = locked ? t("page.call.unlock") : t("page.call.lock");
   ui.lockButton.title = locked ? t("page.call.unlock_title") : t("page.call.lock_title");
   ui.lobbyButton.textContent = lobby ? t("page.call.lobby_on") : t("page.call.lobby_off");
-  ui.lobbyButton.setAttribute("aria-pressed", String(lobby));
   ui.lobbyButton.title = lobby
     ? t("page.call.lobby_on_title")
     : t("page.call.lobby_off_title");

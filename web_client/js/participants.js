@@ -59,6 +59,7 @@ function buildView() {
   close.setAttribute("aria-label", STRINGS.closeLabel);
   header.append(title, close);
   const body = el("div", "side-panel__body");
+  body.tabIndex = 0; // scrollable by keyboard when the list overflows (axe: scrollable-region-focusable)
   const lobby = el("section", "people-lobby");
   const lobbyTitle = el("h3", "people-lobby__title");
   lobbyTitle.id = uniqueId("people-lobby-title");

@@ -3,7 +3,7 @@
 
 import { t } from "./i18n.js";
 import { hostCommand } from "./commands.js";
-import { el, makeButton, ui, uniqueId } from "./dom.js";
+import { el, focusHeading, makeButton, ui, uniqueId } from "./dom.js";
 import { updateLayout } from "./layout.js";
 import { setVideoStream } from "./playback.js";
 import { clearScreenTiles, setRemoteScreen } from "./screen-tiles.js";
@@ -147,22 +147,32 @@ function createTileMenu(tile) {
 
   toggle.addEventListener("click", () => setMenuOpen(menu, toggle.getAttribute("aria-expanded") !== "true"));
   mute.addEventListener("click", () => {
-    setMenuOpen(menu, false);
+    closeMenuAfterAction(menu);
     hostCommand((current) => current.mute(tile.id, !tile.mutedByHost));
   });
   makeHost.addEventListener("click", () => {
-    setMenuOpen(menu, false);
+    closeMenuAfterAction(menu);
     hostCommand((current) => current.makeHost(tile.id));
   });
   remove.addEventListener("click", () => {
-    setMenuOpen(menu, false);
+    closeMenuAfterAction(menu);
     hostCommand((current) => current.remove(tile.id));
   });
   lowerHand.addEventListener("click", () => {
-    setMenuOpen(menu, false);
+    closeMenuAfterAction(menu);
     hostCommand((current) => current.lowerHand(tile.id));
   });
   return menu;
+}
+
+/**
+ * Close the menu an action was chosen from, and give its "•••" button the focus: the clicked item
+ * is hidden with the panel, and the focus would otherwise fall to <body>.
+ * @param {TileMenu} menu
+ */
+function closeMenuAfterAction(menu) {
+  setMenuOpen(menu, false);
+  menu.toggle.focus();
 }
 
 /**
@@ -283,9 +293,13 @@ export function upsertParticipant(participant) {
 export function removeParticipant(participantId) {
   const tile = state.tiles.get(participantId);
   if (tile) {
+    // Removed from its own menu (or gone while its menu had the focus): the call's heading gets
+    // the focus, not <body>.
+    const hadFocus = tile.root.contains(document.activeElement);
     tile.video.srcObject = null;
     tile.root.remove();
     state.tiles.delete(participantId);
+    if (hadFocus) focusHeading(ui.call);
   }
   state.remoteStreams.delete(participantId);
   if (state.featuredSpeaker === participantId) state.featuredSpeaker = null;
