@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .connection import ClientConnection
 from .errors import RateLimited, TooManyRooms
+from .redis_rooms import TemporarilyUnavailable
 from .rooms import Room, iso_utc
 
 if TYPE_CHECKING:
@@ -54,6 +55,16 @@ def too_many(server: MeetnowServer) -> web.Response:
     response = _page(server, 429, "429.html")
     response.headers["Retry-After"] = "60"
     return response
+
+
+def unavailable(request: web.Request, message: str) -> web.Response:
+    """503 while the shared store (Redis) is away: the API says ``temporarily_unavailable``,
+    pages and websockets say it in words; both ask to retry in a few seconds."""
+    headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+    if request.path.startswith("/api/"):
+        body = {"error": "temporarily_unavailable", "message": message}
+        return web.json_response(body, status=503, headers=headers)
+    return web.Response(status=503, text=message + "\n", headers=headers)
 
 
 def _page(server: MeetnowServer, status: int, name: str) -> web.Response:
@@ -109,6 +120,8 @@ async def guard_requests(
         return misdirected()
     try:
         return await handler(request)
+    except TemporarilyUnavailable as error:  # on Redis, while it is away: nothing new for now
+        return unavailable(request, str(error))
     except web.HTTPNotFound:
         return not_found(server)
     except web.HTTPException as error:

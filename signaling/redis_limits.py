@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
-from .limits import Bucket
+from .limits import Bucket, KeyedLimiter
 
 __all__ = ["RedisKeyedLimiter"]
 
@@ -60,8 +61,12 @@ class RedisKeyedLimiter:
         bucket: Bucket,
         clock: Callable[[], float] = time.time,
         prefix: str = "meetnow:",
+        fallback: KeyedLimiter | None = None,
     ) -> None:
         self.bucket = bucket
+        self._fallback = fallback
+        """This node's own buckets, used while Redis is away (a limit per node beats none, and
+        beats refusing everyone)."""
         self._clock = clock
         self._base = f"{prefix}limit:{name}:"
         self._take = client.register_script(_TAKE)
@@ -82,8 +87,18 @@ class RedisKeyedLimiter:
 
     async def allow(self, key: str, cost: float = 1.0) -> bool:
         """Spend ``cost`` tokens of ``key``'s shared bucket if it has them."""
-        return await self._run(key, cost)
+        try:
+            return await self._run(key, cost)
+        except RedisError:
+            if self._fallback is None:
+                raise
+            return self._fallback.allow(key, cost)
 
     async def exhausted(self, key: str) -> bool:
         """Whether ``key`` has no token left right now (without spending one)."""
-        return not await self._run(key, 0.0)
+        try:
+            return not await self._run(key, 0.0)
+        except RedisError:
+            if self._fallback is None:
+                raise
+            return self._fallback.exhausted(key)

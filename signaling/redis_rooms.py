@@ -24,6 +24,9 @@ import logging
 import time
 from collections.abc import Callable
 
+from redis.exceptions import RedisError
+
+from .errors import MeetnowError
 from .limits import ServerLimits
 from .redis_bus import Envelope, NodeBus
 from .redis_limits import RedisKeyedLimiter
@@ -35,7 +38,13 @@ from .rooms import RoomService
 from .tasks import spawn
 from .tombstones import secret_key
 
-__all__ = ["BUS_START_SECONDS", "IDLE_COPY_SECONDS", "SharedRoomService"]
+__all__ = [
+    "BUS_START_SECONDS",
+    "IDLE_COPY_SECONDS",
+    "UNAVAILABLE",
+    "SharedRoomService",
+    "TemporarilyUnavailable",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +54,12 @@ wait before ``join``: a page that loaded the room still finds it)."""
 
 
 BUS_START_SECONDS = 5.0
+UNAVAILABLE = "Meetings are temporarily unavailable here; try again in a few seconds."
+
+
+class TemporarilyUnavailable(MeetnowError):
+    """Redis, which every node shares, cannot be reached: new joins and new rooms wait (calls in
+    progress go on). HTTP 503, error code ``temporarily_unavailable``."""
 
 
 class SharedRoomService(RoomService):
@@ -64,6 +79,8 @@ class SharedRoomService(RoomService):
         self._fetched_at: dict[str, float] = {}
         self._checks: set[asyncio.Task[None]] = set()
         """Closings waiting for Redis to agree (:meth:`settle` waits for them)."""
+        self._unpublished: set[str] = set()
+        """Rooms made here that :meth:`publish` has not yet seen in Redis."""
         self.registry = NodeRegistry(
             store.client, load=self._load, rooms_here=self._rooms_here, prefix=store.prefix
         )
@@ -102,9 +119,19 @@ class SharedRoomService(RoomService):
         node on this Redis, with the same buckets (a client spread over nodes gets no more)."""
         client, prefix = self.shared.client, self.shared.prefix
         limits.share(
-            RedisKeyedLimiter(client, "rooms_per_ip", limits.rooms_per_ip.bucket, prefix=prefix),
             RedisKeyedLimiter(
-                client, "unknown_lookups", limits.unknown_lookups.bucket, prefix=prefix
+                client,
+                "rooms_per_ip",
+                limits.rooms_per_ip.bucket,
+                prefix=prefix,
+                fallback=limits.rooms_per_ip,
+            ),
+            RedisKeyedLimiter(
+                client,
+                "unknown_lookups",
+                limits.unknown_lookups.bucket,
+                prefix=prefix,
+                fallback=limits.unknown_lookups,
             ),
         )
 
@@ -132,7 +159,10 @@ class SharedRoomService(RoomService):
     async def claim(self, room_id: str) -> str | None:
         """Claim ``room_id`` for this node (a participant arrives here) unless a live node holds
         it; returns that node's id, None when the room is this node's."""
-        holder = await self.registry.claim(room_id)
+        try:
+            holder = await self.registry.claim(room_id)
+        except RedisError:
+            raise TemporarilyUnavailable(UNAVAILABLE) from None
         return None if holder == self.registry.node_id else holder
 
     async def fetch(self, room_id: str) -> None:
@@ -144,10 +174,13 @@ class SharedRoomService(RoomService):
         if local is not None and (local.participants or local.waiting):
             return
         await self.flush()  # this node's own writes first: what it reads back includes them
-        record = await self.shared.find_room(room_id)
+        try:
+            record = await self.shared.find_room(room_id)
+            until = None if record else await self.shared.buried_until(secret_key(room_id))
+        except RedisError:
+            raise TemporarilyUnavailable(UNAVAILABLE) from None
         if record is None:
             self._forget(room_id)  # closed elsewhere; that node told its listeners
-            until = await self.shared.buried_until(secret_key(room_id))
             if until is not None:
                 self._tombstones.restore({secret_key(room_id): until})
             return
@@ -158,8 +191,19 @@ class SharedRoomService(RoomService):
 
     async def publish(self) -> None:
         """Wait until this node's changes are in Redis (a room made here opens on every node
-        as soon as its creator has the link)."""
+        as soon as its creator has the link). Raises :class:`TemporarilyUnavailable` if a room
+        made here since the last call is not there (Redis away: its link would open nowhere
+        else, so it is not handed out)."""
         await self.flush()
+        made, self._unpublished = self._unpublished, set()
+        for room_id in sorted(made):
+            try:
+                stored = await self.shared.find_room(room_id)
+            except RedisError:
+                stored = None
+            if stored is None:
+                self._forget(room_id)
+                raise TemporarilyUnavailable(UNAVAILABLE)
 
     def create_room(
         self,
@@ -173,6 +217,7 @@ class SharedRoomService(RoomService):
             topic, origin=origin, lobby=lobby, lifetime_seconds=lifetime_seconds
         )
         self._responsible.add(room.id)
+        self._unpublished.add(room.id)
         return room
 
     def _enter(self, room: Room, participant: Participant) -> None:

@@ -178,8 +178,9 @@ def rooms_summary(settings: Settings) -> str:
             f"Redis at {where} (MEETNOW_REDIS_URL), shared with every node on it: rooms, hosts, "
             "lobby and lock, ended links, the per-address limits on new rooms and unknown links; "
             "each room's call runs on the node that claimed it, and websockets that land on "
-            "another node are forwarded there; not yet: chat cards coordinated between nodes, "
-            "draining on stop, a clear 'temporarily unavailable' while Redis is away"
+            "another node are forwarded there; while Redis is away, calls go on and new ones "
+            "answer 'temporarily unavailable'; not yet: chat cards coordinated between nodes, "
+            "draining on stop"
         )
     if settings.store == "memory":
         return "in memory (every room ends with the process)"

@@ -103,10 +103,7 @@ async def test_both_nodes_say_what_they_share(nodes: tuple[ServeProcess, ServePr
     for node in nodes:
         summary = "".join(node.lines)
         assert "(MEETNOW_REDIS_URL), shared with every node on it" in summary
-        assert (
-            "websockets that land on another node are forwarded there; not yet: chat cards"
-            in summary
-        )
+        assert "websockets that land on another node are forwarded there" in summary
 
 
 async def test_a_room_made_on_one_node_opens_and_ends_on_both(
@@ -248,3 +245,53 @@ async def test_participants_entering_through_two_nodes_meet_on_the_rooms_node(
     finally:
         await bea.close()
         await ada.close()
+
+
+async def frames_advance(client: ParticipantClient, sender: str, count: int = 20) -> None:
+    """Wait until ``client`` receives ``count`` more video frames from ``sender``."""
+    stream = client.video_from(sender)
+    assert stream is not None
+    await receives_frames(client, sender, stream.frames + count)
+
+
+async def test_while_redis_is_away_calls_go_on_and_new_ones_wait(tmp_path: Path) -> None:
+    """Redis killed under a node with a call in progress: the call's video keeps flowing and its
+    page still loads; a new room answers 503 ``temporarily_unavailable``, a new link and a new
+    websocket 503; once Redis is back, rooms are made again without restarting the node."""
+    with running_redis(tmp_path / "redis") as redis_server:
+        (tmp_path / "a").mkdir()
+        settings = node_settings(0, MEETNOW_REDIS_URL=redis_server.url)
+        with meetnow_serve(tmp_path / "a", **settings) as node:
+            status, body = await create_room(node, "198.51.100.9")
+            assert status == 201, body
+            room_id = body["id"]
+            ada = ParticipantClient(node.base_url, room_id, "Ada", video=PatternVideoTrack())
+            bea = ParticipantClient(node.base_url, room_id, "Bea", video=PatternVideoTrack())
+            try:
+                await ada.join(timeout=30)
+                await bea.join(timeout=30)
+                assert ada.participant_id is not None
+                await receives_frames(bea, ada.participant_id)
+
+                redis_server.stop()
+                await frames_advance(bea, ada.participant_id)
+                assert await page_status(node, room_id, "198.51.100.9") == 200
+                status, body = await create_room(node, "198.51.100.9")
+                assert (status, body["error"]) == (503, "temporarily_unavailable"), body
+                assert await page_status(node, new_room_id(), "198.51.100.9") == 503
+                newcomer = ParticipantClient(node.base_url, room_id, "Cy")
+                try:
+                    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                        await newcomer.join(timeout=30)
+                    assert refused.value.status == 503
+                finally:
+                    await newcomer.close()
+                await frames_advance(bea, ada.participant_id)
+
+                redis_server.start()
+                status, body = await create_room(node, "198.51.100.10")
+                assert status == 201, body
+                assert await page_status(node, body["id"], "198.51.100.10") == 200
+            finally:
+                await bea.close()
+                await ada.close()
