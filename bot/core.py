@@ -25,6 +25,8 @@ from typing import Any, Generic, TypeVar
 
 from signaling.rooms import Participant, Room
 
+from .i18n import FALLBACK_LANGUAGE
+from .i18n import text as words
 from .port import ChatPort
 
 __all__ = [
@@ -133,12 +135,12 @@ class CallSummary:
     people: int
     """Different people who were in it."""
 
-    def text(self) -> str:
-        """``Ended · 23 min · 4 people`` (or ``Ended · nobody joined``)."""
+    def text(self, language: str = FALLBACK_LANGUAGE) -> str:
+        """``Ended · 23 min · 4 people`` (or ``Ended · nobody joined``), in ``language``."""
         if self.people == 0:
-            return "Ended · nobody joined"
-        people = "1 person" if self.people == 1 else f"{self.people} people"
-        return f"Ended · {self.minutes} min · {people}"
+            return words(language, "chat.summary.nobody")
+        key = "chat.summary.one" if self.people == 1 else "chat.summary.many"
+        return words(language, key, minutes=self.minutes, people=self.people)
 
 
 def summarize(room: Room, now: float) -> CallSummary:
@@ -158,17 +160,18 @@ def call_seconds(room: Room, now: float) -> int:
     return max(0, round(end - room.first_joined_at))
 
 
-ENDED_TEXT = "This meeting has ended."
-"""A click on a card whose room is gone."""
-NOT_HOST_TEXT = "Only the host can admit people."
+ENDED_TEXT = words(FALLBACK_LANGUAGE, "chat.core.ended")
+"""A click on a card whose room is gone (in English; :meth:`ChatCards.host_click` speaks the
+clicker's language)."""
+NOT_HOST_TEXT = words(FALLBACK_LANGUAGE, "chat.core.not_host")
 """A click on Admit / Deny by anyone but the host (who ran the command)."""
-NOT_WAITING_TEXT = "They are no longer waiting."
+NOT_WAITING_TEXT = words(FALLBACK_LANGUAGE, "chat.core.not_waiting")
 """A click for someone already answered (in the call, by another click) or gone."""
 
 
-def full_text(room: Room) -> str:
+def full_text(room: Room, language: str = FALLBACK_LANGUAGE) -> str:
     """An Admit that the room's size refused."""
-    return f"The meeting is full ({room.max_participants} people): nobody else can come in now."
+    return words(language, "chat.core.full", max=room.max_participants)
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,12 @@ class HostClick(Generic[CardT]):
     room: Room | None
     """The room; None once the meeting ended."""
     text: str | None
-    """What to tell the clicker alone, or None: this click admitted or denied someone."""
+    """What to tell the clicker alone (in their language), or None: this click admitted or
+    denied someone."""
+    refused: bool = False
+    """The clicker may not answer this knock (``refuse_clicker`` said so)."""
+    no_longer_waiting: bool = False
+    """The person was answered already, or gave up."""
 
 
 @dataclass
@@ -285,25 +293,29 @@ class ChatCards(Generic[CardT]):
         participant_id: str,
         admit: bool,
         refuse_clicker: Callable[[CardT], str | None],
+        language: str = FALLBACK_LANGUAGE,
     ) -> HostClick[CardT]:
         """The Admit / Deny flow every adapter shares: find the card -> has the meeting ended?
         -> is the clicker its host (``refuse_clicker``: the adapter's check of who clicked, a
         refusal text or None) -> answer the knock -> was the room full? The adapter renders the
-        outcome (a private reply, a refreshed card)."""
+        outcome (a private reply, a refreshed card); its texts are in the clicker's ``language``."""
         card = self.card(room_id) if room_id else None
         room = self.port.get_room(room_id) if card is not None else None
         if card is None or room is None or room.origin != self.origin:
-            return HostClick(None, None, ENDED_TEXT)
+            return HostClick(None, None, words(language, "chat.core.ended"))
         refusal = refuse_clicker(card)
         if refusal is not None:
-            return HostClick(card, room, refusal)
+            return HostClick(card, room, refusal, refused=True)
+        gone = HostClick(
+            card, room, words(language, "chat.core.not_waiting"), no_longer_waiting=True
+        )
         if participant_id not in room.waiting:
-            return HostClick(card, room, NOT_WAITING_TEXT)
+            return gone
         outcome = self.port.answer_knock(room, participant_id, admit)
         if outcome == "full":
-            return HostClick(card, room, full_text(room))
+            return HostClick(card, room, full_text(room, language))
         if outcome == "not_waiting":
-            return HostClick(card, room, NOT_WAITING_TEXT)
+            return gone
         return HostClick(card, room, None)
 
     # To implement ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ __all__ = [
     "catalog",
     "language_for",
     "localized",
+    "server_text",
     "text",
 ]
 
@@ -60,6 +61,15 @@ def text(language: str, key: str, **params: object) -> str:
     words = catalog(language) if language in available_languages() else {}
     template = words.get(key) or catalog(FALLBACK_LANGUAGE)[key]
     return _PLACEHOLDER.sub(lambda match: str(params.get(match.group(1), match.group(0))), template)
+
+
+def server_text(language: str, message: str) -> str:
+    """A refusal the room service wrote (in English, e.g. a rate limit) in ``language``: the
+    ``chat.server.*`` key whose English is ``message``; ``message`` itself if none is."""
+    for key, english in catalog(FALLBACK_LANGUAGE).items():
+        if key.startswith("chat.server.") and english == message:
+            return text(language, key)
+    return message
 
 
 def localized(key: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from .core import parse_duration
+from .i18n import FALLBACK_LANGUAGE, text
 
 __all__ = ["DURATION_ERROR", "OPTION_ERROR", "ChatOptions", "parse_options"]
 
@@ -24,11 +25,10 @@ _OPTION = re.compile(r"(--|\u2014|\u2013)([A-Za-z][A-Za-z-]*)(?:=(\S*))?(?=\s|\Z
 _KNOWN = frozenset({"lobby", "for"})
 _WORD = re.compile(r"\s*(\S+)")
 
-DURATION_ERROR = (
-    "`--for` takes how long the link works, like `2h`, `90m` or `1h30m` (at most 7 days)."
-)
-"""The answer to a ``--for`` that is no length, too long or zero."""
-OPTION_ERROR = "The options are `--lobby` and `--for <length>`."
+DURATION_ERROR = text(FALLBACK_LANGUAGE, "chat.options.duration_error")
+"""The answer to a ``--for`` that is no length, too long or zero (English; ``parse_options``
+answers in the language it is given)."""
+OPTION_ERROR = text(FALLBACK_LANGUAGE, "chat.options.option_error")
 """The answer to an unknown ``--word`` (followed by the platform's usage)."""
 
 
@@ -48,10 +48,13 @@ class ChatOptions:
     """What was wrong (then nothing else is set: the command only explains)."""
 
 
-def parse_options(text: str, mention: re.Pattern[str] | None = None) -> ChatOptions:
-    """Read the leading options of ``text``. ``mention``: the platform's mention syntax, its
-    first group the user id (mentions are skipped among the options and collected anywhere)."""
-    stripped = text.strip()
+def parse_options(
+    typed: str, mention: re.Pattern[str] | None = None, language: str = FALLBACK_LANGUAGE
+) -> ChatOptions:
+    """Read the leading options of ``typed``. ``mention``: the platform's mention syntax, its
+    first group the user id (mentions are skipped among the options and collected anywhere);
+    ``language``: the catalog of the error, if any."""
+    stripped = typed.strip()
     lobby = False
     lifetime: int | None = None
     rest = stripped
@@ -77,9 +80,9 @@ def parse_options(text: str, mention: re.Pattern[str] | None = None) -> ChatOpti
                 rest = rest[word.end() :] if word is not None else rest
             lifetime = parse_duration(value)
             if lifetime is None:
-                return ChatOptions(error=DURATION_ERROR)
+                return ChatOptions(error=text(language, "chat.options.duration_error"))
         else:
-            return ChatOptions(error=OPTION_ERROR)
+            return ChatOptions(error=text(language, "chat.options.option_error"))
     invitees: list[str] = []
     if mention is not None:
         for user_id in mention.findall(stripped):

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.core import SignedRequestGuard
 from bot.discord_settings import DiscordSettings
+from bot.i18n import FALLBACK_LANGUAGE
 from bot.port import ChatPort
 from signaling.rooms import Room
 
@@ -64,13 +65,19 @@ class DiscordAdapter:
         """Create the room and the answer (:func:`bot.discord.commands.start_call`)."""
         return start_call(self.port, request)
 
-    def host_link_text(self, room: Room) -> str:
+    def host_link_text(self, room: Room, language: str = FALLBACK_LANGUAGE) -> str:
         """The ephemeral follow-up for the command's author alone: a fresh host link."""
-        return host_link_text(self.cards.host_link(room))
+        return host_link_text(self.cards.host_link(room), language)
 
-    def click(self, user_id: int, message_id: int | None, custom_id: str) -> ClickAnswer:
+    def click(
+        self,
+        user_id: int,
+        message_id: int | None,
+        custom_id: str,
+        language: str = FALLBACK_LANGUAGE,
+    ) -> ClickAnswer:
         """A click on a card's Admit / Deny (:func:`bot.discord.lobby.answer_click`)."""
-        return answer_click(self.cards, user_id, message_id, custom_id)
+        return answer_click(self.cards, user_id, message_id, custom_id, language)
 
     def open_card(
         self,
@@ -80,6 +87,9 @@ class DiscordAdapter:
         channel_id: int | None,
         token: str,
         interaction: discord.Interaction[Any] | None = None,
+        *,
+        language: str = FALLBACK_LANGUAGE,
+        reply_language: str = FALLBACK_LANGUAGE,
     ) -> DiscordCard:
         card = DiscordCard(
             starter_id=user_id,
@@ -88,6 +98,8 @@ class DiscordAdapter:
             issued_at=self.clock(),
             token=token,
             interaction=interaction,
+            language=language,
+            reply_language=reply_language,
         )
         # Tracked before the answer goes out, so no join is missed; updates wait for ``posted``.
         self.cards.track(room, card)

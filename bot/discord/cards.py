@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.core import CallSummary, ChatCards
+from bot.i18n import FALLBACK_LANGUAGE, available_languages
 from signaling.rooms import Participant, Room
 
 from .embeds import Edit, ended_embed, live_edit
@@ -50,6 +51,11 @@ class DiscordCard:
     """Failures already logged for this card (each is logged once)."""
     kept: bool = False
     """Its address (channel and message id, never the token) is kept with its room."""
+    language: str = FALLBACK_LANGUAGE
+    """The card's catalog: the server's (``guild_locale``) if the interaction said it, else the
+    author's (docs/discord.md). Kept with the address, so a restart keeps the card's words."""
+    reply_language: str = FALLBACK_LANGUAGE
+    """The author's catalog (the interaction's ``locale``), for what only they see."""
 
 
 def log_card(card: DiscordCard, key: str, message: str, error: BaseException | None) -> None:
@@ -119,6 +125,7 @@ class DiscordCards(ChatCards[DiscordCard]):
             "message_id": str(card.message_id),
             "starter_id": str(card.starter_id),
             "application_id": str(card.application_id),
+            "language": card.language,
         }
 
     def from_reference(self, room: Room, reference: dict[str, Any]) -> DiscordCard | None:
@@ -134,13 +141,16 @@ class DiscordCards(ChatCards[DiscordCard]):
             via_interaction=False,
             kept=True,
         )
+        language = reference.get("language")  # absent in addresses kept before languages
+        if language in available_languages():
+            card.language = card.reply_language = language
         card.posted.set()
         return card
 
     # Updates from room events ----------------------------------------------------------------
 
     def live_edit(self, card: DiscordCard, room: Room) -> Edit:
-        return live_edit(room, card.starter_id, self.room_url(room))
+        return live_edit(room, card.starter_id, self.room_url(room), card.language)
 
     async def joined(self, card: DiscordCard, room: Room, participant: Participant) -> None:
         await self._refresh(card, room)
@@ -159,7 +169,8 @@ class DiscordCards(ChatCards[DiscordCard]):
     async def ended(self, card: DiscordCard, room: Room, summary: CallSummary) -> None:
         try:
             await self.adapter.deliver(
-                card, Edit(ended_embed(room, card.starter_id, summary), None)
+                card,
+                Edit(ended_embed(room, card.starter_id, summary, card.language), None),
             )
         finally:
             card.interaction = None

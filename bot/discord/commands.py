@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bot.core import parse_duration
-from bot.i18n import FALLBACK_LANGUAGE, localized, text
+from bot.i18n import FALLBACK_LANGUAGE, localized, server_text, text
 from bot.options import parse_options
 from bot.port import ChatPort, ChatRoomRequest
 from signaling.errors import RateLimited, TooManyRooms
@@ -97,6 +97,9 @@ class CallRequest:
     """The ``for`` option as typed."""
     language: str = FALLBACK_LANGUAGE
     """The catalog the author's replies come from (the interaction's ``locale``)."""
+    card_language: str = FALLBACK_LANGUAGE
+    """The catalog of the card the whole channel sees (the interaction's ``guild_locale``,
+    else its ``locale``: docs/discord.md)."""
 
 
 def start_call(port: ChatPort, request: CallRequest) -> tuple[Room | None, Reply]:
@@ -104,7 +107,7 @@ def start_call(port: ChatPort, request: CallRequest) -> tuple[Room | None, Reply
     for a bad ``for``, a rate limit, or a full server."""
     # `/meetnow topic:--lobby --for 2h Standup` works as in Slack (the shared parser, an
     # unknown `--word` refused the same way); the structured options win if both are given.
-    typed = parse_options(request.topic or "")
+    typed = parse_options(request.topic or "", language=request.language)
     if typed.error is not None:
         port.count_command("discord", "invalid")
         return None, Reply(
@@ -136,13 +139,17 @@ def start_call(port: ChatPort, request: CallRequest) -> tuple[Room | None, Reply
     except RateLimited as error:
         logger.warning("discord: /meetnow refused: rate limited")
         port.count_command("discord", "rate_limited")
-        return None, Reply(content=str(error), ephemeral=True)
+        return None, Reply(content=server_text(request.language, str(error)), ephemeral=True)
     except TooManyRooms as error:
         logger.warning("discord: /meetnow refused: too many open rooms")
         port.count_command("discord", "server_full")
-        return None, Reply(content=str(error), ephemeral=True)
+        return None, Reply(content=server_text(request.language, str(error)), ephemeral=True)
     port.count_command("discord", "created")
-    reply = Reply(embed=live_embed(room, request.user_id), join_url=port.room_url(room))
+    reply = Reply(
+        embed=live_embed(room, request.user_id, request.card_language),
+        join_url=port.room_url(room),
+        language=request.card_language,
+    )
     if request.invite_id is not None:
         reply.content = text(
             request.language, "chat.discord.invited", mention=f"<@{request.invite_id}>"

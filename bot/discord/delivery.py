@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Final
 import aiohttp
 import discord
 
+from bot.i18n import text as words
+
 from .cards import DiscordCard, log_card
 from .commands import EMBED_LINKS, VIEW_CHANNEL
 from .embeds import EPHEMERAL, Edit
@@ -133,10 +135,7 @@ async def warn_if_blind(
     if permissions & needed == needed:
         return
     logger.warning("discord: the bot lacks View Channel or Embed Links where /meetnow was used")
-    text = (
-        "Heads-up: meetnow's bot cannot see this channel (it needs View Channel and Embed "
-        "Links), so this message stops updating after 15 minutes. The Join link keeps working."
-    )
+    text = words(card.reply_language, "chat.discord.blind")
     try:
         if card.interaction is not None:
             await card.interaction.followup.send(text, ephemeral=True)

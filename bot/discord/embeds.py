@@ -9,6 +9,7 @@ from typing import Final
 import discord
 
 from bot.core import CallSummary
+from bot.i18n import FALLBACK_LANGUAGE, text
 from signaling.rooms import Room
 
 from .types import ActionRow, ButtonComponent, MessageData
@@ -42,69 +43,87 @@ def _plain(text: str) -> str:
     return discord.utils.escape_markdown(discord.utils.escape_mentions(text), ignore_links=False)
 
 
-def _title(room: Room) -> str:
+def _title(room: Room, language: str) -> str:
     if not room.topic:
-        return "Meet now"
+        return text(language, "chat.discord.card_title")
     title = _plain(room.topic)
     if len(title) > 256:
         title = title[:255].rstrip("\\") + "…"
     return title
 
 
-def _capped(lines: list[str]) -> str:
+def _capped(lines: list[str], language: str) -> str:
     """Lines for an embed field, cut with "… and N more" before the field's limit."""
     shown: list[str] = []
     used = 0
     for index, line in enumerate(lines):
         if used + len(line) + 1 > FIELD_LIMIT - 20:
-            shown.append(f"… and {len(lines) - index} more")
+            shown.append(text(language, "chat.discord.more", count=len(lines) - index))
             break
         shown.append(line)
         used += len(line) + 1
     return "\n".join(shown)
 
 
-def _names(room: Room) -> str:
+def _names(room: Room, language: str) -> str:
     names = [participant.name for participant in room.participants.values()]
     if not names:
-        return "Nobody right now" if room.ever_joined else "Nobody yet"
-    return _capped([f"• {_plain(name)}" for name in names])
+        return text(
+            language, "chat.discord.nobody_now" if room.ever_joined else "chat.discord.nobody_yet"
+        )
+    return _capped([f"• {_plain(name)}" for name in names], language)
 
 
-def _waiting(room: Room) -> str:
-    lines = [f"{_plain(p.name)} is waiting" for p in room.waiting.values()]
+def _waiting(room: Room, language: str) -> str:
+    lines = [
+        text(language, "chat.discord.is_waiting", name=_plain(p.name))
+        for p in room.waiting.values()
+    ]
     if len(lines) > MAX_KNOCK_ROWS:
         # Buttons fit for the first few; the next ones get theirs as those are answered.
-        lines.insert(MAX_KNOCK_ROWS, "(the next get buttons as these are answered)")
-    return _capped(lines)
+        lines.insert(MAX_KNOCK_ROWS, text(language, "chat.discord.next_buttons"))
+    return _capped(lines, language)
 
 
-def live_embed(room: Room, starter_id: int) -> discord.Embed:
-    """The card while the call is open."""
-    lines = [f"Started by <@{starter_id}>"]
+def live_embed(room: Room, starter_id: int, language: str = FALLBACK_LANGUAGE) -> discord.Embed:
+    """The card while the call is open, in the card's ``language`` (docs/discord.md)."""
+    lines = [text(language, "chat.discord.started_by", mention=f"<@{starter_id}>")]
     if room.lobby:
-        lines.append("Lobby on: the host lets people in.")
+        lines.append(text(language, "chat.discord.lobby_on"))
     if room.join_deadline is not None:
-        lines.append(f"New people can join until <t:{int(room.join_deadline)}:f>.")
-    embed = discord.Embed(title=_title(room), description="\n".join(lines), colour=LIVE_COLOUR)
-    embed.add_field(name="In the call", value=_names(room), inline=False)
+        deadline = f"<t:{int(room.join_deadline)}:f>"
+        lines.append(text(language, "chat.discord.open_until", time=deadline))
+    embed = discord.Embed(
+        title=_title(room, language), description="\n".join(lines), colour=LIVE_COLOUR
+    )
+    embed.add_field(
+        name=text(language, "chat.discord.in_call"), value=_names(room, language), inline=False
+    )
     if room.waiting:
-        embed.add_field(name="Waiting in the lobby", value=_waiting(room), inline=False)
+        embed.add_field(
+            name=text(language, "chat.discord.waiting_field"),
+            value=_waiting(room, language),
+            inline=False,
+        )
     return embed
 
 
-def ended_embed(room: Room, starter_id: int, summary: CallSummary) -> discord.Embed:
+def ended_embed(
+    room: Room, starter_id: int, summary: CallSummary, language: str = FALLBACK_LANGUAGE
+) -> discord.Embed:
     """The card once the room has closed."""
+    started = text(language, "chat.discord.started_by", mention=f"<@{starter_id}>")
     return discord.Embed(
-        title=_title(room),
-        description=f"{summary.text()}\nStarted by <@{starter_id}>",
+        title=_title(room, language),
+        description=f"{summary.text(language)}\n{started}",
         colour=ENDED_COLOUR,
     )
 
 
-def join_components(url: str) -> list[ActionRow]:
+def join_components(url: str, language: str = FALLBACK_LANGUAGE) -> list[ActionRow]:
     """An action row with one link button (style 5: opens ``url``, sends no interaction)."""
-    return [{"type": 1, "components": [{"type": 2, "style": 5, "label": "Join", "url": url}]}]
+    label = text(language, "chat.discord.join")
+    return [{"type": 1, "components": [{"type": 2, "style": 5, "label": label, "url": url}]}]
 
 
 # Lobby buttons ------------------------------------------------------------------------------------
@@ -125,6 +144,8 @@ class Knock:
     participant_id: str
     name: str
     """Untrusted text: only ever shown as a button label (plain text, no markdown, no pings)."""
+    language: str = FALLBACK_LANGUAGE
+    """The card's language (the buttons' words)."""
 
     def custom_id(self, action: str) -> str:
         custom_id = f"meetnow:{action}:{self.room_id}:{self.participant_id}"
@@ -132,7 +153,8 @@ class Knock:
         return custom_id
 
     def label(self, action: str) -> str:
-        label = f"{'Admit' if action == 'admit' else 'Deny'} {self.name}"
+        key = "chat.discord.admit_name" if action == "admit" else "chat.discord.deny_name"
+        label = text(self.language, key, name=self.name)
         return label if len(label) <= LABEL_LIMIT else label[: LABEL_LIMIT - 1] + "…"
 
     def buttons(self) -> ActionRow:
@@ -162,6 +184,8 @@ class Reply:
     mention: int | None = None
     """The one user this message may ping (the invited one)."""
     ephemeral: bool = False
+    language: str = FALLBACK_LANGUAGE
+    """The language of the Join button (the card's)."""
 
     def allowed_mentions(self) -> discord.AllowedMentions:
         users: list[discord.abc.Snowflake] = (
@@ -182,7 +206,7 @@ class Reply:
         if self.embed is not None:
             data["embeds"] = [self.embed.to_dict()]
         if self.join_url is not None:
-            data["components"] = join_components(self.join_url)
+            data["components"] = join_components(self.join_url, self.language)
         if self.ephemeral:
             data["flags"] = EPHEMERAL
         return data
@@ -197,11 +221,13 @@ class Edit:
     embed: discord.Embed
     join_url: str | None
     knocks: tuple[Knock, ...] = ()
+    language: str = FALLBACK_LANGUAGE
+    """The card's language (the Join button's word)."""
 
     def data(self) -> MessageData:
         components: list[ActionRow] = []
         if self.join_url:
-            components = join_components(self.join_url)
+            components = join_components(self.join_url, self.language)
             components += [knock.buttons() for knock in self.knocks]
         return {
             "embeds": [self.embed.to_dict()],
@@ -210,8 +236,8 @@ class Edit:
         }
 
 
-def live_edit(room: Room, starter_id: int, url: str) -> Edit:
+def live_edit(room: Room, starter_id: int, url: str, language: str = FALLBACK_LANGUAGE) -> Edit:
     """The card as the room is now: who is in, who waits (with Admit / Deny), the Join link."""
     waiting = list(room.waiting.values())[:MAX_KNOCK_ROWS]
-    knocks = tuple(Knock(room.id, p.id, p.name) for p in waiting)
-    return Edit(live_embed(room, starter_id), url, knocks)
+    knocks = tuple(Knock(room.id, p.id, p.name, language) for p in waiting)
+    return Edit(live_embed(room, starter_id, language), url, knocks, language)

@@ -12,7 +12,7 @@ import aiohttp
 import discord
 from discord import app_commands
 
-from bot.i18n import language_for
+from bot.i18n import FALLBACK_LANGUAGE, language_for, text
 
 from .cards import log_card
 from .commands import (
@@ -27,6 +27,7 @@ from .commands import (
 )
 from .embeds import KNOCK_PATTERN, Edit, Knock
 from .rest import describe
+from .translator import CatalogTranslator
 
 if TYPE_CHECKING:
     from .adapter import DiscordAdapter
@@ -48,7 +49,8 @@ class KnockButton(
         admit = custom_id.split(":", 2)[1] == "admit"
         super().__init__(
             discord.ui.Button(
-                label=label or ("Admit" if admit else "Deny"),
+                label=label
+                or text(FALLBACK_LANGUAGE, f"chat.discord.{'admit' if admit else 'deny'}"),
                 style=discord.ButtonStyle.success if admit else discord.ButtonStyle.danger,
                 custom_id=custom_id,
             ),
@@ -71,11 +73,14 @@ class KnockButton(
             await answer_click(client.adapter, interaction, self.custom_id)
 
 
-def join_view(url: str, knocks: tuple[Knock, ...] = ()) -> discord.ui.View:
+def join_view(
+    url: str, knocks: tuple[Knock, ...] = (), *, language: str = FALLBACK_LANGUAGE
+) -> discord.ui.View:
     """The card's components for discord.py: the Join link, then a row of Admit / Deny per
     knock (the same as :func:`bot.discord.embeds.join_components` and ``Knock.buttons``)."""
     view = discord.ui.View(timeout=None)
-    view.add_item(discord.ui.Button(label="Join", url=url, style=discord.ButtonStyle.link, row=0))
+    join = text(language, "chat.discord.join")
+    view.add_item(discord.ui.Button(label=join, url=url, style=discord.ButtonStyle.link, row=0))
     for row, knock in enumerate(knocks, start=1):
         view.add_item(KnockButton(knock.custom_id("admit"), knock.label("admit"), row=row))
         view.add_item(KnockButton(knock.custom_id("deny"), knock.label("deny"), row=row))
@@ -84,7 +89,7 @@ def join_view(url: str, knocks: tuple[Knock, ...] = ()) -> discord.ui.View:
 
 def edit_view(edit: Edit) -> discord.ui.View | None:
     """An edit's buttons for discord.py (None: the card has none left)."""
-    return join_view(edit.join_url, edit.knocks) if edit.join_url else None
+    return join_view(edit.join_url, edit.knocks, language=edit.language) if edit.join_url else None
 
 
 class MeetnowBot(discord.AutoShardedClient):
@@ -116,6 +121,8 @@ class MeetnowBot(discord.AutoShardedClient):
         self._announced = False
 
     async def setup_hook(self) -> None:
+        # /meetnow's descriptions in every catalog's language (Discord shows the user's).
+        await self.tree.set_translator(CatalogTranslator())
         await register_commands(self)
 
     async def on_connect(self) -> None:
@@ -150,6 +157,8 @@ async def _meetnow_command(
         lobby=bool(lobby),
         duration=for_,
         language=language_for(str(interaction.locale)),
+        # Seen by the whole channel: the server's language if Discord says it (docs/discord.md).
+        card_language=language_for(str(interaction.guild_locale or interaction.locale)),
     )
     await answer_command(interaction.client.adapter, interaction, request)
 
@@ -168,6 +177,8 @@ async def answer_command(
             interaction.channel_id,
             interaction.token,
             interaction,
+            language=request.card_language,
+            reply_language=request.language,
         )
     try:
         if reply.embed is None:
@@ -177,7 +188,7 @@ async def answer_command(
         callback = await interaction.response.send_message(
             reply.content,
             embed=reply.embed,
-            view=join_view(reply.join_url),
+            view=join_view(reply.join_url, language=reply.language),
             allowed_mentions=reply.allowed_mentions(),
         )
     except (discord.HTTPException, aiohttp.ClientError, TimeoutError) as error:
@@ -195,7 +206,7 @@ async def answer_command(
     adapter.cards.keep_address(room, card)  # so it is still edited after a restart
     try:
         await interaction.followup.send(
-            adapter.host_link_text(room),
+            adapter.host_link_text(room, request.language),
             ephemeral=True,
             suppress_embeds=True,
             allowed_mentions=discord.AllowedMentions.none(),
@@ -211,7 +222,12 @@ async def answer_click(
     """Answer a click over the gateway: update the message (type 7) or refuse (ephemeral)."""
     try:
         message = interaction.message
-        answer = adapter.click(interaction.user.id, message.id if message else None, custom_id)
+        answer = adapter.click(
+            interaction.user.id,
+            message.id if message else None,
+            custom_id,
+            language_for(str(interaction.locale)),
+        )
         if answer.edit is not None:
             await interaction.response.edit_message(
                 embed=answer.edit.embed,

@@ -16,7 +16,7 @@ from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bot.i18n import language_for
+from bot.i18n import language_for, text
 from signaling.rooms import Room
 
 from .cards import DiscordCard, log_card
@@ -112,7 +112,8 @@ class InteractionsEndpoint:
         if kind != _INTERACTION_COMMAND or not isinstance(data, dict):
             return web.Response(status=400, text="unsupported interaction\n")
         if data.get("name") != COMMAND_NAME:
-            reply = Reply(content="meetnow does not know this command.", ephemeral=True)
+            language = language_for(payload.get("locale"))
+            reply = Reply(content=text(language, "chat.discord.unknown_command"), ephemeral=True)
             return _json_response({"type": _CALLBACK_MESSAGE, "data": reply.data()})
         return self._command(payload)
 
@@ -137,6 +138,8 @@ class InteractionsEndpoint:
                 command.application_id,
                 command.channel_id,
                 command.token,
+                language=command.request.card_language,
+                reply_language=command.request.language,
             )
             # Discord posts the answer once it has our response; edits before it would miss.
             card.posted.set()
@@ -154,7 +157,9 @@ class InteractionsEndpoint:
             return web.Response(status=400, text="invalid interaction\n")
         if not isinstance(custom_id, str) or data.get("component_type") != _COMPONENT_BUTTON:
             return web.Response(status=400, text="invalid interaction\n")
-        answer = self.adapter.click(user_id, message_id, custom_id)
+        answer = self.adapter.click(
+            user_id, message_id, custom_id, language_for(payload.get("locale"))
+        )
         if answer.edit is not None:
             return _json_response({"type": _CALLBACK_UPDATE_MESSAGE, "data": answer.edit.data()})
         reply = Reply(content=answer.text, ephemeral=True)
@@ -187,9 +192,8 @@ class InteractionsEndpoint:
     async def _send_host_link(self, card: DiscordCard, room: Room) -> None:
         """The host link as an ephemeral follow-up. A follow-up only works once Discord has
         posted our answer (which it does after our response): until then it is a 404."""
-        text = self.adapter.host_link_text(room)
         body = {
-            "content": text,
+            "content": self.adapter.host_link_text(room, card.reply_language),
             "flags": EPHEMERAL | SUPPRESS_EMBEDS,
             "allowed_mentions": {"parse": []},
         }
@@ -267,6 +271,8 @@ def _parse_command(
         lobby=options.get("lobby") is True,
         duration=duration if isinstance(duration, str) else None,
         language=language_for(payload.get("locale")),
+        # Seen by the whole channel: the server's language if Discord says it (docs/discord.md).
+        card_language=language_for(payload.get("guild_locale") or payload.get("locale")),
     )
     channel_id = payload.get("channel_id") or (payload.get("channel") or {}).get("id")
     # The payload's own (signed) application id is the one its token belongs to.

@@ -10,6 +10,7 @@ from typing import Any
 from signaling.rooms import Room, iso_utc
 
 from ..core import CallSummary
+from ..i18n import FALLBACK_LANGUAGE, text
 from .card import SlackCard
 
 __all__ = [
@@ -40,38 +41,42 @@ def render(
 ) -> tuple[list[dict[str, Any]], str]:
     """The card's blocks and its notification text. Untrusted text (topic, names) only goes
     out as ``plain_text`` or escaped."""
+    language = card.language
     title = mrkdwn_escape(card.title)
+    mention = f"<@{card.user}>"
+    notification = text(
+        language, "chat.slack.started_call", mention=mention, title=title, url=card.url
+    )
     if card.mode == "call" and card.call_id is not None:
         blocks: list[dict[str, Any]] = [{"type": "call", "call_id": card.call_id}]
         if summary is not None:
-            blocks.append(context_plain(summary.text()))
-            return blocks, f"{title}: {summary.text()}"
-        notes = [invited_line(card.invitees)] if card.invitees else []
+            blocks.append(context_plain(summary.text(language)))
+            return blocks, f"{title}: {summary.text(language)}"
+        notes = [invited_line(card.invitees, language)] if card.invitees else []
         if room.join_deadline is not None:
-            notes.append(open_until(room.join_deadline))
+            notes.append(open_until(room.join_deadline, language))
         if notes:
             blocks.append(context_mrkdwn(" · ".join(notes)))
-        return blocks, f"<@{card.user}> started a video call: {title}. Join: {card.url}"
+        return blocks, notification
     header = {"type": "header", "text": plain(card.title[:150])}
     if summary is not None:
-        blocks = [header, {"type": "section", "text": plain(summary.text())}]
-        return blocks, f"{title}: {summary.text()}"
-    started = f"Started by <@{card.user}>"
+        blocks = [header, {"type": "section", "text": plain(summary.text(language))}]
+        return blocks, f"{title}: {summary.text(language)}"
+    started = text(language, "chat.slack.started_by", mention=mention)
     if card.invitees:
-        started += f" · {invited_line(card.invitees)}"
+        started += f" · {invited_line(card.invitees, language)}"
     if room.join_deadline is not None:
-        started += f" · {open_until(room.join_deadline)}"
+        started += f" · {open_until(room.join_deadline, language)}"
     blocks = [
         header,
         {"type": "section", "text": {"type": "mrkdwn", "text": started}},
-        context_plain(who_is_in(room)),
-        join_button(card.url),
-        *lobby_blocks(room),
+        context_plain(who_is_in(room, language)),
+        join_button(card.url, language),
+        *lobby_blocks(room, language),
     ]
-    text = f"<@{card.user}> started a video call: {title}. Join: {card.url}"
     if card.invitees:
-        text += f" ({invited_line(card.invitees)})"
-    return blocks, text
+        notification += f" ({invited_line(card.invitees, language)})"
+    return blocks, notification
 
 
 def mrkdwn_escape(text: str) -> str:
@@ -91,18 +96,19 @@ def context_mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def invited_line(invitees: Sequence[str]) -> str:
-    return "Invited: " + " ".join(f"<@{user_id}>" for user_id in invitees)
+def invited_line(invitees: Sequence[str], language: str = FALLBACK_LANGUAGE) -> str:
+    mentions = " ".join(f"<@{user_id}>" for user_id in invitees)
+    return text(language, "chat.slack.invited", mentions=mentions)
 
 
-def join_button(url: str) -> dict[str, Any]:
+def join_button(url: str, language: str = FALLBACK_LANGUAGE) -> dict[str, Any]:
     return {
         "type": "actions",
         "elements": [
             {
                 "type": "button",
                 "action_id": JOIN_ACTION,
-                "text": plain("Join"),
+                "text": plain(text(language, "chat.slack.join")),
                 "url": url,
                 "style": "primary",
             }
@@ -110,28 +116,28 @@ def join_button(url: str) -> dict[str, Any]:
     }
 
 
-def who_is_in(room: Room) -> str:
+def who_is_in(room: Room, language: str = FALLBACK_LANGUAGE) -> str:
     names = [p.name for p in room.participants.values()]
     if not names:
-        return "Nobody has joined yet"
+        return text(language, "chat.slack.nobody_yet")
     shown = ", ".join(names[:MAX_NAMES_ON_CARD])
     more = len(names) - MAX_NAMES_ON_CARD
-    return f"In the call ({len(names)}): {shown}" + (f" and {more} more" if more > 0 else "")
+    if more > 0:
+        shown = text(language, "chat.slack.and_more", names=shown, more=more)
+    return text(language, "chat.slack.in_call", count=len(names), names=shown)
 
 
-def lobby_message(room: Room) -> dict[str, Any]:
+def lobby_message(room: Room, language: str = FALLBACK_LANGUAGE) -> dict[str, Any]:
     """A message of its own for the lobby: who waits, with buttons, or that nobody does. Its
     notification text carries no name (names only go out as ``plain_text``)."""
-    blocks = lobby_blocks(room)
+    blocks = lobby_blocks(room, language)
     if not blocks:
-        return {
-            "text": "Nobody is waiting now.",
-            "blocks": [context_plain("Nobody is waiting now.")],
-        }
-    return {"text": "Someone is waiting to join the call", "blocks": blocks}
+        nobody = text(language, "chat.slack.nobody_waiting")
+        return {"text": nobody, "blocks": [context_plain(nobody)]}
+    return {"text": text(language, "chat.slack.someone_waiting"), "blocks": blocks}
 
 
-def lobby_blocks(room: Room) -> list[dict[str, Any]]:
+def lobby_blocks(room: Room, language: str = FALLBACK_LANGUAGE) -> list[dict[str, Any]]:
     """ "<name> is waiting" (plain text: names are untrusted) and *Admit* / *Deny* for each
     person in the lobby; empty when nobody waits."""
     blocks: list[dict[str, Any]] = []
@@ -142,7 +148,7 @@ def lobby_blocks(room: Room) -> list[dict[str, Any]]:
             {
                 "type": "section",
                 "block_id": f"knock_{participant.id}",
-                "text": plain(f"{participant.name} is waiting"),
+                "text": plain(text(language, "chat.slack.is_waiting", name=participant.name)),
             }
         )
         blocks.append(
@@ -153,14 +159,14 @@ def lobby_blocks(room: Room) -> list[dict[str, Any]]:
                     {
                         "type": "button",
                         "action_id": ADMIT_ACTION,
-                        "text": plain("Admit"),
+                        "text": plain(text(language, "chat.slack.admit")),
                         "value": value,
                         "style": "primary",
                     },
                     {
                         "type": "button",
                         "action_id": DENY_ACTION,
-                        "text": plain("Deny"),
+                        "text": plain(text(language, "chat.slack.deny")),
                         "value": value,
                         "style": "danger",
                     },
@@ -169,11 +175,13 @@ def lobby_blocks(room: Room) -> list[dict[str, Any]]:
         )
     more = len(waiting) - MAX_KNOCKS_SHOWN
     if more > 0:
-        blocks.append(context_plain(f"and {more} more waiting: let them in from the call"))
+        blocks.append(context_plain(text(language, "chat.slack.more_waiting", more=more)))
     return blocks
 
 
-def open_until(deadline: float) -> str:
-    """mrkdwn: when the link stops letting people in, in each reader's own time zone."""
+def open_until(deadline: float, language: str = FALLBACK_LANGUAGE) -> str:
+    """mrkdwn: when the link stops letting people in, in each reader's own time zone (Slack
+    fills in ``{date_short_pretty}`` and ``{time}``; the catalog places them)."""
     stamp = int(deadline)
-    return f"Link open until <!date^{stamp}^{{date_short_pretty}} at {{time}}|{iso_utc(stamp)}>"
+    shown = text(language, "chat.slack.date_format")
+    return text(language, "chat.slack.open_until", date=f"<!date^{stamp}^{shown}|{iso_utc(stamp)}>")

@@ -9,6 +9,7 @@ from typing import Any
 
 from signaling.rooms import Participant, Room
 
+from ..i18n import text
 from .blocks import context_plain, lobby_message
 from .card import SlackCard
 from .web_api import AUTH_ERRORS, SlackFailure, SlackWebApi
@@ -95,10 +96,11 @@ class SlackCalls:
         client = self.web.client
         blocks: list[dict[str, Any]]
         if ended:
-            text, blocks = "The meeting has ended.", [context_plain("The meeting has ended.")]
+            ended_text = text(card.language, "chat.slack.ended")
+            notification, blocks = ended_text, [context_plain(ended_text)]
         else:
-            message = lobby_message(room)
-            text, blocks = message["text"], message["blocks"]
+            message = lobby_message(room, card.language)
+            notification, blocks = message["text"], message["blocks"]
         if card.lobby_ts is None:
             if ended or not room.waiting:
                 return
@@ -106,7 +108,7 @@ class SlackCalls:
                 response = await self.web.call(
                     "chat.postMessage",
                     client.chat_postMessage(
-                        channel=card.channel, thread_ts=card.ts, text=text, blocks=blocks
+                        channel=card.channel, thread_ts=card.ts, text=notification, blocks=blocks
                     ),
                 )
             except SlackFailure as failure:
@@ -118,7 +120,7 @@ class SlackCalls:
                 await self.web.call(
                     "chat.update",
                     client.chat_update(
-                        channel=card.channel, ts=card.lobby_ts, text=text, blocks=blocks
+                        channel=card.channel, ts=card.lobby_ts, text=notification, blocks=blocks
                     ),
                 )
             except SlackFailure as failure:

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..i18n import FALLBACK_LANGUAGE, text
+
 __all__ = ["RESPONSE_URL_POSTS", "RESPONSE_URL_SECONDS", "SlackCard"]
 
 RESPONSE_URL_POSTS = 5
@@ -53,10 +55,13 @@ class SlackCard:
     """Calls mode: the threaded message under the card where the lobby's buttons are."""
     lobby_shown: list[dict[str, Any]] | None = None
     """The blocks last sent to that threaded message."""
+    language: str = FALLBACK_LANGUAGE
+    """The catalog of the card and of what meetnow tells around it: the author's Slack locale
+    (``users.info``, looked up after the acknowledgement: docs/slack.md), else English."""
 
     @property
     def title(self) -> str:
-        return self.topic or "Meet now"
+        return self.topic or text(self.language, "chat.slack.card_title")
 
     def may_post_to_response_url(self, keep_last: bool) -> bool:
         """Whether ``response_url`` still takes a post (five in 30 minutes); ``keep_last`` keeps

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from signaling.rooms import Participant, Room
 
 from ..core import CallSummary, ChatCards, call_seconds, summarize
+from ..i18n import FALLBACK_LANGUAGE, available_languages, language_for, text
 from ..port import ChatPort
 from .blocks import join_button, mrkdwn_escape, render
 from .calls_api import SlackCalls
@@ -69,6 +70,22 @@ class SlackCards(ChatCards[SlackCard]):
 
     # Posting ----------------------------------------------------------------------------------
 
+    async def author_language(self, user: str) -> str:
+        """The command author's catalog: their Slack locale (``users.info`` with
+        ``include_locale``, which needs the ``users:read`` scope). English if the app lacks the
+        scope, the call fails or the locale has no catalog. Called after the acknowledgement:
+        never on Slack's 3-second path (docs/slack.md)."""
+        try:
+            response = await self.web.call(
+                "users.info", self.client.users_info(user=user, include_locale=True)
+            )
+        except SlackFailure as failure:
+            logger.info("Slack: users.info failed (%s); the card is in English", failure.code)
+            return FALLBACK_LANGUAGE
+        found = response.get("user")
+        locale = found.get("locale") if isinstance(found, dict) else None
+        return language_for(locale if isinstance(locale, str) else None)
+
     async def post(self, card: SlackCard, room: Room) -> None:
         """Post the card (Calls API, else Block Kit; ``response_url`` where the bot can't post),
         then DM the invitees. Every failure ends in a private message with the link."""
@@ -82,8 +99,12 @@ class SlackCards(ChatCards[SlackCard]):
             )
             await self.web.tell_user(
                 card,
-                f"Couldn't post the meeting card: {reason(failure.code)}. "
-                f"Here is your link: {card.url}",
+                text(
+                    card.language,
+                    "chat.slack.card_failed",
+                    reason=reason(failure.code, card.language),
+                    url=card.url,
+                ),
             )
             if failure.code in AUTH_ERRORS:
                 return
@@ -104,6 +125,7 @@ class SlackCards(ChatCards[SlackCard]):
             "call_id": card.call_id,
             "ts": card.ts,
             "lobby_ts": card.lobby_ts,
+            "language": card.language,
         }
 
     def from_reference(self, room: Room, reference: dict[str, Any]) -> SlackCard | None:
@@ -119,6 +141,9 @@ class SlackCards(ChatCards[SlackCard]):
             team=str(reference["team"]),
             lobby_ts=reference["lobby_ts"],
         )
+        language = reference.get("language")  # absent in cards kept before languages
+        if language in available_languages():
+            card.language = language
         card.ready.set()
         return card
 
@@ -154,11 +179,20 @@ class SlackCards(ChatCards[SlackCard]):
         card.shown = blocks
 
     async def _invite(self, card: SlackCard) -> None:
-        topic = f": *{mrkdwn_escape(card.title)}*" if card.topic else ""
-        line = f"<@{card.user}> invites you to a video call{topic}"
+        mention = f"<@{card.user}>"
+        line = (
+            text(
+                card.language,
+                "chat.slack.invitation_topic",
+                mention=mention,
+                topic=mrkdwn_escape(card.title),
+            )
+            if card.topic
+            else text(card.language, "chat.slack.invitation", mention=mention)
+        )
         blocks = [
             {"type": "section", "text": {"type": "mrkdwn", "text": line}},
-            join_button(card.url),
+            join_button(card.url, card.language),
         ]
         failed: list[tuple[str, str]] = []
         for user_id in card.invitees:
@@ -167,7 +201,9 @@ class SlackCards(ChatCards[SlackCard]):
                     "chat.postMessage",
                     self.client.chat_postMessage(
                         channel=user_id,
-                        text=f"{line}. Join: {card.url}",
+                        text=text(
+                            card.language, "chat.slack.invitation_join", line=line, url=card.url
+                        ),
                         blocks=blocks,
                         unfurl_links=False,
                         unfurl_media=False,
@@ -178,9 +214,7 @@ class SlackCards(ChatCards[SlackCard]):
                 failed.append((user_id, failure.code))
         if failed:
             who = ", ".join(f"<@{user_id}> ({code})" for user_id, code in failed)
-            await self.web.tell_user(
-                card, f"Couldn't send the link by DM to {who}. They can still join from the card."
-            )
+            await self.web.tell_user(card, text(card.language, "chat.slack.dm_failed", who=who))
 
     # Updates from room events -----------------------------------------------------------------
 

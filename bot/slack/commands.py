@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncAck
 
 from signaling.errors import RateLimited, TooManyRooms
 
+from ..i18n import FALLBACK_LANGUAGE, text
 from ..options import parse_options
 from ..port import ChatRoomRequest
 from .card import SlackCard
@@ -75,19 +76,21 @@ def parse_command(text: str) -> ParsedCommand:
     )
 
 
-def describe_duration(seconds: int) -> str:
+def describe_duration(seconds: int, language: str = FALLBACK_LANGUAGE) -> str:
     """``1 h 30 min``, ``2 days``: how a lifetime is shown."""
     days, rest = divmod(seconds, 24 * 3600)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
     parts = []
     if days:
-        parts.append("1 day" if days == 1 else f"{days} days")
+        parts.append(
+            text(language, "chat.slack.one_day" if days == 1 else "chat.slack.days", n=days)
+        )
     if hours:
-        parts.append(f"{hours} h")
+        parts.append(text(language, "chat.slack.hours", n=hours))
     if minutes:
-        parts.append(f"{minutes} min")
-    return " ".join(parts) or "0 min"
+        parts.append(text(language, "chat.slack.minutes", n=minutes))
+    return " ".join(parts) or text(language, "chat.slack.minutes", n=0)
 
 
 def slack_to_plain(text: str) -> str:
@@ -101,48 +104,29 @@ def slack_to_plain(text: str) -> str:
     return " ".join(text.split())
 
 
-def usage(command: str) -> str:
-    return (
-        f"*{command}* starts a video call and posts its link here: whoever clicks *Join* is in "
-        "the call, in the browser. You get a host link too, for your eyes only.\n"
-        f"• `{command}`: start a call\n"
-        f"• `{command} Weekly sync`: start a call with a topic\n"
-        f"• `{command} @alice @bob Design review`: also invite Alice and Bob (they get the same "
-        "link by direct message)\n"
-        f"• `{command} --lobby Interview`: people wait in a lobby until you let them in, from the "
-        "call or with *Admit* / *Deny* on the card\n"
-        f"• `{command} --for 2h Office hours`: the link lets nobody new in after 2 hours "
-        "(`90m`, `1h30m`, `45m`; at most 7 days)\n"
-        f"• Options come first and combine: `{command} --lobby --for 45m @alice Interview`\n"
-        f"• `{command} help`: this message (only you see it)"
-    )
+# The acknowledgement's words (usage, errors, the host link) are English: Slack's command
+# payload carries no locale, and asking users.info first would spend the 3 seconds Slack allows
+# (docs/slack.md). They come from the catalogs all the same, ready for the day it does.
 
 
-def host_message(link: str, lobby: bool, lifetime_seconds: int | None = None) -> str:
+def usage(command: str, language: str = FALLBACK_LANGUAGE) -> str:
+    return text(language, "chat.slack.usage", command=command)
+
+
+def host_message(
+    link: str, lobby: bool, lifetime_seconds: int | None = None, language: str = FALLBACK_LANGUAGE
+) -> str:
     """The command's ephemeral answer: the host link, for the command's author alone."""
-    text = (
-        f"Your host link — keep it to yourself: {link}\n"
-        "Open it to join as the host: you can lock the room, remove people, mute them and end "
-        "the meeting. Everyone else uses the link on the card."
-    )
+    message = text(language, "chat.slack.host_link", link=link)
     if lifetime_seconds is not None:
-        text += (
-            f"\nThe card's link lets nobody new in after {describe_duration(lifetime_seconds)} "
-            "(yours still works)."
-        )
+        length = describe_duration(lifetime_seconds, language)
+        message += "\n" + text(language, "chat.slack.host_lifetime", length=length)
     if lobby:
-        text += (
-            "\nThe lobby is on: people wait until you let them in, from the call or with the "
-            "*Admit* / *Deny* buttons meetnow shows here, on the card or in its thread (only "
-            "your clicks count)."
-        )
-    return text
+        message += "\n" + text(language, "chat.slack.host_lobby")
+    return message
 
 
-OFF_MESSAGE = (
-    "meetnow can't use Slack right now: its bot token was refused. Ask whoever runs meetnow to "
-    "check `MEETNOW_SLACK_BOT_TOKEN` (the server log says why)."
-)
+OFF_MESSAGE = text(FALLBACK_LANGUAGE, "chat.slack.off")
 
 
 class SlashCommand:
@@ -176,7 +160,7 @@ class SlashCommand:
         user, channel = str(command.get("user_id") or ""), str(command.get("channel_id") or "")
         if not USER_ID.fullmatch(user) or not channel:
             count("slack", "invalid")
-            await ack(text="This command came without a user or a conversation; try again.")
+            await ack(text=text(FALLBACK_LANGUAGE, "chat.slack.no_user"))
             return
         team = str(command.get("team_id") or command.get("enterprise_id") or "")
         try:
@@ -209,10 +193,12 @@ class SlashCommand:
         with cards.posting(card):
             try:
                 link = cards.host_link(room)
-                text = host_message(link, room.lobby, parsed.lifetime_seconds)
+                message = host_message(link, room.lobby, parsed.lifetime_seconds)
                 await ack(
-                    text=text, response_type="ephemeral", unfurl_links=False, unfurl_media=False
+                    text=message, response_type="ephemeral", unfurl_links=False, unfurl_media=False
                 )
+                # After the acknowledgement: the card in its author's language (docs/slack.md).
+                card.language = await cards.author_language(user)
                 await cards.post(card, room)
             except Exception as error:
                 # Not bolt's handler: its log line would carry the error's text (links, names).

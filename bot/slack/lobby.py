@@ -12,7 +12,8 @@ from slack_bolt.async_app import AsyncAck
 
 from signaling.rooms import Room
 
-from ..core import ENDED_TEXT, NOT_HOST_TEXT, ChatCards
+from ..core import ChatCards
+from ..i18n import FALLBACK_LANGUAGE, text
 from .blocks import ADMIT_ACTION, lobby_message
 from .card import SlackCard
 from .web_api import Reply, SlackWebApi
@@ -59,15 +60,19 @@ class CardClicks:
             user=user_id,
         )
 
+        # The replies around a card speak its language (the host's: docs/slack.md).
+        known = self.cards.card(room_id) if room_id else None
+        language = known.language if known is not None else FALLBACK_LANGUAGE
+
         def refuse_clicker(card: SlackCard) -> str | None:
             if user_id == card.user and card.team in teams:
                 return None
             logger.info("Slack: a click on Admit/Deny by someone other than the host: refused")
-            return NOT_HOST_TEXT
+            return text(language, "chat.core.not_host")
 
-        click = self.cards.host_click(room_id, participant_id, admit, refuse_clicker)
-        if click.card is None or click.room is None or click.text == NOT_HOST_TEXT:
-            await self.web.reply(reply, click.text or ENDED_TEXT)
+        click = self.cards.host_click(room_id, participant_id, admit, refuse_clicker, language)
+        if click.card is None or click.room is None or click.refused:
+            await self.web.reply(reply, click.text or text(language, "chat.core.ended"))
             return
         card, room = click.card, click.room
         ephemeral = bool(as_dict(body.get("container")).get("is_ephemeral"))
@@ -80,7 +85,7 @@ class CardClicks:
             await self.web.reply(reply, click.text)
         if ephemeral and reply.url is not None:
             # A message only the host sees (chat.update can't reach it): refresh it in place.
-            message = {"replace_original": True, **lobby_message(room)}
+            message = {"replace_original": True, **lobby_message(room, card.language)}
             await self.web.post_response_url(reply.url, message)
 
 
@@ -89,7 +94,8 @@ async def knock_privately(web: SlackWebApi, card: SlackCard, room: Room) -> None
     alone, through the command's ``response_url`` (keeping its last post for the end)."""
     if not card.may_post_to_response_url(keep_last=True):
         return
-    message = {"response_type": "ephemeral", "replace_original": False, **lobby_message(room)}
+    lobby = lobby_message(room, card.language)
+    message = {"response_type": "ephemeral", "replace_original": False, **lobby}
     await web.respond(card, message)
 
 

@@ -23,6 +23,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from signaling.errors import MeetnowError
 
+from ..i18n import FALLBACK_LANGUAGE, text
 from .card import SlackCard
 
 __all__ = [
@@ -94,15 +95,15 @@ def error_code(error: SlackApiError) -> str:
     return f"http_{response.status_code}"
 
 
-def reason(code: str) -> str:
+def reason(code: str, language: str = FALLBACK_LANGUAGE) -> str:
     """An error code in words, for the person who typed the command."""
     if code in AUTH_ERRORS:
-        return f"meetnow's Slack token was refused ({code})"
+        return text(language, "chat.slack.reason_token", code=code)
     if code == "ratelimited":
-        return "Slack is rate-limiting meetnow right now (ratelimited)"
+        return text(language, "chat.slack.reason_ratelimited")
     if not ERROR_CODE.fullmatch(code):  # an exception's type name: the network
-        return "Slack could not be reached"
-    return f"Slack answered {code}"
+        return text(language, "chat.slack.reason_unreachable")
+    return text(language, "chat.slack.reason_code", code=code)
 
 
 def retry_handlers() -> list[AsyncRetryHandler]:

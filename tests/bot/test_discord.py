@@ -196,7 +196,7 @@ async def test_gateway_bot_answers_and_keeps_the_card_up_to_date() -> None:
             ("for", 3, False),
         ]
         # What discord.py registers is what COMMAND (the HTTP-only setup's curl) says.
-        fields = ("name", "type", "description", "required")
+        fields = ("name", "type", "description", "description_localizations", "required")
         assert [{k: o[k] for k in fields} for o in command["options"]] == COMMAND["options"]
         assert env.adapter.invite_url == invite_url(APPLICATION_ID)
         assert env.adapter.invite_url.endswith(f"&scope=bot&permissions={INVITE_PERMISSIONS}")

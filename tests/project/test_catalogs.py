@@ -1,6 +1,7 @@
 """The catalogs (web_client/i18n/<lang>.json): every language has every key of the English
-reference and no other, with the same placeholders; and no user-visible words are written outside
-them, in the pages' HTML, the web client's modules or the translated chat-adapter modules."""
+reference and no other, with the same placeholders; every key the code names exists; and no
+user-visible words are written outside them, in the pages' HTML, the web client's modules or the
+chat adapters (all of bot/ but bot/i18n.py and the operators' settings summaries)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ CATALOGS = WEB / "i18n"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 TRANSLATED_ATTRIBUTES = ("aria-label", "title", "placeholder", "alt")
 
-TRANSLATED_BOT_MODULES = ("bot/discord/commands.py",)
-"""Chat-adapter modules whose replies come from the ``chat.*`` keys (the rest: still English)."""
-NOT_PROSE = frozenset({"meetnow"})
-"""Words that are the same in every language (the product's name)."""
+OPERATOR_MODULES = frozenset({"bot/discord_settings.py", "bot/slack_settings.py"})
+"""The adapters' start-up summary and setting warnings: read by whoever runs the server, in
+English like the logs; no chat user sees them."""
+NOT_PROSE = frozenset({"meetnow", "Socket Mode"})
+"""Words that are the same in every language (the product's name, Slack's name for a transport)."""
 
 
 def load(language: str) -> dict[str, str]:
@@ -127,7 +129,8 @@ def untranslated_python(path: Path) -> list[str]:
             skipped.add(id(node.value))  # attribute docstrings
         if isinstance(node, ast.Call):
             called = ast.unparse(node.func)
-            if called.startswith("logger.") or called[:1].isupper():
+            # Log lines (the logger, or a helper named for logging) and exceptions: operators'.
+            if "log" in called or called[:1].isupper():
                 skipped.update(id(inner) for inner in ast.walk(node))
     return [
         node.value
@@ -135,6 +138,7 @@ def untranslated_python(path: Path) -> list[str]:
         if isinstance(node, ast.Constant)
         and isinstance(node.value, str)
         and id(node) not in skipped
+        and node.value not in NOT_PROSE
         and JS_PROSE.match(node.value)
     ]
 
@@ -147,8 +151,10 @@ def untranslated(root: Path) -> dict[str, list[str]]:
     for module in sorted((root / "web_client" / "js").glob("*.js")):
         if module.name != "i18n.js":
             found[module.name] = untranslated_js(module)
-    for name in TRANSLATED_BOT_MODULES:
-        found[name] = untranslated_python(root / name)
+    for module in sorted((root / "bot").rglob("*.py")):
+        name = module.relative_to(root).as_posix()
+        if name != "bot/i18n.py" and name not in OPERATOR_MODULES:
+            found[name] = untranslated_python(module)
     return {name: words for name, words in found.items() if words}
 
 
@@ -159,9 +165,9 @@ def test_no_words_are_written_outside_the_catalogs() -> None:
 def test_the_scanner_finds_planted_english(tmp_path: Path) -> None:
     """Test of the test: English planted in a copy of a page, a module and an adapter module,
     each in a place the scanner covers, is reported; the copy without it is clean."""
-    shutil.copytree(WEB, tmp_path / "web_client", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "bot" / "discord").mkdir(parents=True)
-    shutil.copy(REPO / "bot/discord/commands.py", tmp_path / "bot/discord/commands.py")
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(WEB, tmp_path / "web_client", ignore=ignore)
+    shutil.copytree(REPO / "bot", tmp_path / "bot", ignore=ignore)
     assert untranslated(tmp_path) == {}
 
     page = tmp_path / "web_client" / "404.html"
@@ -172,10 +178,21 @@ def test_the_scanner_finds_planted_english(tmp_path: Path) -> None:
     module.write_text(module.read_text() + '\nexport const PLANTED = "Speaker left the call";\n')
     adapter = tmp_path / "bot/discord/commands.py"
     adapter.write_text(adapter.read_text() + '\nPLANTED = "Your meeting is ready"\n')
+    blocks = tmp_path / "bot/slack/blocks.py"
+    blocks.write_text(
+        blocks.read_text()
+        + '\n\ndef planted(n: int) -> str:\n    return f"Waiting for {n} people"\n'
+        # Not reported: a log line, an exception, and an operator module's summary.
+        + 'logger.info("Slack: a log line in English")\n'
+        + 'ERROR = ValueError("An exception for the operator")\n'
+    )
+    settings = tmp_path / "bot/slack_settings.py"
+    settings.write_text(settings.read_text() + '\nSUMMARY = "Slack is on for operators"\n')
     assert untranslated(tmp_path) == {
         "404.html": ["'Go back home'", "<img alt='Company logo'>"],
         "speakers.js": ["Speaker left the call"],
         "bot/discord/commands.py": ["Your meeting is ready"],
+        "bot/slack/blocks.py": ["Waiting for "],
     }
 
 
@@ -187,3 +204,46 @@ def test_the_adapters_read_the_catalogs() -> None:
     assert text("en", "chat.discord.invited", mention="<@1>") == (
         "<@1> you're invited to join this call."
     )
+
+
+# --- every key the code names exists ---------------------------------------------------------
+
+JS_KEY = re.compile(r"""\bt\(\s*["'](page\.[\w.]+)["']""")
+PY_KEY = re.compile(r"""["'](chat\.[a-z_]+\.[\w.]+)["']""")
+"""Literal keys (``t("page.x.y")``, ``"chat.x.y"``); keys built at run time (one per device kind,
+``f"chat.discord.{name}_description"``) are checked by the tests that show those words."""
+
+
+def unknown_keys(root: Path) -> dict[str, list[str]]:
+    """Literal keys the web client or the adapters name that en.json lacks, by file."""
+    english = json.loads((root / "web_client/i18n/en.json").read_text(encoding="utf-8"))
+    found: dict[str, list[str]] = {}
+    sources = [*(root / "web_client/js").glob("*.js"), *(root / "bot").rglob("*.py")]
+    for source in sorted(sources):
+        pattern = JS_KEY if source.suffix == ".js" else PY_KEY
+        missing = [key for key in pattern.findall(source.read_text()) if key not in english]
+        if missing:
+            found[source.relative_to(root).as_posix()] = missing
+    return found
+
+
+def test_every_key_the_code_names_is_in_the_catalogs() -> None:
+    assert unknown_keys(REPO) == {}
+
+
+def test_the_key_check_finds_a_missing_key(tmp_path: Path) -> None:
+    """Test of the test: a key typed wrong in a module and in an adapter is reported."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(WEB, tmp_path / "web_client", ignore=ignore)
+    shutil.copytree(REPO / "bot", tmp_path / "bot", ignore=ignore)
+    assert unknown_keys(tmp_path) == {}
+    module = tmp_path / "web_client/js/media.js"
+    module.write_text(
+        module.read_text().replace('t("page.media.blocked")', 't("page.media.blockd")')
+    )
+    adapter = tmp_path / "bot/slack/blocks.py"
+    adapter.write_text(adapter.read_text().replace('"chat.slack.join"', '"chat.slack.joinn"'))
+    assert unknown_keys(tmp_path) == {
+        "web_client/js/media.js": ["page.media.blockd"],
+        "bot/slack/blocks.py": ["chat.slack.joinn"],
+    }
