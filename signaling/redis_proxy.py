@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError
 
 from .connection import ClientConnection
 from .redis_bus import Envelope, NodeBus
+from .redis_registry import HEARTBEAT_SECONDS
 from .redis_rooms import SharedRoomService
 from .tasks import spawn
 
@@ -100,8 +102,15 @@ class SignalingForwarder:
     """Both ends of forwarding on one node: the edge (a page's websocket here, its room's node
     elsewhere) and the room node (a page's websocket elsewhere, its room here)."""
 
-    def __init__(self, server: MeetnowServer) -> None:
+    def __init__(
+        self,
+        server: MeetnowServer,
+        node_alive: Callable[[str], Awaitable[bool]],
+        watch_seconds: float = HEARTBEAT_SECONDS,
+    ) -> None:
         self._server = server
+        self._node_alive = node_alive
+        self._watch_seconds = watch_seconds
         self._edges: dict[str, asyncio.Queue[Envelope]] = {}
         """Forwarded connections whose page is on this node, by ``conn``: what the room node
         sends them."""
@@ -127,6 +136,7 @@ class SignalingForwarder:
                 await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"room node away")
                 return
             pump = spawn(self._to_page(ws, replies), what="forwarded replies")
+            watch = spawn(self._watch(holder, ws), what="room node watch")
             try:
                 async for message in ws:
                     if message.type == WSMsgType.TEXT:
@@ -135,7 +145,8 @@ class SignalingForwarder:
                         await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"binary")
             finally:
                 pump.cancel()
-                await asyncio.gather(pump, return_exceptions=True)
+                watch.cancel()
+                await asyncio.gather(pump, watch, return_exceptions=True)
                 # The room node ignores it if it closed first.
                 await bus.send(holder, {"op": "close", "conn": conn, "code": 1000})
         except RedisError as error:
@@ -143,6 +154,20 @@ class SignalingForwarder:
             await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"room node away")
         finally:
             self._edges.pop(conn, None)
+
+    async def _watch(self, holder: str, ws: web.WebSocketResponse) -> None:
+        """Close the page's websocket (1012: it reconnects) once the room's node is gone from
+        the registry (dead: its heartbeat stopped), so the page finds the room again through a
+        live node, which claims it."""
+        while not ws.closed:
+            await asyncio.sleep(self._watch_seconds)
+            try:
+                alive = await self._node_alive(holder)
+            except RedisError:
+                continue  # Redis away: the node may be fine; the bus resyncs when it is back
+            if not alive:
+                await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"room node gone")
+                return
 
     async def _to_page(self, ws: web.WebSocketResponse, replies: asyncio.Queue[Envelope]) -> None:
         while True:
@@ -208,6 +233,6 @@ class SignalingForwarder:
 
 def forward_between_nodes(server: MeetnowServer, rooms: SharedRoomService) -> SignalingForwarder:
     """The forwarder of this node, listening on its bus (started with the room service)."""
-    forwarder = SignalingForwarder(server)
+    forwarder = SignalingForwarder(server, rooms.registry.is_alive)
     forwarder.attach(rooms.listen(forwarder.on_message, forwarder.on_resubscribed))
     return forwarder

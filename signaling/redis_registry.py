@@ -146,6 +146,10 @@ class NodeRegistry:
         self._claimed_at.pop(room_id, None)
         await self._release(keys=[self.claim_key(room_id)], args=[self.node_id])
 
+    async def is_alive(self, node_id: str) -> bool:
+        """Whether ``node_id``'s heartbeat is current (it has not died or stopped)."""
+        return bool(await self.client.exists(self._node_key(node_id)))
+
     async def live_nodes(self) -> dict[str, int]:
         """Every live node's id and load (participants), this one included."""
         keys = [text_of(k) async for k in self.client.scan_iter(match=self._node_key("*"))]

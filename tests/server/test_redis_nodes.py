@@ -295,3 +295,61 @@ async def test_while_redis_is_away_calls_go_on_and_new_ones_wait(tmp_path: Path)
             finally:
                 await bea.close()
                 await ada.close()
+
+
+async def join_through(
+    node: ServeProcess, room_id: str, name: str, session: str
+) -> ParticipantClient:
+    """Join through ``node`` as ``session`` (a page reconnecting), trying again while the room's
+    claim still names a node that just died (its websocket is closed at once, 1012)."""
+    deadline = time.monotonic() + 60
+    while True:
+        client = ParticipantClient(
+            node.base_url, room_id, name, session=session, video=PatternVideoTrack()
+        )
+        try:
+            await client.join(timeout=10)
+            return client
+        except (TimeoutError, aiohttp.ClientError):
+            await client.close()
+            assert time.monotonic() < deadline, f"{name} could not join again within 60 s"
+
+
+async def test_a_killed_rooms_node_moves_the_call_to_the_surviving_node(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Ada on node A (the room's node), Bea forwarded through node B. ``kill -9`` of A: B closes
+    Bea's websocket with 1012 once A's heartbeat is gone; both join again through B with their
+    sessions, B claims the room, and they see each other's video with B's ICE ports."""
+    with two_nodes(tmp_path, MEETNOW_REDIS_URL=redis_server.url) as (node_a, node_b):
+        status, body = await create_room(node_b, "198.51.100.11")
+        assert status == 201, body
+        room_id = body["id"]
+        ada = ParticipantClient(node_a.base_url, room_id, "Ada", video=PatternVideoTrack())
+        bea = ParticipantClient(node_b.base_url, room_id, "Bea", video=PatternVideoTrack())
+        again: list[ParticipantClient] = []
+        try:
+            await ada.join(timeout=30)
+            await bea.join(timeout=30)
+            assert ada.participant_id is not None and bea.participant_id is not None
+            await receives_frames(bea, ada.participant_id)
+            claimed_by_a = await claim_of(redis_server, room_id)
+
+            node_a.process.kill()
+            node_a.process.wait(10)
+            assert await bea.wait_closed(timeout=NODE_TTL_SECONDS + 30) == 1012
+            again.append(await join_through(node_b, room_id, "Bea", bea.session))
+            again.append(await join_through(node_b, room_id, "Ada", ada.session))
+            bea_again, ada_again = again
+            assert ada_again.participant_id is not None
+            assert bea_again.participant_id is not None
+            await receives_frames(bea_again, ada_again.participant_id)
+            await receives_frames(ada_again, bea_again.participant_id)
+            claimed_by_b = await claim_of(redis_server, room_id)
+            assert claimed_by_b is not None and claimed_by_b != claimed_by_a
+            for client in again:
+                assert client.pc is not None and client.pc.remoteDescription is not None
+                assert media_outside(client.pc.remoteDescription.sdp, ice_ports(node_b)) == set()
+        finally:
+            for client in [*again, bea, ada]:
+                await client.close()
