@@ -90,6 +90,17 @@ def member(user_data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def with_locales(payload: dict[str, Any], locale: str, guild_locale: str | None) -> dict[str, Any]:
+    """An interaction as its invoker's client (``locale``) and server (``guild_locale``, also
+    the guild object's ``locale``) speak; no ``guild_locale`` key when None."""
+    payload["locale"] = locale
+    payload.pop("guild_locale", None)
+    if guild_locale is not None:
+        payload["guild_locale"] = guild_locale
+        payload["guild"]["locale"] = guild_locale
+    return payload
+
+
 @dataclass
 class Failure:
     """One injected error reply."""
@@ -269,9 +280,12 @@ class FakeDiscord:
         app_permissions: int = ALL_PERMISSIONS,
         lobby: bool | None = None,
         duration: str | None = None,
+        locale: str = "en-US",
+        guild_locale: str | None = "en-US",
     ) -> dict[str, Any]:
         """An APPLICATION_COMMAND interaction for ``/meetnow``, shaped as Discord sends it
-        (``duration`` is the ``for`` option)."""
+        (``duration`` is the ``for`` option; ``locale`` the invoker's client language,
+        ``guild_locale`` the server's, None: left out as in a DM)."""
         options: list[dict[str, Any]] = []
         resolved: dict[str, Any] = {}
         if topic is not None:
@@ -296,10 +310,15 @@ class FakeDiscord:
         }
         if resolved:
             data["resolved"] = resolved
-        return self._interaction(2, data, invoker, guild_id, channel_id, app_permissions)
+        payload = self._interaction(2, data, invoker, guild_id, channel_id, app_permissions)
+        return with_locales(payload, locale, guild_locale)
 
     def component_payload(
-        self, message: dict[str, Any], custom_id: str, clicker: dict[str, Any]
+        self,
+        message: dict[str, Any],
+        custom_id: str,
+        clicker: dict[str, Any],
+        locale: str = "en-US",
     ) -> dict[str, Any]:
         """A MESSAGE_COMPONENT interaction: ``clicker`` clicked the button ``custom_id`` of
         ``message`` (which carries the message as it is now, as Discord does)."""
@@ -308,7 +327,7 @@ class FakeDiscord:
             3, data, clicker, int(message["guild_id"]), int(message["channel_id"]), ALL_PERMISSIONS
         )
         payload["message"] = json.loads(json.dumps(message))
-        return payload
+        return with_locales(payload, locale, payload["guild_locale"])
 
     def _interaction(
         self,
@@ -364,10 +383,14 @@ class FakeDiscord:
         return payload
 
     async def send_component(
-        self, message: dict[str, Any], custom_id: str, clicker: dict[str, Any]
+        self,
+        message: dict[str, Any],
+        custom_id: str,
+        clicker: dict[str, Any],
+        locale: str = "en-US",
     ) -> dict[str, Any]:
         """Send a click on a button of ``message`` over the gateway."""
-        payload = self.component_payload(message, custom_id, clicker)
+        payload = self.component_payload(message, custom_id, clicker, locale)
         await self.dispatch("INTERACTION_CREATE", payload, interaction_id=int(payload["id"]))
         return payload
 

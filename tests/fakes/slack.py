@@ -40,7 +40,7 @@ __all__ = [
 BOT_TOKEN = "xoxb-000-111-FAKEBOTTOKENabcdef"
 APP_TOKEN = "xapp-1-A0FAKE-222-FAKEAPPTOKENabcdef"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-ALL_SCOPES = "commands,chat:write,chat:write.public,im:write,calls:write,calls:read"
+ALL_SCOPES = "commands,chat:write,chat:write.public,im:write,calls:write,calls:read,users:read"
 JSON_PARAMS = ("blocks", "users", "attachments", "metadata")
 """Parameters slack_sdk sends as JSON strings inside a form or query string."""
 
@@ -181,6 +181,9 @@ class FakeSlack:
     socket_connections: int = 0
     response_url_status: int = 200
     """What response URLs answer (404 ``expired_url`` to make them fail)."""
+    locales: dict[str, str] = field(default_factory=dict)
+    """Users' Slack locales (``fr-FR``), by user id: ``users.info`` with ``include_locale``
+    answers them, as Slack does; users not here have none."""
 
     def __post_init__(self) -> None:
         self._failures: dict[str, _Failure] = {}
@@ -211,6 +214,7 @@ class FakeSlack:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # users.info: slack_sdk sends a GET
         app.router.add_post("/response/{name}", self._response)
         app.router.add_get("/socket", self._socket)
         app.router.add_get("/_counts", self._counts)
@@ -368,6 +372,15 @@ class FakeSlack:
             return {"channel": channel, "ts": ts, "message": {"text": params.get("text", "")}}
         if method == "chat.update":
             return {"channel": params.get("channel"), "ts": params.get("ts")}
+        if method == "users.info":
+            user_id = str(params.get("user", ""))
+            found: dict[str, Any] = {"id": user_id, "name": user_id.lower()}
+            if (
+                str(params.get("include_locale", "")).lower() in ("1", "true")
+                and user_id in self.locales
+            ):
+                found["locale"] = self.locales[user_id]
+            return {"user": found}
         if method == "chat.postEphemeral":
             return {"message_ts": ts}
         if method == "calls.add":
