@@ -17,6 +17,7 @@ __all__ = [
     "RoomGone",
     "RoomLocked",
     "RoomNotFound",
+    "TemporarilyUnavailable",
     "TooManyCandidates",
     "TooManyRooms",
     "WorkerDied",
@@ -58,6 +59,12 @@ class ParticipantRemoved(RoomError):
 
 class RateLimited(MeetnowError):
     """Too many requests from one source; try again later."""
+
+
+class TemporarilyUnavailable(MeetnowError):
+    """Redis, which every node shares, cannot be reached (or this node is draining): new joins
+    and new rooms wait (calls in progress go on). HTTP 503, error code
+    ``temporarily_unavailable``."""
 
 
 class TooManyCandidates(MeetnowError):

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .connection import ClientConnection
-from .errors import RateLimited, TooManyRooms
-from .redis_rooms import TemporarilyUnavailable
+from .errors import RateLimited, TemporarilyUnavailable, TooManyRooms
 from .rooms import Room, iso_utc
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
-from .errors import MeetnowError
+from .errors import TemporarilyUnavailable
 from .limits import ServerLimits
 from .redis_bus import Envelope, NodeBus
 from .redis_limits import RedisKeyedLimiter
@@ -43,7 +43,6 @@ __all__ = [
     "IDLE_COPY_SECONDS",
     "UNAVAILABLE",
     "SharedRoomService",
-    "TemporarilyUnavailable",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,11 +54,6 @@ wait before ``join``: a page that loaded the room still finds it)."""
 
 BUS_START_SECONDS = 5.0
 UNAVAILABLE = "Meetings are temporarily unavailable here; try again in a few seconds."
-
-
-class TemporarilyUnavailable(MeetnowError):
-    """Redis, which every node shares, cannot be reached: new joins and new rooms wait (calls in
-    progress go on). HTTP 503, error code ``temporarily_unavailable``."""
 
 
 class SharedRoomService(RoomService):
