@@ -14,6 +14,7 @@ its subscription (messages may be lost), the edge closes the page's websocket wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 from redis.exceptions import RedisError
 
 from .connection import ClientConnection
+from .errors import TemporarilyUnavailable
 from .redis_bus import Envelope, NodeBus
 from .redis_registry import HEARTBEAT_SECONDS
 from .redis_rooms import SharedRoomService
@@ -31,9 +33,12 @@ from .tasks import spawn
 if TYPE_CHECKING:
     from .server import MeetnowServer
 
-__all__ = ["ForwardedSocket", "SignalingForwarder", "forward_between_nodes"]
+__all__ = ["DRAIN_SECONDS", "ForwardedSocket", "SignalingForwarder", "forward_between_nodes"]
 
 logger = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 3.0
+"""How long a draining node waits for its closes to reach the other nodes over the bus."""
 
 
 class ForwardedSocket:
@@ -84,6 +89,11 @@ class ForwardedSocket:
         self._outbox.put_nowait({"op": "close", "conn": self._conn, "code": int(code)})
         return True
 
+    async def sent(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until everything queued has been published."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._sender), timeout)
+
     async def _send_in_order(self) -> None:
         # One publisher per connection: concurrent publishes on a pool could overtake each other.
         while True:
@@ -116,6 +126,8 @@ class SignalingForwarder:
         sends them."""
         self._rooms_side: dict[str, ForwardedSocket] = {}
         """Forwarded connections whose room is on this node, by ``conn``."""
+        self._no_edges = asyncio.Event()
+        """Set when the last edge closed (:meth:`drain` waits for it)."""
         self.bus: NodeBus | None = None
 
     def attach(self, bus: NodeBus) -> None:
@@ -154,6 +166,8 @@ class SignalingForwarder:
             await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"room node away")
         finally:
             self._edges.pop(conn, None)
+            if not self._edges:
+                self._no_edges.set()
 
     async def _watch(self, holder: str, ws: web.WebSocketResponse) -> None:
         """Close the page's websocket (1012: it reconnects) once the room's node is gone from
@@ -197,7 +211,11 @@ class SignalingForwarder:
             if room is None:
                 await socket.close(code=WSCloseCode.SERVICE_RESTART, message=b"room not here")
                 return
-            await server.rooms.claim(room_id)
+            try:
+                await server.rooms.claim(room_id)
+            except TemporarilyUnavailable:  # this node is draining: the page goes elsewhere
+                await socket.close(code=WSCloseCode.SERVICE_RESTART, message=b"node stopping")
+                return
             # The connection reads and writes it as it would a websocket (the same methods).
             connection = ClientConnection(
                 server, room, cast(web.WebSocketResponse, socket), client_ip=client_ip
@@ -221,6 +239,23 @@ class SignalingForwarder:
                 socket.feed(str(envelope["data"]))
             elif op == "close":
                 socket.end()
+
+    async def drain(self) -> None:
+        """This node is stopping (its claims already let go): close every forwarded connection
+        with 1012 "service restart", both the pages on this node whose room is elsewhere and
+        the pages elsewhere whose room is here, and wait until those closes are on the bus, so
+        each page reconnects (to a live node, which claims its room) rather than seeing its
+        websocket just drop."""
+        for replies in self._edges.values():
+            replies.put_nowait({"op": "close", "code": int(WSCloseCode.SERVICE_RESTART)})
+        sockets = list(self._rooms_side.values())
+        for socket in sockets:
+            await socket.close(code=WSCloseCode.SERVICE_RESTART, message=b"node stopping")
+        await asyncio.gather(*(socket.sent(DRAIN_SECONDS) for socket in sockets))
+        if self._edges:  # each edge tells its room node it closed, then leaves
+            self._no_edges.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_edges.wait(), DRAIN_SECONDS)
 
     def on_resubscribed(self) -> None:
         """Messages may have been lost while the bus was away: close every forwarded connection

@@ -11,9 +11,10 @@ also expires its key by itself) or where its last participant left (the empty gr
 closing, the node reads the room back from Redis and closes it only if the stored room is due as
 well: another node may have let people in meanwhile.
 
-Not done here yet (issue 16): claims and forwarding. Until then two people opening one room
-through two different nodes are in two halves of it; a load balancer must send a room's people
-to one node (sticky by path).
+Which node runs a room's call is decided by claims (:mod:`signaling.redis_registry`); a
+websocket landing elsewhere is forwarded there (:mod:`signaling.redis_proxy`). A node told to
+stop drains (:meth:`SharedRoomService.drain`): it lets go of its claims before closing its
+pages' websockets with 1012, so they reconnect and another node claims their rooms.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .tombstones import secret_key
 
 __all__ = [
     "BUS_START_SECONDS",
+    "DRAINING",
     "IDLE_COPY_SECONDS",
     "UNAVAILABLE",
     "SharedRoomService",
@@ -54,6 +56,7 @@ wait before ``join``: a page that loaded the room still finds it)."""
 
 BUS_START_SECONDS = 5.0
 UNAVAILABLE = "Meetings are temporarily unavailable here; try again in a few seconds."
+DRAINING = "This server is stopping; reconnect to be moved to another one."
 
 
 class SharedRoomService(RoomService):
@@ -81,6 +84,8 @@ class SharedRoomService(RoomService):
         """This node's heartbeat and the claims of the rooms with people here."""
         self.bus: NodeBus | None = None
         """This node's inbox from other nodes (forwarded signaling), once :meth:`listen`."""
+        self.draining = False
+        """Set by :meth:`drain` (the node was told to stop): it claims no room any more."""
 
     def listen(
         self, on_message: Callable[[Envelope], None], on_resubscribed: Callable[[], None]
@@ -150,9 +155,19 @@ class SharedRoomService(RoomService):
             await self.bus.stop()
         await super().close()
 
+    async def drain(self) -> None:
+        """This node was told to stop: from now on it claims no room, and it leaves the list of
+        live nodes and lets go of its claims at once (not at their expiry), so the pages it
+        then closes with 1012 find their rooms free on another node when they reconnect."""
+        self.draining = True
+        await self.registry.stop()
+
     async def claim(self, room_id: str) -> str | None:
         """Claim ``room_id`` for this node (a participant arrives here) unless a live node holds
-        it; returns that node's id, None when the room is this node's."""
+        it; returns that node's id, None when the room is this node's. Draining, it refuses
+        (:class:`TemporarilyUnavailable`: the page tries again, through another node)."""
+        if self.draining:
+            raise TemporarilyUnavailable(DRAINING)
         try:
             holder = await self.registry.claim(room_id)
         except RedisError:

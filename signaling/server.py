@@ -138,6 +138,8 @@ class MeetnowServer:
 
     def health_problems(self) -> list[str]:
         """Why this server cannot hold calls right now (``/healthz``); empty when it can."""
+        if isinstance(self.rooms, SharedRoomService) and self.rooms.draining:
+            return ["stopping: its calls are moving to other nodes"]  # load balancers look away
         if isinstance(self.relay, WorkerPool):
             return self.relay.down_reasons()
         return []
@@ -275,6 +277,8 @@ async def _start_metrics(server: MeetnowServer) -> web.AppRunner | None:
 
 async def _on_shutdown(app: web.Application) -> None:
     server = app[SERVER]
+    if isinstance(server.rooms, SharedRoomService):
+        await server.rooms.drain()  # one node of several: its rooms go on elsewhere
     if server.rooms.durable:
         await _restart_pages(server)
         return
@@ -296,6 +300,8 @@ async def _restart_pages(server: MeetnowServer) -> None:
     for room in server.rooms.rooms():
         for connection in [*server.hub.connections(room.id), *server.hub.unjoined(room.id)]:
             await connection.close(WSCloseCode.SERVICE_RESTART, b"server restarting")
+    if server.forwarder is not None:
+        await server.forwarder.drain()
     await server.relay.close()
 
 

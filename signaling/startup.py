@@ -179,8 +179,9 @@ def rooms_summary(settings: Settings) -> str:
             "lobby and lock, ended links, the per-address limits on new rooms and unknown links; "
             "each room's call runs on the node that claimed it, and websockets that land on "
             "another node are forwarded there; while Redis is away, calls go on and new ones "
-            "answer 'temporarily unavailable'; not yet: chat cards coordinated between nodes, "
-            "draining on stop"
+            "answer 'temporarily unavailable'; a node told to stop (SIGTERM) lets go of its rooms "
+            "and sends its pages to the other nodes; not yet: chat cards coordinated between "
+            "nodes"
         )
     if settings.store == "memory":
         return "in memory (every room ends with the process)"

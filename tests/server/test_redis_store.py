@@ -173,6 +173,7 @@ def test_the_startup_summary_names_redis_without_its_password() -> None:
     assert line.startswith("Redis at 10.0.0.5:6380/2 (MEETNOW_REDIS_URL), shared with every node")
     # Only what this version shares and forwards, and what it does not do yet.
     assert "websockets that land on another node are forwarded there" in line
-    assert line.endswith("not yet: chat cards coordinated between nodes, draining on stop")
+    assert "a node told to stop (SIGTERM) lets go of its rooms" in line
+    assert line.endswith("not yet: chat cards coordinated between nodes")
     assert "hunter2" not in line and "hunter2" not in repr(settings)
     assert rooms_summary(Settings(store="memory")).startswith("in memory")

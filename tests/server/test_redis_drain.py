@@ -1,0 +1,198 @@
+"""A node told to stop (SIGTERM) drains (issue 16, many nodes): it lets go of its rooms' claims
+at once, closes its pages' websockets with 1012 (never ``room_closed``), and they come back by
+themselves through another node, which claims the room. A rolling deploy ends no meeting.
+
+The test of the test stops the node with SIGKILL instead: no drain. Its page sees its websocket
+drop (not 1012) while the claim is still the dead node's, and the claim lasts until it expires
+(:data:`~signaling.redis_registry.NODE_TTL_SECONDS`); the checks say so, and the time from the
+signal to a free claim is measured for both."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser
+
+from signaling.client import ParticipantClient, PatternVideoTrack
+from signaling.redis_registry import NODE_TTL_SECONDS
+
+from ..support.balancer import balancer_port, caddy_in_front
+from ..support.browser import NetworkLog, browser, join, open_room, wait_playing
+from ..support.redis_server import RedisServer, running_redis
+from ..support.serve_process import ServeProcess
+from .test_redis_nodes import (
+    claim_of,
+    create_room,
+    ice_ports,
+    join_through,
+    media_outside,
+    receives_frames,
+    two_nodes,
+)
+
+__all__ = ["browser"]
+
+STOP_SECONDS = 30.0
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@dataclass
+class Stopped:
+    """What the room's node's stop looked like from outside."""
+
+    close_codes: tuple[int | None, int | None]
+    """How Ada's (on the node) and Bea's (forwarded through the other node) websockets closed."""
+    claim_at_close: str | None
+    """The room's claim when Ada's websocket closed (None: let go)."""
+    seconds_to_free_claim: float
+    """From the signal to the claim no longer naming the stopped node."""
+    room_closed: bool
+    """Whether either was told the room closed."""
+
+
+async def stop_rooms_node(
+    redis_server: RedisServer,
+    room_node: ServeProcess,
+    room_id: str,
+    clients: tuple[ParticipantClient, ParticipantClient],
+    how: signal.Signals,
+) -> Stopped:
+    """Send ``how`` to the room's node with Ada on it and Bea forwarded to it."""
+    ada, bea = clients
+    claimed = await claim_of(redis_server, room_id)
+    assert claimed is not None
+    sent_at = time.monotonic()
+    room_node.process.send_signal(how)
+    ada_code = await ada.wait_closed(timeout=STOP_SECONDS)
+    claim_at_close = await claim_of(redis_server, room_id)
+    while await claim_of(redis_server, room_id) == claimed:
+        assert time.monotonic() - sent_at < STOP_SECONDS, "the claim never let go"
+        await asyncio.sleep(0.01)
+    freed = time.monotonic() - sent_at
+    bea_code = await bea.wait_closed(timeout=NODE_TTL_SECONDS + STOP_SECONDS)
+    told = any(m.get("type") == "room_closed" for c in clients for m in c.messages)
+    return Stopped((ada_code, bea_code), claim_at_close, freed, told)
+
+
+async def call_on_a(
+    redis_server: RedisServer, nodes: tuple[ServeProcess, ServeProcess]
+) -> tuple[str, ParticipantClient, ParticipantClient]:
+    """A room made on B, Ada through A (A claims it), Bea through B (forwarded to A), both
+    receiving each other's video."""
+    node_a, node_b = nodes
+    status, body = await create_room(node_b, "198.51.100.40")
+    assert status == 201, body
+    room_id = body["id"]
+    ada = ParticipantClient(node_a.base_url, room_id, "Ada", video=PatternVideoTrack())
+    bea = ParticipantClient(node_b.base_url, room_id, "Bea", video=PatternVideoTrack())
+    await ada.join(timeout=30)
+    await bea.join(timeout=30)
+    assert ada.participant_id is not None and bea.participant_id is not None
+    await receives_frames(ada, bea.participant_id)
+    await receives_frames(bea, ada.participant_id)
+    return room_id, ada, bea
+
+
+async def test_sigterm_drains_the_call_to_the_other_node(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """SIGTERM to the room's node: both websockets close with 1012 and nobody is told the room
+    closed; the claim is let go before the pages are sent away; both join again through B by
+    their sessions and see each other's video on B's ICE ports."""
+    with two_nodes(tmp_path, MEETNOW_REDIS_URL=redis_server.url) as (node_a, node_b):
+        room_id, ada, bea = await call_on_a(redis_server, (node_a, node_b))
+        again: list[ParticipantClient] = []
+        try:
+            stopped = await stop_rooms_node(
+                redis_server, node_a, room_id, (ada, bea), signal.SIGTERM
+            )
+            print(f"SIGTERM: claim free after {stopped.seconds_to_free_claim:.3f} s")
+            assert stopped.close_codes == (1012, 1012)
+            assert stopped.claim_at_close is None  # let go before the page was sent away
+            assert not stopped.room_closed
+            assert node_a.process.wait(STOP_SECONDS) == 0  # and then it exits, cleanly
+            again.append(await join_through(node_b, room_id, "Ada", ada.session))
+            again.append(await join_through(node_b, room_id, "Bea", bea.session))
+            ada_again, bea_again = again
+            assert ada_again.participant_id is not None
+            assert bea_again.participant_id is not None
+            await receives_frames(ada_again, bea_again.participant_id)
+            await receives_frames(bea_again, ada_again.participant_id)
+            for client in again:
+                assert client.pc is not None and client.pc.remoteDescription is not None
+                assert media_outside(client.pc.remoteDescription.sdp, ice_ports(node_b)) == set()
+        finally:
+            for client in [*again, bea, ada]:
+                await client.close()
+
+
+async def test_the_test_sigkill_is_no_drain(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The same stop by SIGKILL: Ada's websocket just drops (no 1012), the claim still names the
+    dead node when it does, and it is freed only by its expiry."""
+    with two_nodes(tmp_path, MEETNOW_REDIS_URL=redis_server.url) as (node_a, node_b):
+        room_id, ada, bea = await call_on_a(redis_server, (node_a, node_b))
+        try:
+            stopped = await stop_rooms_node(
+                redis_server, node_a, room_id, (ada, bea), signal.SIGKILL
+            )
+            print(f"SIGKILL: claim free after {stopped.seconds_to_free_claim:.3f} s")
+            assert stopped.close_codes[0] != 1012
+            assert stopped.claim_at_close is not None  # what the drain test rules out
+            assert stopped.seconds_to_free_claim > NODE_TTL_SECONDS / 2
+        finally:
+            await bea.close()
+            await ada.close()
+
+
+@pytest.mark.browser
+async def test_a_page_in_a_call_on_a_draining_node_plays_again_through_the_other(
+    browser: Browser, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Two nodes behind Caddy (docs/deploy.md's setup); a Chromium page and a Python peer in a
+    call on node A (the first upstream). SIGTERM to A: the page reconnects to the same URL,
+    Caddy sends it to B, B claims the room, and the page plays the peer's video again (the peer
+    back through B by its session receives the page's), nobody clicking anything; the page was
+    never told the room closed."""
+    port = balancer_port()
+    public = {"MEETNOW_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    with two_nodes(tmp_path, MEETNOW_REDIS_URL=redis_server.url, **public) as (node_a, node_b):
+        upstreams = [node.base_url.removeprefix("http://") for node in (node_a, node_b)]
+        with caddy_in_front(tmp_path / "caddy", port, upstreams) as caddy:
+            status, body = await create_room(node_b, "198.51.100.41")
+            assert status == 201, body
+            room_id = body["id"]
+            network = NetworkLog()
+            page = await open_room(browser, f"{caddy.url}/r/{room_id}", network=network)
+            peer = ParticipantClient(node_a.base_url, room_id, "Peer", video=PatternVideoTrack())
+            back: ParticipantClient | None = None
+            try:
+                await join(page, "Page")
+                await peer.join(timeout=30)
+                await wait_playing(page, 1, timeout_ms=40_000)
+                node_a.process.send_signal(signal.SIGTERM)
+                assert await peer.wait_closed(timeout=STOP_SECONDS) == 1012
+                assert node_a.process.wait(STOP_SECONDS) == 0
+                back = await join_through(node_b, room_id, "Peer", peer.session)
+                await wait_playing(page, 1, timeout_ms=60_000)
+                page_id = next(iter(back.participants), None)
+                assert page_id is not None, "the page is not in the call on B"
+                await receives_frames(back, page_id)
+                sockets = [url for url in network.urls if "/ws/" in url]
+                assert len(sockets) >= 2, "the page never reconnected"
+                assert not any(m.get("type") == "room_closed" for m in network.received_messages)
+            finally:
+                if back is not None:
+                    await back.close()
+                await peer.close()
+                await page.context.close()
