@@ -148,7 +148,7 @@ class Publisher:
 
 async def one_join(browser: Browser, url: str, index: int, result: BrowserResult) -> None:
     context = await browser.new_context(
-        permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
+        locale="en-US", permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
     )
     await context.add_init_script(TRACE_STEPS)
     await context.add_init_script(TEST_HOOKS)

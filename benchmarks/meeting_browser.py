@@ -165,7 +165,9 @@ def write_turns_wav(path: Path, seconds: float) -> None:
 
 async def open_participant(browser: Browser, url: str, name: str) -> Page:
     context = await browser.new_context(
-        permissions=["camera", "microphone"], viewport={"width": 1100, "height": 700}
+        locale="en-US",
+        permissions=["camera", "microphone"],
+        viewport={"width": 1100, "height": 700},
     )
     await context.add_init_script(TEST_HOOKS)
     await context.add_init_script(RECORDER)

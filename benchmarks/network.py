@@ -206,7 +206,7 @@ def chromium_wrapper(directory: Path, net: netns.Network, guest: str) -> str:
 
 async def open_guest(browser: Browser) -> tuple[BrowserContext, Page]:
     context = await browser.new_context(
-        permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
+        locale="en-US", permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
     )
     await context.add_init_script(TEST_HOOKS)
     await context.add_init_script(STATS_HOOK)

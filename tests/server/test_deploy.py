@@ -159,6 +159,7 @@ async def open_room_page(browser: Browser, url: str) -> Page:
     """tests/support/browser.py's ``open_room``, plus: the certificate of Caddy's internal CA is
     accepted, and the page's media path can be read."""
     context = await browser.new_context(
+        locale="en-US",
         ignore_https_errors=True,
         permissions=["camera", "microphone"],
         viewport={"width": 960, "height": 640},

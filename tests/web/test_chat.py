@@ -192,7 +192,7 @@ async def test_the_text_link_and_announcement_checks_fail_on_broken_pages(
     """Tests of the test: the same probes and checks, on a scratch page where a broken copy of the
     renderer uses innerHTML and links anything with a colon, and where the words are in no live
     region, report each failure."""
-    context = await browser.new_context()
+    context = await browser.new_context(locale="en-US")
     scratch = await context.new_page()
     await scratch.set_content("<!doctype html><title>scratch</title>")
     await scratch.evaluate(BROKEN_RENDERER, [HTML_IMG, HTML_BOLD])

@@ -230,7 +230,7 @@ async def test_the_checks_fail_on_the_audited_faults(browser: Browser) -> None:
     """Test of the test: each check reports the fault the audit found, on a scratch page: white on
     the old red (3.7:1), a 32 px button, a toggle whose label and aria-pressed both change, a name
     squeezed beside a badge, and the focus left on <body>."""
-    context = await browser.new_context()
+    context = await browser.new_context(locale="en-US")
     scratch = await context.new_page()
     await scratch.set_content("<!doctype html><title>scratch</title><body></body>")
     await scratch.evaluate(SCRATCH)

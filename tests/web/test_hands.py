@@ -126,7 +126,7 @@ async def test_hands_go_up_in_order_and_a_host_lowers_them(
 async def test_the_hand_check_fails_on_a_wrong_order(browser: Browser) -> None:
     """Test of the test: ``wait_hands`` fails when the tiles carry another order than expected
     (here, two hands swapped, and a hand missing), on a scratch page of hand-made tiles."""
-    context = await browser.new_context()
+    context = await browser.new_context(locale="en-US")
     scratch = await context.new_page()
     await scratch.set_content("<!doctype html><title>scratch</title>")
     await scratch.evaluate(SCRATCH_TILES, [["Bea", 2], ["Cy", 1], ["Dee", None]])

@@ -164,7 +164,7 @@ SCRATCH_LIST = """(rows) => {
 async def test_the_list_check_fails_on_a_wrong_order_or_badge(browser: Browser) -> None:
     """Test of the test: ``wait_rows`` fails when the list is in another order, or a badge is
     missing, on a scratch page holding a hand-made list."""
-    context = await browser.new_context()
+    context = await browser.new_context(locale="en-US")
     scratch = await context.new_page()
     await scratch.set_content("<!doctype html><title>scratch</title>")
     await scratch.evaluate(SCRATCH_LIST, [["Ann (you)", ["Host"]], ["Bo", []]])

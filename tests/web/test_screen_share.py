@@ -228,7 +228,7 @@ async def test_a_refused_screen_share_says_so_and_changes_nothing(
     grace_network = NetworkLog()
     grace = await open_room(browser, url, network=grace_network)
     context = await browser.new_context(
-        permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
+        locale="en-US", permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
     )
     await context.add_init_script(TEST_HOOKS)
     await context.add_init_script(REFUSE_SCREEN)

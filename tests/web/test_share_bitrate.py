@@ -119,7 +119,7 @@ def test_the_check_sees_the_reported_collapse() -> None:
 
 async def open_page(browser: Browser, url: str) -> Page:
     context: BrowserContext = await browser.new_context(
-        permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
+        locale="en-US", permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
     )
     await context.add_init_script(TEST_HOOKS)
     await context.add_init_script(RECORD_PEER_CONNECTIONS)

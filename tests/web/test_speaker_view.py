@@ -135,7 +135,9 @@ async def test_the_speaker_is_marked_and_shown_large_and_hears_that_they_are_mut
     pages: list[Page] = []
     for launched in (talker_browser, silent_browser):
         context = await launched.new_context(
-            permissions=["camera", "microphone"], viewport={"width": 960, "height": 640}
+            locale="en-US",
+            permissions=["camera", "microphone"],
+            viewport={"width": 960, "height": 640},
         )
         await context.add_init_script(TEST_HOOKS)
         await context.add_init_script(RECORD_SPEAKING)
@@ -209,7 +211,7 @@ async def browser_for_recorder(server_process: ServerProcess) -> AsyncIterator[P
         launched = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
         )
-        context = await launched.new_context()
+        context = await launched.new_context(locale="en-US")
         await context.add_init_script(RECORD_SPEAKING)
         page = await context.new_page()
         await page.goto(f"{server_process.base_url}/r/{room_id}")
