@@ -16,6 +16,7 @@ from . import (
     mediarelay_baseline,
     meeting_report,
     memory,
+    multinode_report,
     network_report,
     profile_relay,
 )
@@ -138,6 +139,7 @@ def summary_rows(r: Results) -> list[list[object]]:
         rows += chat.summary_rows(r.chat)
     if r.network is not None:
         rows += network_report.summary_rows(r.network)
+    rows += multinode_report.summary_rows(r)
     return rows
 
 
@@ -349,6 +351,7 @@ def report(r: Results, command: str, total_seconds: float) -> str:
         ]
     if r.network is not None:
         parts += ["## 8. Calls on impaired networks", "", network_report.markdown(r.network), ""]
+    parts += multinode_report.sections(r)
     parts += [obstacles(r), ""]
     parts += [
         "## Section times and machine noise in this run",

@@ -6,7 +6,7 @@
     .venv/bin/python -m benchmarks.run --only latency  # one section, prints only
 
 Sections: density, mediarelay, latency, browser, meeting, sharecost, memory, profile, chat,
-network. Each prints its figures as it goes. ``--output PATH`` writes the report for a partial or
+network, multinode. Each prints its figures as it goes. ``--output PATH`` writes the report for a partial or
 quick run too (never for a smoke run: its numbers are not worth keeping). Figures are printed, never asserted: the machines these run on
 are shared and noisy, so every figure is set against a baseline measured in the same run.
 """
@@ -14,6 +14,7 @@ are shared and noisy, so every figure is set against a baseline measured in the 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shlex
 import sys
 import time
@@ -31,6 +32,7 @@ from . import (
     mediarelay_baseline,
     meeting_browser,
     memory,
+    multinode,
     network,
     profile_relay,
     screen_share_cost,
@@ -50,6 +52,7 @@ SECTIONS = (
     "profile",
     "chat",
     "network",
+    "multinode",
 )
 DOC = REPO / "docs" / "benchmarks.md"
 
@@ -146,6 +149,7 @@ class Results:
     profile: profile_relay.ProfileResult | None = None
     chat: list[chat.ChatResult] | None = None
     network: network.NetworkResult | None = None
+    multinode: dict[str, list[float]] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     other_load: dict[str, float] = field(default_factory=dict)
@@ -257,6 +261,8 @@ def run(selected: Sequence[str], plan: Plan) -> Results:
         # Chromium re-parents its helpers, as in the browser section; the smoke run builds the
         # namespaces without browsers and runs the load-generator check for 3 s.
         run_section(results, "network", lambda: network.measure(plan.mode), watch_other=False)
+    if "multinode" in selected:
+        run_section(results, "multinode", lambda: asyncio.run(multinode.run(plan.mode)))
     return results
 
 
@@ -266,6 +272,8 @@ def failures(results: Results) -> list[str]:
     found += [f"chat {c.adapter}: {c.note}" for c in results.chat or [] if c.figures is None]
     if results.meeting is not None and not results.meeting.share_ms:
         found.append("meeting: no screen share reached the other page")
+    if results.multinode is not None and not results.multinode.get("multinode_join_forwarded_ms"):
+        found.append("multinode: no join through a forwarding node reached a frame")
     if results.network is not None and not (results.network.capped and results.network.capped.rows):
         found.append("network: the load-generator check measured nothing")
     return found
