@@ -193,7 +193,8 @@ class HostClick(Generic[CardT]):
 
 @dataclass
 class _Tracked(Generic[CardT]):
-    card: CardT
+    card: CardT | None
+    """None until a card posted by another node is found in the shared store."""
     queue: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     running: bool = False
 
@@ -248,7 +249,7 @@ class ChatCards(Generic[CardT]):
         return tracked.card if tracked else None
 
     def cards(self) -> list[CardT]:
-        return [tracked.card for tracked in self._cards.values()]
+        return [tracked.card for tracked in self._cards.values() if tracked.card is not None]
 
     async def drained(self) -> None:
         """Wait until every scheduled card update has run (tests, shutdown)."""
@@ -350,10 +351,18 @@ class ChatCards(Generic[CardT]):
     def _schedule(
         self, room: Room, update: Callable[[CardT], Awaitable[None]], *, last: bool = False
     ) -> None:
-        tracked = self._cards.get(room.id)
-        if tracked is None or room.origin != self.origin:
+        if room.origin != self.origin:
             return
-        tracked.queue.append(lambda: update(tracked.card))
+        tracked = self._cards.get(room.id)
+        if tracked is None:
+            if not self.port.cards_shared():
+                return
+            # Several nodes: the chat command (HTTP) may have landed on another node than the
+            # room's, where its events happen: find the card that node remembered, first.
+            tracked = _Tracked(None)
+            self._cards[room.id] = tracked
+            tracked.queue.append(lambda: self._find(room, tracked))
+        tracked.queue.append(lambda: self._apply(update, tracked))
         if last:
             # Nothing about a room outlives it: drop the card once its last update has run.
             tracked.queue.append(lambda: self._forget(room.id))
@@ -377,3 +386,23 @@ class ChatCards(Generic[CardT]):
 
     async def _forget(self, room_id: str) -> None:
         self._cards.pop(room_id, None)
+
+    async def _apply(
+        self, update: Callable[[CardT], Awaitable[None]], tracked: _Tracked[CardT]
+    ) -> None:
+        if tracked.card is not None:
+            await update(tracked.card)
+
+    async def _find(self, room: Room, tracked: _Tracked[CardT]) -> None:
+        """Track the card another node posted for ``room``, if it remembered one (else this
+        event goes without, and the next one looks again)."""
+        text = (await self.port.remembered_cards(self.origin)).get(room.id)
+        card = None
+        if text is not None:
+            try:
+                card = self.from_reference(room, json.loads(text))
+            except (ValueError, KeyError, TypeError) as error:
+                logger.warning("%s card not found: %s", self.origin, type(error).__name__)
+        tracked.card = card
+        if card is None and self._cards.get(room.id) is tracked:
+            del self._cards[room.id]

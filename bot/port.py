@@ -104,6 +104,15 @@ class ChatPort(Protocol):
         after a restart. Written in the background; a no-op without a durable store."""
         ...
 
+    def cards_shared(self) -> bool:
+        """Whether several nodes share the rooms (``MEETNOW_REDIS_URL``). A room's events then
+        reach the adapters of one node only, the one where they happen (the room's node: joins,
+        leaves and knocks run where its call runs; the end where it is closed), which may not
+        be the node whose adapter posted the card (a chat command lands on any node): the
+        adapter there finds the card with :meth:`remembered_cards` and updates it, and no
+        other node does."""
+        ...
+
     async def remembered_cards(self, platform: str) -> dict[str, str]:
         """The card references :meth:`remember_card` kept for ``platform``, by open room id
         (empty without a durable store). Ask at start-up."""

@@ -12,6 +12,7 @@ from bot.port import ChatCommandResult, ChatRoomRequest, KnockOutcome
 from signaling.errors import RoomFull
 from signaling.limits import ServerLimits
 from signaling.metrics import ServerMetrics
+from signaling.redis_rooms import SharedRoomService
 from signaling.rooms import Room, RoomEvents, RoomService
 from signaling.server import MeetnowServer
 
@@ -84,6 +85,9 @@ class ServerChatPort:
 
     def remember_card(self, room: Room, platform: str, reference: str) -> None:
         self._rooms.remember(room.id, f"card:{platform}", reference)
+
+    def cards_shared(self) -> bool:
+        return isinstance(self._rooms, SharedRoomService)
 
     async def remembered_cards(self, platform: str) -> dict[str, str]:
         return await self._rooms.remembered(f"card:{platform}")

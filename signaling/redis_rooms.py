@@ -275,6 +275,7 @@ class SharedRoomService(RoomService):
         try:
             await self.flush()
             record = await self.shared.find_room(room.id)
+            buried = None if record else await self.shared.buried_until(secret_key(room.id))
         except Exception as error:  # Redis away: try again at the next sweep
             logger.warning("shared room check failed: %s", type(error).__name__)
             return
@@ -286,6 +287,12 @@ class SharedRoomService(RoomService):
             # Changed on another node: take its state, and leave the closing to that node.
             self._responsible.discard(room.id)
             await self.fetch(room.id)
+            return
+        if record is None and buried is not None:
+            # Ended on another node (its host, its last leave), which told its listeners: a
+            # second ``room_closed`` here would end its chat card a second time.
+            self._forget(room.id)
+            self._tombstones.restore({secret_key(room.id): buried})
             return
         self._responsible.discard(room.id)
         self._close(room, "expired")
