@@ -12,6 +12,7 @@ which adapters may import; the server, the connections and the relay stay out of
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -102,6 +103,13 @@ class ChatPort(Protocol):
         """Keep where ``room``'s card is (``reference``: the adapter's own small JSON: channel,
         message id; never a token) until the room closes, so the card can still be updated
         after a restart. Written in the background; a no-op without a durable store."""
+        ...
+
+    def single_holder(self, name: str) -> AbstractAsyncContextManager[None]:
+        """``async with port.single_holder("discord-gateway"):`` enters once this node is the
+        only one holding ``name`` (at once on a single node; on Redis a lease renewed while held
+        and taken over by a waiting node within 6 s when its holder dies), for a platform
+        connection that must be single."""
         ...
 
     def cards_shared(self) -> bool:

@@ -6,17 +6,26 @@ server never sees an adapter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from bot.port import ChatCommandResult, ChatRoomRequest, KnockOutcome
 from signaling.errors import RoomFull
 from signaling.limits import ServerLimits
 from signaling.metrics import ServerMetrics
+from signaling.redis_lease import hold_lease
 from signaling.redis_rooms import SharedRoomService
 from signaling.rooms import Room, RoomEvents, RoomService
 from signaling.server import MeetnowServer
 
 __all__ = ["ServerChatPort"]
+
+
+@contextlib.asynccontextmanager
+async def _held_alone() -> AsyncIterator[None]:
+    """One node: nobody else could hold it."""
+    yield
 
 
 class ServerChatPort:
@@ -85,6 +94,13 @@ class ServerChatPort:
 
     def remember_card(self, room: Room, platform: str, reference: str) -> None:
         self._rooms.remember(room.id, f"card:{platform}", reference)
+
+    def single_holder(self, name: str) -> AbstractAsyncContextManager[None]:
+        rooms = self._rooms
+        if not isinstance(rooms, SharedRoomService):
+            return _held_alone()
+        key = f"{rooms.shared.prefix}lease:{name}"
+        return hold_lease(rooms.shared.client, key, rooms.registry.node_id)
 
     def cards_shared(self) -> bool:
         return isinstance(self._rooms, SharedRoomService)

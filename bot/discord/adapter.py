@@ -151,6 +151,12 @@ class DiscordAdapter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _hold_gateway(self, client: MeetnowBot, token: str) -> None:
+        """Run the gateway bot while this node is the one holding Discord's gateway (several
+        nodes on Redis: one at a time; another takes over when it dies)."""
+        async with self.port.single_holder("discord-gateway"):
+            await run_gateway(client, token)
+
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """``app.cleanup_ctx``: start the gateway bot in the background, stop it at shutdown."""
         token = self.settings.discord_token
@@ -160,7 +166,7 @@ class DiscordAdapter:
             discord.http.Route.BASE = self.api_url
             self.client = MeetnowBot(self)
             self._gateway = asyncio.ensure_future(
-                run_gateway(self.client, token.get_secret_value())
+                self._hold_gateway(self.client, token.get_secret_value())
             )
         if self.endpoint is not None:
             logger.info("discord: interactions endpoint on at POST /discord/interactions")
