@@ -180,8 +180,9 @@ def rooms_summary(settings: Settings) -> str:
             "each room's call runs on the node that claimed it, and websockets that land on "
             "another node are forwarded there; while Redis is away, calls go on and new ones "
             "answer 'temporarily unavailable'; a node told to stop (SIGTERM) lets go of its rooms "
-            "and sends its pages to the other nodes; not yet: chat cards coordinated between "
-            "nodes"
+            "and sends its pages to the other nodes; chat cards are updated by the room's node "
+            "alone, and Discord's gateway runs on one node at a time (another takes over within "
+            "6 s)"
         )
     if settings.store == "memory":
         return "in memory (every room ends with the process)"
