@@ -29,6 +29,7 @@ from .aiortc_hooks import (
     tap_receiver,
 )
 from .aiortc_hooks.feedback import Uplink, shared_uplink
+from .aiortc_hooks.red import RED_PAYLOAD_TYPE, unwrap_red
 from .bandwidth import Downlink, LossBasedLimit, UpstreamBitrate, plan_stream
 from .loss_recovery import relay_nack_policy
 from .metrics import FORWARDED
@@ -209,13 +210,23 @@ class Publication:
             descriptor = parse_vp8_descriptor(packet.payload)
             keyframe = descriptor.keyframe
             self.layer_rates.add(descriptor.tid, len(packet.payload))
-        template: bytes | None = None
+        templates: dict[bool, bytes | None] = {}  # serialized once per variant: RED or plain
+        plain: RtpPacket | None = None
+        red = packet.payload_type == RED_PAYLOAD_TYPE
         for outbound in self.outbounds:
+            sent = packet
+            if red and not outbound.takes_red:  # its answer dropped RED: the primary block only
+                plain = plain or unwrap_red(packet)
+                if plain is None:
+                    continue
+                sent = plain
+            variant = sent is packet
+            template = templates.get(variant)
             if template is None:
-                template = outbound.template(packet)
+                template = templates[variant] = outbound.template(sent)
                 if template is None:
                     continue
-            outbound.forward(packet, template, keyframe, descriptor)
+            outbound.forward(sent, template, keyframe, descriptor)
 
 
 class Outbound:
@@ -229,6 +240,8 @@ class Outbound:
         self.idle_since: int | None = None
         """Offer revision at which its m-line went idle (None while bound); the session reuses
         it once the client has answered a later offer."""
+        self.takes_red = False
+        """Whether the subscriber's answer kept RED here (else RED arrives unwrapped)."""
         self._sender = attach_forwarding_sender(sender, kind, self._on_keyframe_request)
         self._sender.on_missing = self._on_nack_missing
         self._started = False

@@ -30,6 +30,7 @@ from aiortc import (
 )
 
 from .aiortc_hooks import PortRange, ice_ports_in
+from .aiortc_hooks.red import red_first, relay_codecs, takes_red
 from .aiortc_hooks.routing import keep_streams_apart
 from .bandwidth import Downlink
 from .forwarding import Kind, Outbound, Publication, kind_of
@@ -52,7 +53,10 @@ logger = logging.getLogger(__name__)
 KINDS: tuple[Kind, Kind] = ("audio", "video")
 CODECS = {"audio": "audio/opus", "video": "video/VP8"}
 """One codec per kind, so a forwarded packet's payload type means the same on every m-line.
-No RTX: retransmissions answer NACKs on the original SSRC."""
+No RTX: retransmissions answer NACKs on the original SSRC. Audio m-lines also offer RED around
+that Opus, listed first so browsers send it (:mod:`.aiortc_hooks.red`), on the same payload types
+everywhere."""
+REDUNDANT_AUDIO = "audio/red"
 
 SendOffer = Callable[[OfferMessage], Awaitable[None]]
 
@@ -73,8 +77,11 @@ class RelayConfig:
 
 
 def _codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:
+    """Opus and RED for audio (the offer lists RED first: :func:`red_first`), VP8 for video.
+    Call inside :func:`relay_codecs` (aiortc knows RED only there)."""
+    wanted = [CODECS[kind], REDUNDANT_AUDIO] if kind == "audio" else [CODECS[kind]]
     codecs = RTCRtpSender.getCapabilities(kind).codecs
-    return [codec for codec in codecs if codec.mimeType.lower() == CODECS[kind].lower()]
+    return [codec for mime in wanted for codec in codecs if codec.mimeType.lower() == mime]
 
 
 def announce_public_address(sdp: str, public_address: str | None) -> str:
@@ -164,7 +171,8 @@ class PeerSession:
             if transceiver is None:
                 kind = kind_of(source)
                 transceiver = self.pc.addTransceiver(kind, direction="recvonly")
-                transceiver.setCodecPreferences(_codec_preferences(kind))
+                with relay_codecs():
+                    transceiver.setCodecPreferences(_codec_preferences(kind))
             self._publish.append((source, transceiver))
             receivers.append((source, transceiver.receiver))
         return receivers
@@ -205,7 +213,8 @@ class PeerSession:
                 outbound.bind(publication)
                 return outbound
         transceiver = self.pc.addTransceiver(publication.kind, direction="sendonly")
-        transceiver.setCodecPreferences(_codec_preferences(publication.kind))
+        with relay_codecs():
+            transceiver.setCodecPreferences(_codec_preferences(publication.kind))
         outbound = self.new_outbound(publication.kind, transceiver)
         outbound.bind(publication)
         self._outbounds.append((transceiver, outbound))
@@ -244,7 +253,10 @@ class PeerSession:
                     f"No offer with revision {revision} is waiting for an answer.",
                 )
             try:
-                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+                with relay_codecs():
+                    await self.pc.setRemoteDescription(
+                        RTCSessionDescription(sdp=sdp, type="answer")
+                    )
             except Exception as exc:  # aiortc raises many types for a bad SDP
                 logger.info("participant answer rejected: %s", type(exc).__name__)
                 raise ProtocolError(
@@ -254,6 +266,9 @@ class PeerSession:
                 ) from None
             self._answered = self._pending
             self._pending = None
+            for transceiver, outbound in self._outbounds:
+                # A subscriber whose answer dropped RED (aiortc) gets plain Opus.
+                outbound.takes_red = takes_red(transceiver)
             if self._dirty and not self._closed:
                 self._dirty = False
                 await self._offer_locked()
@@ -266,7 +281,8 @@ class PeerSession:
 
     async def _offer_locked(self) -> None:
         self._revision += 1
-        offer = await self.pc.createOffer()
+        with relay_codecs():
+            offer = await self.pc.createOffer()
         # The first local description gathers: the ICE sockets are bound here.
         with ice_ports_in(self._config.port_range) as ports:
             await self.pc.setLocalDescription(offer)
@@ -291,7 +307,9 @@ class PeerSession:
                     source=publication.source,
                 )
         self._pending = self._revision
-        sdp = with_opus_fec(
-            announce_public_address(self.pc.localDescription.sdp, self._config.public_address)
+        sdp = red_first(
+            with_opus_fec(
+                announce_public_address(self.pc.localDescription.sdp, self._config.public_address)
+            )
         )
         await self._send_offer(OfferMessage(revision=self._revision, sdp=sdp, tracks=tracks))
