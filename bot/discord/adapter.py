@@ -27,14 +27,10 @@ from .interactions import InteractionsEndpoint
 from .lobby import ClickAnswer, answer_click
 from .rest import DiscordRest
 
-__all__ = ["BOT_LOGIN_SECONDS", "DiscordAdapter"]
+__all__ = ["DiscordAdapter"]
 
 # One logger for the whole adapter, whichever module logs (docs/discord.md shows its name).
 logger = logging.getLogger("bot.discord")
-
-BOT_LOGIN_SECONDS = 30.0
-"""Longest a card edit waits for the gateway bot to log in (after a start or restart)."""
-BOT_LOGIN_POLL_SECONDS = 0.1
 
 
 class DiscordAdapter:
@@ -116,22 +112,12 @@ class DiscordAdapter:
         await delivery.warn_if_blind(self, card, permissions)
 
     def ready_client(self) -> MeetnowBot | None:
-        """The gateway bot, if it is logged in and open (it edits cards after 15 minutes)."""
+        """The gateway bot, if it is logged in and open on this node (it edits cards after 15
+        minutes; without it, REST with the bot token does)."""
         client = self.client
         if client is None or client.user is None or client.is_closed():
             return None
         return client
-
-    async def bot_client(self) -> MeetnowBot | None:
-        """The gateway bot once logged in, waiting for it while it starts (up to
-        :data:`BOT_LOGIN_SECONDS`): right after a restart, a restored card may need an edit
-        before the bot has logged in, and only the bot token can make it."""
-        deadline = asyncio.get_running_loop().time() + BOT_LOGIN_SECONDS
-        while self.ready_client() is None and asyncio.get_running_loop().time() < deadline:
-            if self._gateway is None or self._gateway.done():
-                break  # no bot, or it stopped (refused token: logged once by run_gateway)
-            await asyncio.sleep(BOT_LOGIN_POLL_SECONDS)
-        return self.ready_client()
 
     def announce(self, url: str) -> None:
         """Print the invite URL once (``meetnow serve`` shows it)."""

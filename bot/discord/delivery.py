@@ -1,5 +1,6 @@
 """Card edits: through the interaction while its token is fresh (15 minutes), then through the
-bot's channel message API; each failure logged once per card."""
+bot's channel message API (discord.py's client where the gateway bot is logged in, else REST with
+the bot token: on Redis the gateway runs on one node only); each failure logged once per card."""
 
 from __future__ import annotations
 
@@ -50,10 +51,10 @@ async def deliver(adapter: DiscordAdapter, card: DiscordCard, edit: Edit) -> Non
                 _edit_failed(card, error)
                 return
     card.via_interaction = False
-    client = await adapter.bot_client()
-    if card.channel_id is None or card.message_id is None or client is None:
+    token = adapter.settings.discord_token
+    if card.channel_id is None or card.message_id is None or token is None:
         card.dead = True
-        if adapter.settings.discord_token is None:
+        if token is None:
             adapter.log_once(
                 "no_bot_token",
                 "discord: a call message is no longer updated: its interaction token "
@@ -62,10 +63,26 @@ async def deliver(adapter: DiscordAdapter, card: DiscordCard, edit: Edit) -> Non
         else:
             log_card(card, "no_bot_path", "a call message is no longer updated", None)
         return
+    client = adapter.ready_client()
     try:
-        await _edit_in_channel(client, card.channel_id, card.message_id, edit)
+        if client is not None:
+            await _edit_in_channel(client, card.channel_id, card.message_id, edit)
+        else:
+            # The gateway bot is logged in on one node only (or not yet): the same edit over
+            # REST with the bot token, which needs no gateway.
+            path = f"/channels/{card.channel_id}/messages/{card.message_id}"
+            await _edit_with_bot_token(adapter, token.get_secret_value(), path, edit)
     except DiscordApiError as error:
         _edit_failed(card, error)
+
+
+async def _edit_with_bot_token(
+    adapter: DiscordAdapter, bot_token: str, path: str, edit: Edit
+) -> None:
+    try:
+        await adapter.rest.call("PATCH", path, edit.data(), bot_token=bot_token)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise DiscordApiError(0) from error
 
 
 async def _edit_original(adapter: DiscordAdapter, card: DiscordCard, edit: Edit) -> None:

@@ -72,21 +72,31 @@ def _retry_after(headers: Mapping[str, str], body: Mapping[str, Any]) -> float |
 
 
 class DiscordRest:
-    """Raw calls to ``MEETNOW_DISCORD_API_URL`` with the interaction token in the path (no bot
-    token): one session, opened on first use."""
+    """Raw calls to ``MEETNOW_DISCORD_API_URL``: with the interaction token in the path, or with
+    the bot token (``Authorization: Bot``) where the gateway bot is not logged in on this node
+    (another node holds Discord's gateway); one session, opened on first use."""
 
     def __init__(self, api_url: str) -> None:
         self.api_url = api_url
         self._http: aiohttp.ClientSession | None = None
 
-    async def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        """One API call; a 429 is retried once after its ``retry_after``."""
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        bot_token: str | None = None,
+    ) -> Any:
+        """One API call (as the bot with ``bot_token``); a 429 is retried once after its
+        ``retry_after``."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
         url = self.api_url + path
+        headers = {"Authorization": f"Bot {bot_token}"} if bot_token is not None else {}
         for attempt in range(2):
             async with self._http.request(
-                method, url, json=body, timeout=aiohttp.ClientTimeout(total=15)
+                method, url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=15)
             ) as response:
                 if 200 <= response.status < 300:
                     if response.status == 204:
