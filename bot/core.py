@@ -288,7 +288,7 @@ class ChatCards(Generic[CardT]):
         """The shareable link (what the card's Join button opens)."""
         return self.port.room_url(room)
 
-    def host_click(
+    async def host_click(
         self,
         room_id: str,
         participant_id: str,
@@ -310,9 +310,13 @@ class ChatCards(Generic[CardT]):
         gone = HostClick(
             card, room, words(language, "chat.core.not_waiting"), no_longer_waiting=True
         )
-        if participant_id not in room.waiting:
+        if self.port.cards_shared():
+            # The lobby is in memory on the room's node alone, maybe not this one: ask it.
+            outcome = await self.port.answer_knock_anywhere(room.id, participant_id, admit)
+        elif participant_id not in room.waiting:
             return gone
-        outcome = self.port.answer_knock(room, participant_id, admit)
+        else:
+            outcome = self.port.answer_knock(room, participant_id, admit)
         if outcome == "full":
             return HostClick(card, room, full_text(room, language))
         if outcome == "not_waiting":

@@ -50,7 +50,8 @@ class ChatRoomRequest:
 
 
 class ChatPort(Protocol):
-    """What a chat adapter may ask of meetnow. Every call returns at once (no I/O)."""
+    """What a chat adapter may ask of meetnow. Every call returns at once (no I/O), except the
+    ``async`` ones."""
 
     def create_room(self, request: ChatRoomRequest) -> Room:
         """Open a room for a chat user, under the chat limits.
@@ -80,6 +81,15 @@ class ChatPort(Protocol):
     def answer_knock(self, room: Room, participant_id: str, admit: bool) -> KnockOutcome:
         """Admit or deny someone waiting in ``room``'s lobby, as its host. The adapter checks
         first that the click came from the host: the port does not know chat users."""
+        ...
+
+    async def answer_knock_anywhere(
+        self, room_id: str, participant_id: str, admit: bool
+    ) -> KnockOutcome:
+        """:meth:`answer_knock` on the room's node, wherever the click landed: with
+        :meth:`cards_shared` only the room's node has its lobby in memory, so another node asks
+        it over Redis (no answer within 2 s, or nobody of that id waiting: ``not_waiting``). On
+        one node it is :meth:`answer_knock` (``not_waiting`` for a room that is gone)."""
         ...
 
     def add_listener(self, listener: RoomEvents) -> None:

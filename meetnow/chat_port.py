@@ -80,6 +80,17 @@ class ServerChatPort:
             return "full"
         return "answered" if answered else "not_waiting"
 
+    async def answer_knock_anywhere(
+        self, room_id: str, participant_id: str, admit: bool
+    ) -> KnockOutcome:
+        rooms = self._rooms
+        if isinstance(rooms, SharedRoomService) and rooms.knocks is not None:
+            return await rooms.knocks.answer(room_id, participant_id, admit)
+        room = rooms.get_room(room_id)
+        if room is None:
+            return "not_waiting"
+        return self.answer_knock(room, participant_id, admit)
+
     def add_listener(self, listener: RoomEvents) -> None:
         self._rooms.add_listener(listener)
 

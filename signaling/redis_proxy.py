@@ -6,9 +6,10 @@ crosses nodes: only the signaling messages, each way, in order.
 
 Messages on the bus, all with ``conn`` (a random id of the forwarded connection):
 ``open`` (edge to room node: ``from``, ``room``, ``ip``), ``msg`` (either way: ``data``, one text
-frame), ``close`` (either way: ``code``). If the room node cannot be reached, or the bus loses
-its subscription (messages may be lost), the edge closes the page's websocket with 1012
-"service restart" and the page reconnects by itself.
+frame), ``close`` (either way: ``code``); ``knock`` and ``knock_answer`` (a lobby's Admit / Deny
+asked of the room's node) go to :mod:`signaling.redis_knock`. If the room node cannot be
+reached, or the bus loses its subscription (messages may be lost), the edge closes the page's
+websocket with 1012 "service restart" and the page reconnects by itself.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from redis.exceptions import RedisError
 from .connection import ClientConnection
 from .errors import TemporarilyUnavailable
 from .redis_bus import Envelope, NodeBus
+from .redis_knock import KnockRelay
 from .redis_registry import HEARTBEAT_SECONDS
 from .redis_rooms import SharedRoomService
 from .tasks import spawn
@@ -129,6 +131,8 @@ class SignalingForwarder:
         self._no_edges = asyncio.Event()
         """Set when the last edge closed (:meth:`drain` waits for it)."""
         self.bus: NodeBus | None = None
+        self.knocks: KnockRelay | None = None
+        """Lobby answers between nodes, carried on the same bus."""
 
     def attach(self, bus: NodeBus) -> None:
         self.bus = bus
@@ -229,7 +233,10 @@ class SignalingForwarder:
     def on_message(self, envelope: Envelope) -> None:
         """A message from another node (called by the bus, in the order they were published)."""
         op, conn = envelope.get("op"), str(envelope.get("conn"))
-        if op == "open" and conn not in self._rooms_side:
+        if op in ("knock", "knock_answer"):
+            if self.knocks is not None:
+                self.knocks.on_message(envelope)
+        elif op == "open" and conn not in self._rooms_side:
             self._open(envelope)
         elif conn in self._edges:  # for a page on this node
             self._edges[conn].put_nowait(envelope)
@@ -267,7 +274,10 @@ class SignalingForwarder:
 
 
 def forward_between_nodes(server: MeetnowServer, rooms: SharedRoomService) -> SignalingForwarder:
-    """The forwarder of this node, listening on its bus (started with the room service)."""
+    """The forwarder of this node, listening on its bus (started with the room service), which
+    also carries lobby answers between nodes (:mod:`signaling.redis_knock`)."""
     forwarder = SignalingForwarder(server, rooms.registry.is_alive)
-    forwarder.attach(rooms.listen(forwarder.on_message, forwarder.on_resubscribed))
+    bus = rooms.listen(forwarder.on_message, forwarder.on_resubscribed)
+    forwarder.attach(bus)
+    rooms.knocks = forwarder.knocks = KnockRelay(rooms, bus)
     return forwarder

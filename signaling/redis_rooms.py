@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from .errors import TemporarilyUnavailable
 from .limits import ServerLimits
 from .redis_bus import Envelope, NodeBus
+from .redis_knock import KnockRelay
 from .redis_limits import RedisKeyedLimiter
 from .redis_registry import NodeRegistry
 from .redis_store import RedisRoomStore
@@ -86,6 +87,8 @@ class SharedRoomService(RoomService):
         """This node's inbox from other nodes (forwarded signaling), once :meth:`listen`."""
         self.draining = False
         """Set by :meth:`drain` (the node was told to stop): it claims no room any more."""
+        self.knocks: KnockRelay | None = None
+        """Admit / Deny answered on the room's node from any node (set with the forwarder)."""
 
     def listen(
         self, on_message: Callable[[Envelope], None], on_resubscribed: Callable[[], None]

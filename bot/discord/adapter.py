@@ -65,7 +65,7 @@ class DiscordAdapter:
         """The ephemeral follow-up for the command's author alone: a fresh host link."""
         return host_link_text(self.cards.host_link(room), language)
 
-    def click(
+    async def click(
         self,
         user_id: int,
         message_id: int | None,
@@ -73,7 +73,7 @@ class DiscordAdapter:
         language: str = FALLBACK_LANGUAGE,
     ) -> ClickAnswer:
         """A click on a card's Admit / Deny (:func:`bot.discord.lobby.answer_click`)."""
-        return answer_click(self.cards, user_id, message_id, custom_id, language)
+        return await answer_click(self.cards, user_id, message_id, custom_id, language)
 
     def open_card(
         self,

@@ -222,7 +222,7 @@ async def answer_click(
     """Answer a click over the gateway: update the message (type 7) or refuse (ephemeral)."""
     try:
         message = interaction.message
-        answer = adapter.click(
+        answer = await adapter.click(
             interaction.user.id,
             message.id if message else None,
             custom_id,

@@ -108,7 +108,7 @@ class InteractionsEndpoint:
             return _json_response({"type": _CALLBACK_PONG})
         data = payload.get("data")
         if kind == _INTERACTION_COMPONENT and isinstance(data, dict):
-            return self._click(payload, data)
+            return await self._click(payload, data)
         if kind != _INTERACTION_COMMAND or not isinstance(data, dict):
             return web.Response(status=400, text="unsupported interaction\n")
         if data.get("name") != COMMAND_NAME:
@@ -146,7 +146,7 @@ class InteractionsEndpoint:
             self.adapter.spawn(self._after_answer(card, room, command.permissions))
         return _json_response({"type": _CALLBACK_MESSAGE, "data": reply.data()})
 
-    def _click(self, payload: Mapping[str, Any], data: Mapping[str, Any]) -> web.Response:
+    async def _click(self, payload: Mapping[str, Any], data: Mapping[str, Any]) -> web.Response:
         """A signed MESSAGE_COMPONENT interaction: a click on Admit / Deny."""
         custom_id = data.get("custom_id")
         try:
@@ -157,7 +157,7 @@ class InteractionsEndpoint:
             return web.Response(status=400, text="invalid interaction\n")
         if not isinstance(custom_id, str) or data.get("component_type") != _COMPONENT_BUTTON:
             return web.Response(status=400, text="invalid interaction\n")
-        answer = self.adapter.click(
+        answer = await self.adapter.click(
             user_id, message_id, custom_id, language_for(payload.get("locale"))
         )
         if answer.edit is not None:

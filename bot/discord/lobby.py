@@ -26,7 +26,7 @@ class ClickAnswer:
     edit: Edit | None = None
 
 
-def answer_click(
+async def answer_click(
     cards: DiscordCards,
     user_id: int,
     message_id: int | None,
@@ -50,7 +50,7 @@ def answer_click(
         return None
 
     admit = match["action"] == "admit"
-    click = cards.host_click(room_id, participant_id, admit, refuse_clicker, language)
+    click = await cards.host_click(room_id, participant_id, admit, refuse_clicker, language)
     if click.card is None or click.room is None:
         return ClickAnswer(click.text)
     card, room = click.card, click.room

@@ -70,7 +70,9 @@ class CardClicks:
             logger.info("Slack: a click on Admit/Deny by someone other than the host: refused")
             return text(language, "chat.core.not_host")
 
-        click = self.cards.host_click(room_id, participant_id, admit, refuse_clicker, language)
+        click = await self.cards.host_click(
+            room_id, participant_id, admit, refuse_clicker, language
+        )
         if click.card is None or click.room is None or click.refused:
             await self.web.reply(reply, click.text or text(language, "chat.core.ended"))
             return

@@ -144,7 +144,7 @@ def test_mentions_sit_among_options_and_are_collected_anywhere() -> None:
     assert parsed == expected
 
 
-def test_the_host_click_flow_every_adapter_shares() -> None:
+async def test_the_host_click_flow_every_adapter_shares() -> None:
     """card lookup -> ended? -> host? -> answer the knock -> full?, with the shared texts."""
     rooms = RoomService(RoomLimits(max_participants=2))
     cards = RecordingCards(chat_port(rooms))
@@ -161,12 +161,12 @@ def test_the_host_click_flow_every_adapter_shares() -> None:
     def nobody_is_host(card: list[str]) -> str | None:
         return NOT_HOST_TEXT
 
-    assert cards.host_click("nope", bob.id, True, host_is_ada).text == ENDED_TEXT
-    assert cards.host_click(room.id, bob.id, True, nobody_is_host).text == NOT_HOST_TEXT
+    assert (await cards.host_click("nope", bob.id, True, host_is_ada)).text == ENDED_TEXT
+    assert (await cards.host_click(room.id, bob.id, True, nobody_is_host)).text == NOT_HOST_TEXT
     assert bob.id in room.waiting  # a refused click changes nothing
-    assert cards.host_click(room.id, bob.id, True, host_is_ada).text is None
+    assert (await cards.host_click(room.id, bob.id, True, host_is_ada)).text is None
     assert bob.id in room.participants
-    full = cards.host_click(room.id, cy.id, True, host_is_ada)
+    full = await cards.host_click(room.id, cy.id, True, host_is_ada)
     assert full.text == "The meeting is full (2 people): nobody else can come in now."
-    assert cards.host_click(room.id, cy.id, False, host_is_ada).text is None  # denied
-    assert cards.host_click(room.id, cy.id, True, host_is_ada).text == NOT_WAITING_TEXT
+    assert (await cards.host_click(room.id, cy.id, False, host_is_ada)).text is None  # denied
+    assert (await cards.host_click(room.id, cy.id, True, host_is_ada)).text == NOT_WAITING_TEXT
