@@ -10,11 +10,14 @@ Keys, under the store's prefix (``meetnow:``):
   with the same TTL and renewed at each heartbeat by that node alone (a Lua compare-and-renew,
   never another node's claim): a dead node's claims expire within ``NODE_TTL_SECONDS`` too.
 
-Who claims: the node where the room's first participant arrives, even when another live node is
-less loaded. Forwarding (a participant on another node reaches the room's node over Redis) makes
-any node able to hold any room, and the node a load balancer already chose for the first
-participant is as good a guess as any, without a second hop for that participant; the loads
-are published so a later policy can prefer the least loaded node.
+Who claims: the node where the room's first participant arrives, unless it holds more than
+:data:`LOAD_MARGIN` participants more than the least loaded live node: then it claims the room
+for that node (``SET NX`` with that node's id) and forwards the participant there, and that node
+takes the claim over when the forwarded websocket reaches it (an ``open`` that never comes lets
+the claim expire with the TTL). Forwarding makes any node able to hold any room; the margin
+keeps the first participant on the node a load balancer chose (no second hop) while loads are
+about even, and a load published up to a heartbeat ago does not send every new room of a burst
+to the same node before its load shows them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from redis.exceptions import RedisError
 
 from .redis_store import DEFAULT_PREFIX, text_of
 
-__all__ = ["HEARTBEAT_SECONDS", "NODE_TTL_SECONDS", "NodeRegistry", "new_node_id"]
+__all__ = ["HEARTBEAT_SECONDS", "LOAD_MARGIN", "NODE_TTL_SECONDS", "NodeRegistry", "new_node_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,10 @@ end
 return 0
 """
 
+
+LOAD_MARGIN = 2
+"""A room's first participant stays on the node they reached unless it holds more than this many
+participants more than the least loaded live node (whose room it then becomes)."""
 
 CLAIM_HOLD_SECONDS = 30.0
 """A claim made for an arriving websocket is kept this long before anyone joins (the server's
@@ -115,21 +122,37 @@ class NodeRegistry:
         return f"{self.prefix}claim:{room_id}"
 
     async def claim(self, room_id: str) -> str:
-        """Claim ``room_id`` for this node unless a live node holds it; returns the holder's id
-        (this node's when it is, or becomes, the room's node)."""
-        holder = await self._take(room_id)
+        """Claim ``room_id`` unless a live node holds it, for this node or, when this node is
+        busier by more than :data:`LOAD_MARGIN`, for the least loaded one; returns the holder's
+        id (this node's when it is, or becomes, the room's node)."""
+        holder = await self.holder(room_id)
+        if holder is None:
+            holder = await self._take(room_id, await self.least_loaded())
+        elif holder == self.node_id:
+            self.held.add(room_id)
         if holder == self.node_id:
             self._claimed_at.setdefault(room_id, time.monotonic())
         return holder
 
-    async def _take(self, room_id: str) -> str:
-        key = self.claim_key(room_id)
-        if await self.client.set(key, self.node_id, nx=True, px=self._ttl_ms):
-            self.held.add(room_id)
+    async def least_loaded(self) -> str:
+        """The node a new room goes to: this one, unless it holds more than
+        :data:`LOAD_MARGIN` participants more than the least loaded other live node."""
+        others = await self.live_nodes()
+        others.pop(self.node_id, None)
+        if not others:
             return self.node_id
+        node, load = min(others.items(), key=lambda item: (item[1], item[0]))
+        return node if self._load() - load > LOAD_MARGIN else self.node_id
+
+    async def _take(self, room_id: str, for_node: str | None = None) -> str:
+        key, claimant = self.claim_key(room_id), for_node or self.node_id
+        if await self.client.set(key, claimant, nx=True, px=self._ttl_ms):
+            if claimant == self.node_id:
+                self.held.add(room_id)
+            return claimant
         holder = await self.client.get(key)
         if holder is None:  # expired between the two calls: try once more
-            return await self._take(room_id)
+            return await self._take(room_id, for_node)
         holder_id = text_of(holder)
         if holder_id == self.node_id:
             self.held.add(room_id)
