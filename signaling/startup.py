@@ -181,8 +181,8 @@ def rooms_summary(settings: Settings) -> str:
             "another node are forwarded there; while Redis is away, calls go on and new ones "
             "answer 'temporarily unavailable'; a node told to stop (SIGTERM) lets go of its rooms "
             "and sends its pages to the other nodes; chat cards are updated by the room's node "
-            "alone, and Discord's gateway runs on one node at a time (another takes over within "
-            "6 s)"
+            "alone, and a chat gateway that must be single runs on one node at a time (another "
+            "takes over within 6 s)"
         )
     if settings.store == "memory":
         return "in memory (every room ends with the process)"

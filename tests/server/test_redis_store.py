@@ -175,7 +175,7 @@ def test_the_startup_summary_names_redis_without_its_password() -> None:
     assert "websockets that land on another node are forwarded there" in line
     assert "a node told to stop (SIGTERM) lets go of its rooms" in line
     assert line.endswith(
-        "Discord's gateway runs on one node at a time (another takes over within 6 s)"
+        "a chat gateway that must be single runs on one node at a time (another takes over within 6 s)"
     )
     assert "hunter2" not in line and "hunter2" not in repr(settings)
     assert rooms_summary(Settings(store="memory")).startswith("in memory")
