@@ -81,7 +81,7 @@ def _codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:
     Call inside :func:`relay_codecs` (aiortc knows RED only there)."""
     wanted = [CODECS[kind], REDUNDANT_AUDIO] if kind == "audio" else [CODECS[kind]]
     codecs = RTCRtpSender.getCapabilities(kind).codecs
-    return [codec for mime in wanted for codec in codecs if codec.mimeType.lower() == mime]
+    return [c for mime in wanted for c in codecs if c.mimeType.lower() == mime.lower()]
 
 
 def announce_public_address(sdp: str, public_address: str | None) -> str:

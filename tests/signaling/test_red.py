@@ -17,6 +17,8 @@ from signaling.aiortc_hooks.red import (
     relay_codecs,
     unwrap_red,
 )
+from signaling.peer_session import PeerSession, RelayConfig
+from signaling.protocol import OfferMessage
 
 PRIMARY = b"\x78primary-opus-frame"
 REDUNDANT = b"\x78older-frame"
@@ -96,3 +98,35 @@ async def test_red_exists_for_aiortc_only_inside_the_relays_own_calls() -> None:
     assert "audio/red" in await relay
     assert "audio/red" not in seen_by_participant
     assert "audio/red" not in audio_mime_types()
+
+
+def formats(sdp: str, kind: str) -> list[list[str]]:
+    """The payload types of each ``kind`` m-line, in the offer's order."""
+    return [line.split(" ")[3:] for line in sdp.splitlines() if line.startswith(f"m={kind} ")]
+
+
+async def test_the_relays_offer_lists_red_and_opus_for_audio_and_only_vp8_for_video() -> None:
+    """A real PeerSession's offer: RED before Opus on audio, VP8 alone on video (no RTX, no H264:
+    retransmissions must come on the original SSRC)."""
+    offers: list[OfferMessage] = []
+
+    async def keep(offer: OfferMessage) -> None:
+        offers.append(offer)
+
+    session = PeerSession("p1", RelayConfig(), keep)
+    try:
+        session.add_publish_transceivers(["microphone", "camera"])
+        await session.negotiate()
+        assert len(offers) == 1
+        assert formats(offers[0].sdp, "audio") == [[str(RED_PAYLOAD_TYPE), str(OPUS_PAYLOAD_TYPE)]]
+        assert formats(offers[0].sdp, "video") == [["97"]]
+        assert f"a=fmtp:{RED_PAYLOAD_TYPE} 96/96" in offers[0].sdp
+    finally:
+        await session.close()
+
+
+def test_the_offer_check_catches_extra_video_codecs() -> None:
+    """The test of the test above: an offer with RTX and H264 on video does not pass."""
+    sdp = "m=audio 9 UDP/TLS/RTP/SAVPF 63 96\r\nm=video 9 UDP/TLS/RTP/SAVPF 97 98 99 100\r\n"
+    assert formats(sdp, "video") != [["97"]]
+    assert formats(sdp, "audio") == [["63", "96"]]
