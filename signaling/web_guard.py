@@ -344,5 +344,9 @@ def static_files(root: Path) -> dict[str, Path]:
             continue
         if path.suffix.lower() not in STATIC_SUFFIXES or path.is_symlink() or not path.is_file():
             continue
+        # JSON is served for the language catalogs only, never a tool's configuration
+        # (jsconfig.json).
+        if path.suffix.lower() == ".json" and relative.parts[0] != "i18n":
+            continue
         files[relative.as_posix()] = path
     return files

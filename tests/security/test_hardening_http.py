@@ -368,10 +368,17 @@ async def test_static_serves_the_web_client_and_nothing_else(
         served = set(running.meetnow.static_files)
         assert {"room.html", "css/meetnow.css", "js/room.js", "img/favicon.png"} <= served
         web_kinds = set("html css js png svg ico jpg jpeg webp gif woff2".split())
-        assert all(name.rsplit(".", 1)[-1] in web_kinds for name in served), served
+        assert all(name.rsplit(".", 1)[-1] in web_kinds for name in served if not is_catalog(name))
+        # JSON only for the language catalogs, never a tool's configuration (jsconfig.json).
+        assert {"i18n/en.json", "i18n/fr.json"} <= served
+        assert "jsconfig.json" not in served
         for name in sorted(served):
             async with http.get(f"{running.base_url}/static/{name}") as response:
                 assert response.status == 200, name
                 assert await response.read() == (root / name).read_bytes()
     finally:
         await runner.cleanup()
+
+
+def is_catalog(name: str) -> bool:
+    return name.startswith("i18n/") and name.endswith(".json")

@@ -2,7 +2,9 @@
 // this browser's storage) and the session id kept across reloads. Functions of the room id only: the
 // page's state (state.js) is built from them.
 
-import { isValidHostToken, isValidSessionId, randomSessionId } from "./protocol.js";
+// wire.js, not protocol.js: this module must not wait for the language catalog (i18n.js loads it
+// with a top-level await), so that host-link.js can take the token out of the address at once.
+import { isValidHostToken, isValidSessionId, randomSessionId } from "./wire.js";
 
 /**
  * The room id: the last segment of the page's path (/r/<id>).
@@ -31,6 +33,20 @@ const sessionKey = (roomId) => `meetnow.session.${roomId}`;
  * @returns {string | null}
  */
 export function takeHostToken(roomId) {
+  if (takenToken !== undefined) return takenToken;
+  takenToken = readHostToken(roomId);
+  return takenToken;
+}
+
+/** The first answer of takeHostToken on this page (the fragment is gone after it).
+ * @type {string | null | undefined} */
+let takenToken;
+
+/**
+ * @param {string} roomId
+ * @returns {string | null}
+ */
+function readHostToken(roomId) {
   /** @type {string | null} */
   let fromLink = null;
   if (location.hash.length > 1) {
