@@ -17,8 +17,10 @@ What it must do for discord.py to accept it (each learnt the hard way):
 - a 429 carries a ``Via`` header: without one discord.py takes it for a Cloudflare ban and gives
   up instead of waiting ``retry_after``.
 
-Every request is recorded (:attr:`FakeDiscord.calls`); :meth:`FakeDiscord.fail` makes the next
-requests to a route fail (403 code 50013, 429 with ``retry_after``, 401 code 50027, ...).
+Every request is recorded (:attr:`FakeDiscord.calls`), every gateway websocket too
+(:attr:`FakeDiscord.gateway_connections`, and the most ever open at once);
+:meth:`FakeDiscord.fail` makes the next requests to a route fail (403 code 50013, 429 with
+``retry_after``, 401 code 50027, ...).
 """
 
 from __future__ import annotations
@@ -150,6 +152,20 @@ class Call:
 
 
 @dataclass
+class GatewayConnection:
+    """One websocket opened on the fake's gateway."""
+
+    peer: tuple[str, int]
+    """The client's address and port (which process it is: see who owns that port)."""
+    opened_at: float
+    """``time.monotonic()`` when it opened."""
+    identified_at: float | None = None
+    """When it sent a good IDENTIFY and got READY; None: not (yet)."""
+    closed_at: float | None = None
+    """When it closed; None: open."""
+
+
+@dataclass
 class FakeDiscord:
     token: str = "fake-bot-token.Abc123.secret"
     """The bot token it accepts."""
@@ -171,6 +187,11 @@ class FakeDiscord:
     identify: dict[str, Any] | None = None
     gateway_queries: list[dict[str, str]] = field(default_factory=list)
     expired_tokens: set[str] = field(default_factory=set)
+    gateway_connections: list[GatewayConnection] = field(default_factory=list)
+    """Every gateway websocket, in the order they opened."""
+    most_gateways_at_once: int = 0
+    """The most gateway websockets ever open at the same time (a high-water mark: a second
+    connection, however brief, is never missed)."""
 
     def __post_init__(self) -> None:
         self.port = _free_port()
@@ -241,6 +262,11 @@ class FakeDiscord:
         ``callback``, ``webhook_get``, ``webhook_patch``, ``followup``, ``channel_patch``,
         ``commands``."""
         self.failures.setdefault(route, []).extend([failure] * times)
+
+    @property
+    def connected_gateways(self) -> int:
+        """How many gateway websockets are open now."""
+        return sum(1 for connection in self.gateway_connections if connection.closed_at is None)
 
     def calls_to(self, route: str) -> list[Call]:
         return [call for call in self.calls if call.route == route]
@@ -666,9 +692,13 @@ class FakeDiscord:
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=4 * 1024 * 1024)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
         await ws.prepare(request)
         self._sockets.add(ws)
         self.gateway_queries.append(dict(request.query))
+        connection = GatewayConnection((peer[0], peer[1]) if peer else ("", 0), time.monotonic())
+        self.gateway_connections.append(connection)
+        self.most_gateways_at_once = max(self.most_gateways_at_once, self.connected_gateways)
         try:
             await ws.send_str(
                 json.dumps(
@@ -710,9 +740,11 @@ class FakeDiscord:
                         json.dumps({"op": 0, "t": "READY", "s": self._seq, "d": ready})
                     )
                     self.ready.set()
+                    connection.identified_at = time.monotonic()
                 elif op == 6:
                     await ws.send_str(json.dumps({"op": 9, "s": None, "t": None, "d": False}))
         finally:
+            connection.closed_at = time.monotonic()
             self._sockets.discard(ws)
             if self._ws is ws:
                 self._ws = None
