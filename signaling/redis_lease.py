@@ -19,26 +19,14 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from .redis_store import RELEASE_IF_HOLDER, RENEW_IF_HOLDER
+
 __all__ = ["LEASE_RENEW_SECONDS", "LEASE_TTL_SECONDS", "hold_lease"]
 
 logger = logging.getLogger(__name__)
 
 LEASE_TTL_SECONDS = 5.0
 LEASE_RENEW_SECONDS = 1.0
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return 1
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 async def _take(client: aioredis.Redis, key: str, node_id: str, ttl_ms: int) -> None:
@@ -53,7 +41,7 @@ async def _take(client: aioredis.Redis, key: str, node_id: str, ttl_ms: int) -> 
 
 
 async def _keep(client: aioredis.Redis, key: str, node_id: str, ttl_ms: int) -> None:
-    renew = client.register_script(_RENEW)
+    renew = client.register_script(RENEW_IF_HOLDER)
     while True:
         await asyncio.sleep(LEASE_RENEW_SECONDS)
         try:
@@ -77,7 +65,20 @@ async def hold_lease(
     try:
         yield
     finally:
-        keeper.cancel()
-        await asyncio.gather(keeper, return_exceptions=True)
-        with contextlib.suppress(RedisError):
-            await client.register_script(_RELEASE)(keys=[key], args=[node_id])
+        # Shielded: a shutdown cancels the task holding the lease while it lets go; the other
+        # nodes should not wait for the TTL to take over.
+        letting_go = asyncio.ensure_future(_let_go(client, key, node_id, keeper))
+        try:
+            await asyncio.shield(letting_go)
+        except asyncio.CancelledError:
+            await letting_go
+            raise
+
+
+async def _let_go(
+    client: aioredis.Redis, key: str, node_id: str, keeper: asyncio.Future[None]
+) -> None:
+    keeper.cancel()
+    await asyncio.gather(keeper, return_exceptions=True)
+    with contextlib.suppress(RedisError):
+        await client.register_script(RELEASE_IF_HOLDER)(keys=[key], args=[node_id])

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .redis_store import DEFAULT_PREFIX, text_of
+from .redis_store import DEFAULT_PREFIX, RELEASE_IF_HOLDER, RENEW_IF_HOLDER, text_of
 
 __all__ = ["HEARTBEAT_SECONDS", "LOAD_MARGIN", "NODE_TTL_SECONDS", "NodeRegistry", "new_node_id"]
 
@@ -43,23 +43,6 @@ NODE_TTL_SECONDS = 3.0
 HEARTBEAT_SECONDS = 1.0
 """How often a live node says so and renews its claims (a third of the TTL: two heartbeats may
 be late or lost before anything expires)."""
-
-# KEYS[1]: a claim; ARGV: this node's id, the TTL in ms. 1: renewed; 0: not ours (any more).
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return 1
-end
-return 0
-"""
-# KEYS[1]: a claim; ARGV[1]: this node's id. Deleted only if it is still ours.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
 
 LOAD_MARGIN = 2
 """A room's first participant stays on the node they reached unless it holds more than this many
@@ -100,8 +83,8 @@ class NodeRegistry:
         self._ttl_ms = int(ttl_seconds * 1000)
         self._heartbeat_seconds = heartbeat_seconds
         self.claim_hold_seconds = claim_hold_seconds
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(RENEW_IF_HOLDER)
+        self._release = client.register_script(RELEASE_IF_HOLDER)
         self.held: set[str] = set()
         """Rooms this node holds the claim of (as of the last claim or heartbeat)."""
         self.heartbeats = 0

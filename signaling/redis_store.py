@@ -18,23 +18,20 @@ unreachable): the caller decides what a lost Redis means.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .room_store import RoomRecord, StoredState, StoreError
+from .room_store import RoomRecord, StoredState, StoreError, decode_record, encode_record
 
 __all__ = [
     "DEFAULT_PREFIX",
+    "RELEASE_IF_HOLDER",
+    "RENEW_IF_HOLDER",
     "RedisRoomStore",
     "connect",
-    "decode_record",
-    "encode_record",
     "text_of",
 ]
 
@@ -51,52 +48,22 @@ return 0
 """
 
 
-def encode_record(record: RoomRecord) -> str:
-    """A record as compact JSON (host keys in hex, session sets sorted)."""
-    data: dict[str, Any] = {
-        "topic": record.topic,
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "max_participants": record.max_participants,
-        "origin": record.origin,
-        "lobby": record.lobby,
-        "locked": record.locked,
-        "join_deadline": record.join_deadline,
-        "ever_joined": record.ever_joined,
-        "empty_since": record.empty_since,
-        "first_joined_at": record.first_joined_at,
-        "host_keys": [key.hex() for key in record.host_keys],
-        "admitted_sessions": sorted(record.admitted_sessions),
-        "host_sessions": sorted(record.host_sessions),
-        "muted_sessions": sorted(record.muted_sessions),
-        "banned_sessions": sorted(record.banned_sessions),
-        "sessions_seen": sorted(record.sessions_seen),
-    }
-    return json.dumps(data, separators=(",", ":"))
-
-
-def decode_record(room_id: str, text: str) -> RoomRecord:
-    data = json.loads(text)
-    return RoomRecord(
-        id=room_id,
-        topic=data["topic"],
-        created_at=float(data["created_at"]),
-        expires_at=float(data["expires_at"]),
-        max_participants=int(data["max_participants"]),
-        origin=data["origin"],
-        lobby=bool(data["lobby"]),
-        locked=bool(data["locked"]),
-        join_deadline=data["join_deadline"],
-        ever_joined=bool(data["ever_joined"]),
-        empty_since=data["empty_since"],
-        first_joined_at=data["first_joined_at"],
-        host_keys=tuple(bytes.fromhex(key) for key in data["host_keys"]),
-        admitted_sessions=frozenset(data["admitted_sessions"]),
-        host_sessions=frozenset(data["host_sessions"]),
-        muted_sessions=frozenset(data["muted_sessions"]),
-        banned_sessions=frozenset(data["banned_sessions"]),
-        sessions_seen=frozenset(data["sessions_seen"]),
-    )
+# Keys one node holds at a time (room claims, leases), as Lua so the check and the change are one
+# step: KEYS[1] the key; ARGV[1] the holder's node id (ARGV[2] a TTL in ms). Another node's key is
+# never touched. Renew: 1 if renewed, 0 if not ours (any more). Release: deleted only if ours.
+RENEW_IF_HOLDER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+end
+return 0
+"""
+RELEASE_IF_HOLDER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 def text_of(value: object) -> str:

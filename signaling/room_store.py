@@ -15,11 +15,12 @@ What is stored of a room is only what a restart needs: its settings (topic, lobb
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import MeetnowError
 from .room_model import Room
@@ -30,6 +31,8 @@ __all__ = [
     "StoreError",
     "StoreWriter",
     "StoredState",
+    "decode_record",
+    "encode_record",
     "record_of",
     "room_from",
 ]
@@ -126,6 +129,55 @@ def room_from(record: RoomRecord, now: float) -> Room:
         muted_sessions=set(record.muted_sessions),
         banned_sessions=set(record.banned_sessions),
         sessions_seen=set(record.sessions_seen),
+    )
+
+
+def encode_record(record: RoomRecord) -> str:
+    """A record as compact JSON (host keys in hex, session sets sorted), as both stores keep it."""
+    data: dict[str, Any] = {
+        "topic": record.topic,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "max_participants": record.max_participants,
+        "origin": record.origin,
+        "lobby": record.lobby,
+        "locked": record.locked,
+        "join_deadline": record.join_deadline,
+        "ever_joined": record.ever_joined,
+        "empty_since": record.empty_since,
+        "first_joined_at": record.first_joined_at,
+        "host_keys": [key.hex() for key in record.host_keys],
+        "admitted_sessions": sorted(record.admitted_sessions),
+        "host_sessions": sorted(record.host_sessions),
+        "muted_sessions": sorted(record.muted_sessions),
+        "banned_sessions": sorted(record.banned_sessions),
+        "sessions_seen": sorted(record.sessions_seen),
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def decode_record(room_id: str, text: str) -> RoomRecord:
+    """The record :func:`encode_record` wrote."""
+    data = json.loads(text)
+    return RoomRecord(
+        id=room_id,
+        topic=data["topic"],
+        created_at=float(data["created_at"]),
+        expires_at=float(data["expires_at"]),
+        max_participants=int(data["max_participants"]),
+        origin=data["origin"],
+        lobby=bool(data["lobby"]),
+        locked=bool(data["locked"]),
+        join_deadline=data["join_deadline"],
+        ever_joined=bool(data["ever_joined"]),
+        empty_since=data["empty_since"],
+        first_joined_at=data["first_joined_at"],
+        host_keys=tuple(bytes.fromhex(key) for key in data["host_keys"]),
+        admitted_sessions=frozenset(data["admitted_sessions"]),
+        host_sessions=frozenset(data["host_sessions"]),
+        muted_sessions=frozenset(data["muted_sessions"]),
+        banned_sessions=frozenset(data["banned_sessions"]),
+        sessions_seen=frozenset(data["sessions_seen"]),
     )
 
 

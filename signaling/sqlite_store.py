@@ -13,16 +13,15 @@ database file that is not a healthy meetnow database: it never replaces one.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from .room_store import RoomRecord, StoredState, StoreError
+from .room_store import RoomRecord, StoredState, StoreError, decode_record, encode_record
 
 __all__ = ["DATABASE_NAME", "SCHEMA_VERSION", "SqliteRoomStore", "default_data_dir"]
 
@@ -50,53 +49,6 @@ def default_data_dir(environ: dict[str, str] | None = None) -> Path:
     xdg = env.get("XDG_DATA_HOME", "").strip()
     base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
     return base / "meetnow"
-
-
-def _encode(record: RoomRecord) -> str:
-    data: dict[str, Any] = {
-        "topic": record.topic,
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "max_participants": record.max_participants,
-        "origin": record.origin,
-        "lobby": record.lobby,
-        "locked": record.locked,
-        "join_deadline": record.join_deadline,
-        "ever_joined": record.ever_joined,
-        "empty_since": record.empty_since,
-        "first_joined_at": record.first_joined_at,
-        "host_keys": [key.hex() for key in record.host_keys],
-        "admitted_sessions": sorted(record.admitted_sessions),
-        "host_sessions": sorted(record.host_sessions),
-        "muted_sessions": sorted(record.muted_sessions),
-        "banned_sessions": sorted(record.banned_sessions),
-        "sessions_seen": sorted(record.sessions_seen),
-    }
-    return json.dumps(data, separators=(",", ":"))
-
-
-def _decode(room_id: str, text: str) -> RoomRecord:
-    data = json.loads(text)
-    return RoomRecord(
-        id=room_id,
-        topic=data["topic"],
-        created_at=float(data["created_at"]),
-        expires_at=float(data["expires_at"]),
-        max_participants=int(data["max_participants"]),
-        origin=data["origin"],
-        lobby=bool(data["lobby"]),
-        locked=bool(data["locked"]),
-        join_deadline=data["join_deadline"],
-        ever_joined=bool(data["ever_joined"]),
-        empty_since=data["empty_since"],
-        first_joined_at=data["first_joined_at"],
-        host_keys=tuple(bytes.fromhex(key) for key in data["host_keys"]),
-        admitted_sessions=frozenset(data["admitted_sessions"]),
-        host_sessions=frozenset(data["host_sessions"]),
-        muted_sessions=frozenset(data["muted_sessions"]),
-        banned_sessions=frozenset(data["banned_sessions"]),
-        sessions_seen=frozenset(data["sessions_seen"]),
-    )
 
 
 def _prepare_directory(directory: Path) -> None:
@@ -159,14 +111,16 @@ class SqliteRoomStore:
 
     async def load(self) -> StoredState:
         def read() -> StoredState:
-            rooms = [_decode(i, r) for i, r in self._db.execute("SELECT id, record FROM rooms")]
+            rooms = [
+                decode_record(i, r) for i, r in self._db.execute("SELECT id, record FROM rooms")
+            ]
             stones = dict(self._db.execute("SELECT key, until FROM tombstones").fetchall())
             return StoredState(rooms=rooms, tombstones=stones)
 
         return await self._call(read)
 
     async def save_room(self, record: RoomRecord) -> None:
-        text = _encode(record)
+        text = encode_record(record)
         await self._call(
             lambda: self._db.execute(
                 "INSERT INTO rooms (id, record) VALUES (?, ?) "

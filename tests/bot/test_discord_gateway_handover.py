@@ -5,10 +5,9 @@ Exactly one of them opens the gateway (the holder of the lease ``lease:discord-g
 answers ``/meetnow`` sent over it. ``kill -9`` of the holder: the fake sees its connection close,
 the lease expires, the survivor takes it and opens the one gateway connection, and ``/meetnow``
 is answered again. A clean stop (SIGTERM) of the holder lets go of the lease at once (Redis sees
-it deleted, not expired) and the node waiting takes over: a known bug today (the release is
-cancelled at shutdown and the lease is left to expire), so that test is a strict xfail, which
-fails as soon as the bug is fixed, to be turned into a plain test then. At no moment are two
-gateway connections open (the fake keeps the most ever open at once).
+it deleted, not expired) and the node waiting takes over (the release is shielded from the
+shutdown's cancel of the gateway task, which used to leave the lease to expire). At no moment
+are two gateway connections open (the fake keeps the most ever open at once).
 
 Which process holds the gateway is read, not assumed: the fake records the client port of each
 gateway websocket, and the process whose file descriptors include that socket is its owner
@@ -271,12 +270,6 @@ async def test_a_killed_holders_gateway_is_taken_over_by_the_survivor(
     assert fake.most_gateways_at_once == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: hold_lease's release is cancelled by the Discord adapter's shutdown "
-    "(client.close() then _gateway.cancel() lands in hold_lease's finally), so a SIGTERM "
-    "leaves the lease to expire (signaling/redis_lease.py)",
-)
 async def test_a_stopped_holder_lets_go_at_once_and_the_other_node_takes_over(
     nodes: Nodes, fake: FakeDiscord, lease: LeaseEvents
 ) -> None:

@@ -96,6 +96,11 @@ def meetnow_serve(directory: Path, *arguments: str, **settings: str) -> Iterator
     try:
         running.wait_for_line("meetnow is running", START_TIMEOUT)
         yield running
+    except BaseException:
+        # A failing test shows what the server said (pytest prints captured output on failure).
+        print(f"--- meetnow serve on {running.base_url}, last lines ---")
+        print("".join(running.lines[-60:]))
+        raise
     finally:
         if process.poll() is None:
             process.kill()
