@@ -10,6 +10,11 @@ Keys, under the store's prefix (``meetnow:``):
   with the same TTL and renewed at each heartbeat by that node alone (a Lua compare-and-renew,
   never another node's claim): a dead node's claims expire within ``NODE_TTL_SECONDS`` too.
 
+A heartbeat that finds this node's own key gone learns that Redis forgot it (Redis restarted
+empty, or this node was away longer than the TTL): it claims its rooms again and calls
+``on_forgotten``, where the node writes back the rooms Redis lost
+(:mod:`signaling.redis_restore`).
+
 Who claims: the node where the room's first participant arrives, unless it holds more than
 :data:`LOAD_MARGIN` participants more than the least loaded live node: then it claims the room
 for that node (``SET NX`` with that node's id) and forwards the participant there, and that node
@@ -27,7 +32,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -74,6 +79,7 @@ class NodeRegistry:
         ttl_seconds: float = NODE_TTL_SECONDS,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         claim_hold_seconds: float = CLAIM_HOLD_SECONDS,
+        on_forgotten: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.node_id = node_id or new_node_id()
@@ -91,6 +97,10 @@ class NodeRegistry:
         """Heartbeats that reached Redis (tests wait on it rather than on time)."""
         self.reachable = True
         """Whether the last heartbeat reached Redis."""
+        self._on_forgotten = on_forgotten
+        self._forgotten = False
+        """A heartbeat found this node's key gone, and ``on_forgotten`` has not yet succeeded
+        since (a Redis lost again halfway: the next heartbeat tries again)."""
         self._started_at = time.time()
         self._contested: set[str] = set()
         self._claimed_at: dict[str, float] = {}
@@ -172,7 +182,8 @@ class NodeRegistry:
     async def beat(self) -> None:
         """One heartbeat: say this node is alive with its load, renew the claims of the rooms
         with people here, claim those that lost theirs while Redis was away (unless another
-        node took them), and let go of the rooms nobody is in here any more."""
+        node took them), and let go of the rooms nobody is in here any more. If this node's
+        key was gone (Redis forgot it), ``on_forgotten`` follows."""
         now = time.monotonic()
         self._claimed_at = {
             room_id: at
@@ -181,7 +192,11 @@ class NodeRegistry:
         }
         here = set(self._rooms_here()) | set(self._claimed_at)
         status = json.dumps({"load": self._load(), "started_at": self._started_at})
-        await self.client.set(self._node_key(self.node_id), status, px=self._ttl_ms)
+        known = await self.client.set(
+            self._node_key(self.node_id), status, px=self._ttl_ms, get=True
+        )
+        if known is None:
+            self._forgotten = True
         for room_id in sorted(self.held - here):
             await self.release(room_id)
         for room_id in sorted(here):
@@ -192,6 +207,9 @@ class NodeRegistry:
                 self._contested.add(room_id)  # said once per room, not at every heartbeat
                 logger.warning("a room with people on this node is claimed by another node")
         self._contested &= here
+        if self._forgotten and self._on_forgotten is not None:
+            await self._on_forgotten()
+        self._forgotten = False
         self.heartbeats += 1
 
     async def _run(self) -> None:

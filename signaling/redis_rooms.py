@@ -15,6 +15,11 @@ Which node runs a room's call is decided by claims (:mod:`signaling.redis_regist
 websocket landing elsewhere is forwarded there (:mod:`signaling.redis_proxy`). A node told to
 stop drains (:meth:`SharedRoomService.drain`): it lets go of its claims before closing its
 pages' websockets with 1012, so they reconnect and another node claims their rooms.
+
+A Redis that restarted empty has forgotten the calls going on: the heartbeat notices (this
+node's own key is gone), claims this node's rooms again and :meth:`SharedRoomService.write_back`
+writes back the rooms with people here and the chat card references this node wrote or read for
+them (kept in memory for that), never over a newer record nor for an ended room.
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ from .redis_bus import Envelope, NodeBus
 from .redis_knock import KnockRelay
 from .redis_limits import RedisKeyedLimiter
 from .redis_registry import NodeRegistry
+from .redis_restore import RoomRestorer
 from .redis_store import RedisRoomStore
 from .room_model import ROOM_ID_PATTERN, Participant, Room, RoomLimits
-from .room_store import room_from
+from .room_store import record_of, room_from
 from .rooms import RoomService
 from .tasks import spawn
 from .tombstones import secret_key
@@ -79,8 +85,16 @@ class SharedRoomService(RoomService):
         """Closings waiting for Redis to agree (:meth:`settle` waits for them)."""
         self._unpublished: set[str] = set()
         """Rooms made here that :meth:`publish` has not yet seen in Redis."""
+        self._chat_kept: dict[str, dict[str, str]] = {}
+        """The chat values (card references) this node wrote or read, by room it holds, to
+        write back into a Redis that lost them."""
+        self.restorer = RoomRestorer(store.client, store.prefix)
         self.registry = NodeRegistry(
-            store.client, load=self._load, rooms_here=self._rooms_here, prefix=store.prefix
+            store.client,
+            load=self._load,
+            rooms_here=self._rooms_here,
+            prefix=store.prefix,
+            on_forgotten=self.write_back,
         )
         """This node's heartbeat and the claims of the rooms with people here."""
         self.bus: NodeBus | None = None
@@ -263,6 +277,7 @@ class SharedRoomService(RoomService):
                 self._checks.add(check)
                 check.add_done_callback(self._checks.discard)
         self._tombstones.forget_due(now)
+        self._chat_kept = {k: v for k, v in self._chat_kept.items() if k in self._by_id}
         writer = self._writer
         if writer is not None:
             writer.submit(lambda: writer.store.forget_tombstones(now))
@@ -300,7 +315,48 @@ class SharedRoomService(RoomService):
         self._responsible.discard(room.id)
         self._close(room, "expired")
 
+    def remember(self, room_id: str, name: str, value: str) -> None:
+        if room_id in self._by_id:
+            self._chat_kept.setdefault(room_id, {})[name] = value
+        super().remember(room_id, name, value)
+
+    async def remembered(self, name: str) -> dict[str, str]:
+        values = await super().remembered(name)
+        for room_id, value in values.items():
+            self._chat_kept.setdefault(room_id, {})[name] = value
+        return values
+
+    async def write_back(self) -> None:
+        """Redis forgot this node (restarted empty, most likely): write back each room with
+        people or a lobby here whose record is missing, with its kept chat values. Done by the
+        writer, in order with this node's other writes: a room that closes meanwhile is skipped
+        (its deletion and tombstone come after). Raises ``RedisError`` if Redis is away again
+        (the heartbeat calls again)."""
+        writer = self._writer
+        if writer is None or not self._rooms_here():
+            return
+        failures: list[RedisError] = []
+
+        async def write_back_rooms() -> None:
+            restored = 0
+            try:
+                for room in list(self._by_id.values()):
+                    # Checked at each step: a room may close or empty while another is written.
+                    if self._by_id.get(room.id) is room and (room.participants or room.waiting):
+                        kept = dict(self._chat_kept.get(room.id, {}))
+                        restored += await self.restorer.restore(record_of(room), kept)
+            except RedisError as error:
+                failures.append(error)
+            if restored:
+                logger.warning("Redis had lost %d room(s) with people here: written back", restored)
+
+        writer.submit(write_back_rooms)
+        await writer.flush()
+        if failures:
+            raise failures[0]
+
     def _forget(self, room_id: str) -> None:
         self._by_id.pop(room_id, None)
+        self._chat_kept.pop(room_id, None)
         self._fetched_at.pop(room_id, None)
         self._responsible.discard(room_id)
