@@ -33,6 +33,7 @@ from signaling.tombstones import secret_key
 
 from ..conftest import FakeClock
 from ..support.redis_server import RedisServer, running_redis
+from ..support.serve_process import ServeProcess
 from .test_redis_nodes import (
     create_room,
     frames_advance,
@@ -72,6 +73,14 @@ async def record_comes_back(redis_server: RedisServer, room_id: str) -> None:
         await asyncio.sleep(0.1)
 
 
+async def printed(node: ServeProcess, text: str) -> None:
+    """Wait until ``node`` has printed ``text`` (its log shows INFO and up)."""
+    deadline = time.monotonic() + 30
+    while not any(text in line for line in list(node.lines)):
+        assert time.monotonic() < deadline, f"{text!r} not printed within 30 s"
+        await asyncio.sleep(0.1)
+
+
 async def test_a_call_outlives_a_redis_restarted_empty(tmp_path: Path) -> None:
     with (
         running_redis(tmp_path / "redis") as redis_server,
@@ -107,10 +116,17 @@ async def test_a_call_outlives_a_redis_restarted_empty(tmp_path: Path) -> None:
                 node_a.process.send_signal(signal.SIGCONT)
 
             await record_comes_back(redis_server, room_id)
+            await printed(node_a, "Redis had lost 1 room(s) with people here: written back")
             await frames_advance(bea, ada.participant_id)
+            # Cy enters once both nodes' buses listen again: a resubscription closes the
+            # forwarded websockets (1012), which would cut a join in progress short.
+            for node in (node_a, node_b):
+                await printed(node, "node bus subscribed again")
             assert await page_status(node_b, room_id, CLIENT_IP) == 200
             await cy.join(timeout=30)
             await receives_frames(cy, ada.participant_id)
+            assert cy.participant_id is not None
+            await receives_frames(ada, cy.participant_id)
             assert cy.pc is not None and cy.pc.remoteDescription is not None
             # Cy's call is node A's (claimed again there): every candidate is one of A's ports.
             assert media_outside(cy.pc.remoteDescription.sdp, ice_ports(node_a)) == set()
