@@ -1,5 +1,8 @@
 """Many nodes on Redis (issue 16): what forwarding, failover and draining cost, with real
-``meetnow serve`` nodes on a real ``redis-server`` and aiortc clients.
+``meetnow serve`` nodes on a real ``redis-server`` and aiortc clients: ``meetnow loadtest``'s
+participants (a pre-encoded loop sent, what arrives counted off the socket with a browser's
+feedback, nothing encoded or decoded), so 12 of them in this one process on a small machine
+measure the nodes, not the clients' codecs.
 
     .venv/bin/python -m benchmarks.multinode --smoke    # one of each, seconds: does it work
     .venv/bin/python -m benchmarks.multinode --quick    # 3 joins, 2 kills, a drain of 2 x 2
@@ -8,7 +11,7 @@
 Figures (printed, never asserted):
 
 - ``multinode_join_own_node_ms`` / ``multinode_join_forwarded_ms`` (p50, p95): a client's
-  ``join`` to its first video frame from the one already there, entering through the room's own
+  ``join`` to the first packet of video from the one already there, entering through the room's own
   node vs through the other node (its signaling forwarded over Redis);
 - ``multinode_failover_ms`` (p50, p95): ``kill -9`` of the room's node to both clients (one
   forwarded) receiving each other's video again through the survivor;
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import shutil
 import signal
 import subprocess
@@ -30,7 +34,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from signaling.client import ParticipantClient, PatternVideoTrack
+from signaling.client import ParticipantClient
+from signaling.synthetic_media import (
+    EncodedAudioTrack,
+    EncodedMedia,
+    EncodedVideoTrack,
+    encode_media,
+)
 
 from .common import ServerProcess, free_port, percentile, say, start_server
 
@@ -100,6 +110,12 @@ def start_node(redis_url: str) -> ServerProcess:
     )
 
 
+@functools.cache
+def media() -> EncodedMedia:
+    """The loop every participant sends (encoded once)."""
+    return encode_media()
+
+
 def new_room(node: ServerProcess) -> str:
     return node.create_room().rsplit("/", 1)[1]
 
@@ -110,7 +126,15 @@ async def join_until_in(node: ServerProcess, room_id: str, name: str, session: s
     names a node that is gone."""
     deadline = time.monotonic() + DEADLINE
     while True:
-        client = ParticipantClient(node.base_url, room_id, name, video=PatternVideoTrack())
+        client = ParticipantClient(
+            node.base_url,
+            room_id,
+            name,
+            audio=EncodedAudioTrack(media()),
+            video=EncodedVideoTrack(media()),
+            decode=False,
+            count_encrypted=True,
+        )
         if session is not None:
             client.session = session
         try:
@@ -124,7 +148,7 @@ async def join_until_in(node: ServerProcess, room_id: str, name: str, session: s
 
 
 async def sees_everyone(client: ParticipantClient, others: int) -> None:
-    """Wait until ``client`` has a video frame from ``others`` participants."""
+    """Wait until ``client`` receives video from ``others`` participants."""
     deadline = time.monotonic() + DEADLINE
     while True:
         seen = [

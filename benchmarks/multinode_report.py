@@ -11,8 +11,11 @@ if TYPE_CHECKING:
     from .run import Results
 
 FIGURES = (
-    ("multinode_join_own_node_ms", "join -> first frame, through the room's own node"),
-    ("multinode_join_forwarded_ms", "join -> first frame, through the other node (forwarded)"),
+    ("multinode_join_own_node_ms", "join -> first video packet, through the room's own node"),
+    (
+        "multinode_join_forwarded_ms",
+        "join -> first video packet, through the other node (forwarded)",
+    ),
     ("multinode_failover_ms", "kill -9 of the room's node -> media back at both clients"),
     ("multinode_drain_ms", "SIGTERM of a node -> each of its participants in a call elsewhere"),
 )
@@ -31,7 +34,7 @@ def summary_rows(r: Results) -> list[list[object]]:
     drain = r.multinode.get("multinode_drain_ms", [])
     return [
         [
-            "two nodes on Redis: join -> first frame through the other node, p50",
+            "two nodes on Redis: join -> first video packet through the other node, p50",
             f"{fmt(forwarded, 0)} ms",
             f"through the room's own node: {fmt(own, 0)} ms",
             f"{fmt(forwarded / own, 2) if forwarded and own else '-'}x",
@@ -76,10 +79,12 @@ def sections(r: Results) -> list[str]:
         "## 9. Many nodes on Redis",
         "",
         "Real `meetnow serve` nodes (one relay worker each, ICE ports of their own) on a real "
-        "`redis-server` started for the run, and aiortc participants (`benchmarks/multinode.py`). "
+        "`redis-server` started for the run, and aiortc participants (`benchmarks/multinode.py`) "
+        "as `meetnow loadtest` makes them: a pre-encoded loop sent, what arrives counted off the "
+        "socket with a browser's feedback (so twelve of them fit one process here). "
         "Join: a client joins a room where another already publishes, through the room's own "
         "node or through the other node (its signaling forwarded over Redis pub/sub; media goes "
-        "straight to the room's node), from `join` to its first video frame. Failover: `kill -9` "
+        "straight to the room's node), from `join` to the first packet of video. Failover: `kill -9` "
         "of the room's node until both clients (one forwarded) receive each other's video again "
         "through the survivor. Drain: SIGTERM to a node holding rooms until each of their "
         "participants receives everyone's video again on the other node.",
