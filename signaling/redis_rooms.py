@@ -41,7 +41,7 @@ from .redis_registry import NodeRegistry
 from .redis_restore import RoomRestorer
 from .redis_store import RedisRoomStore
 from .room_model import ROOM_ID_PATTERN, Participant, Room, RoomLimits
-from .room_store import record_of, room_from
+from .room_store import record_of, refresh_room, room_from
 from .rooms import RoomService
 from .tasks import spawn
 from .tombstones import secret_key
@@ -210,9 +210,18 @@ class SharedRoomService(RoomService):
             if until is not None:
                 self._tombstones.restore({secret_key(room_id): until})
             return
-        room = room_from(record, self._clock())
-        room.empty_since = record.empty_since  # people may be in it on another node
-        self._by_id[room_id] = room
+        current = self._by_id.get(room_id)
+        if current is None:
+            room = room_from(record, self._clock())
+            room.empty_since = record.empty_since  # people may be in it on another node
+            self._by_id[room_id] = room
+        elif not (current.participants or current.waiting):
+            # Updated, never replaced: websockets arriving together (pages reconnecting after a
+            # drain) each looked the room up; a new object per fetch split them into rooms of
+            # their own that never saw each other.
+            refresh_room(current, record, self._clock())
+            current.empty_since = record.empty_since
+        # else people arrived here while Redis answered: this node's copy is the room.
         self._fetched_at[room_id] = self._clock()
 
     async def publish(self) -> None:

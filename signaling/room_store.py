@@ -19,7 +19,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from .errors import MeetnowError
@@ -34,6 +34,7 @@ __all__ = [
     "decode_record",
     "encode_record",
     "record_of",
+    "refresh_room",
     "room_from",
 ]
 
@@ -130,6 +131,15 @@ def room_from(record: RoomRecord, now: float) -> Room:
         banned_sessions=set(record.banned_sessions),
         sessions_seen=set(record.sessions_seen),
     )
+
+
+def refresh_room(room: Room, record: RoomRecord, now: float) -> None:
+    """Bring ``room`` up to date with ``record`` in place: what a store keeps is replaced, what
+    lives only in memory (people, lobby, hands) is left alone. One object per room id: a
+    connection that looked the room up a moment ago must not hold a copy others no longer see."""
+    fresh = room_from(record, now)
+    for name in (f.name for f in fields(RoomRecord) if f.name != "id"):
+        setattr(room, name, getattr(fresh, name))
 
 
 def encode_record(record: RoomRecord) -> str:

@@ -131,3 +131,37 @@ async def test_the_responsible_node_closes_a_due_room_for_every_node(
     assert node_b.is_gone(room.id)
     await node_a.close()
     await node_b.close()
+
+
+async def test_websockets_arriving_together_share_one_room_object_on_a_node(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """Pages reconnecting at once after a drain each look the room up on the node they reach
+    (``fetch`` then ``get_room``) before any of them has joined. Each fetch updates the one
+    object the node has for the room, never replaces it: replaced, the pages joined copies of
+    their own and never saw each other (the multinode benchmark's drain of 3 rooms of 4). A
+    change made elsewhere meanwhile still reaches that object."""
+    clock = FakeClock()
+    node_a, node_b = node(redis_server, prefix, clock), node(redis_server, prefix, clock)
+    await node_a.open()
+    await node_b.open()
+    room = node_a.create_room("Drained")
+    await node_a.flush()
+
+    await node_b.fetch(room.id)
+    adas_copy = node_b.get_room(room.id)  # Ada's websocket looked it up
+    node_a.set_locked(room, True)
+    await node_a.flush()
+    await node_b.fetch(room.id)
+    beas_copy = node_b.get_room(room.id)  # Bea's, a moment later
+    assert adas_copy is not None and adas_copy is beas_copy
+    assert beas_copy.locked  # updated in place
+
+    node_a.set_locked(room, False)
+    await node_a.flush()
+    await node_b.fetch(room.id)
+    ada, _ = node_b.join(room.id, "Ada", "ada")
+    bea, _ = node_b.join(room.id, "Bea", "bea")
+    assert set(adas_copy.participants) == {ada.id, bea.id}
+    await node_a.close()
+    await node_b.close()
