@@ -62,4 +62,4 @@ for file in web_client/js/*.js; do node --check "$file"; done
 echo "== tests"
 mkdir -p test-artifacts
 # pytest exits 5 when it ran no test: with set -e that fails the run, as it should.
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=30 "$@"
