@@ -292,6 +292,7 @@ class ClientConnection:
                 room=server.room_info(self._room),
                 participants=others,
                 waiting=waiting,
+                hand_raised_at=participant.hand_raised_at,
                 ice_servers=server.ice_servers_for(participant.id),
                 ice_transport_policy=server.settings.ice_transport_policy,
             )

@@ -293,6 +293,9 @@ class JoinedMessage(WireMessage):
     """Everyone else already in the room."""
     waiting: list[KnockInfo] = []
     """For hosts: who waits in the lobby now."""
+    hand_raised_at: int | None = None
+    """Your own raised hand's time (``ParticipantInfo.hand_raised_at``), or None: a session's
+    hand is kept across reconnects and reloads, and ``participants`` does not list you."""
     ice_servers: list[IceServerInfo]
     ice_transport_policy: Literal["all", "relay"] = "all"
     """The ``RTCPeerConnection``'s ``iceTransportPolicy``: ``relay`` sends media through the TURN

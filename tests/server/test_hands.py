@@ -215,7 +215,8 @@ async def test_a_hand_survives_a_reconnect_of_the_same_session_and_goes_on_leave
         again = SignalingOnly(running.base_url, room_id, name="Ann", session=ann.session)
         clients.append(again)
         mark = len(watcher.messages)
-        await enter(again)
+        joined = await enter(again)
+        assert joined["hand_raised_at"] == raised_at  # her own page is told too
         assert await ann.wait_closed(10) == 4000
         came_back = await reply(watcher, {"participant_joined"}, since=mark)
         assert came_back["participant"]["id"] == again.participant_id
@@ -227,6 +228,6 @@ async def test_a_hand_survives_a_reconnect_of_the_same_session_and_goes_on_leave
         back = SignalingOnly(running.base_url, room_id, name="Ann", session=ann.session)
         clients.append(back)
         mark = len(watcher.messages)
-        await enter(back)
+        assert (await enter(back))["hand_raised_at"] is None
         rejoined = await reply(watcher, {"participant_joined"}, since=mark)
         assert rejoined["participant"]["hand_raised_at"] is None

@@ -117,6 +117,14 @@ async def test_hands_go_up_in_order_and_a_host_lowers_them(
     await expect(cy.get_by_role("button", name="Host actions")).to_have_count(0)
     await open_participants(cy)
     assert all(row["actions"] == [] for row in await cy.evaluate(PEOPLE_ROWS))
+    # A reload keeps it: the server keeps the session's hand and tells her page in `joined`.
+    await bea.reload()
+    await join(bea, "Bea")
+    await expect(bea.get_by_role("button", name="Lower hand", exact=True)).to_be_visible(
+        timeout=20_000
+    )
+    for page in pages:
+        await wait_hands(page, {"Bea (you)" if page is bea else "Bea": ["1", "✋ 1"]})
     # The owner lowers it: down everywhere.
     await bea.get_by_role("button", name="Lower hand", exact=True).click()
     for page in pages:

@@ -391,6 +391,7 @@ export class CallConnection extends EventTarget {
       room: message.room,
       participants: Array.isArray(message.participants) ? message.participants : [],
       waiting: this._host && Array.isArray(message.waiting) ? message.waiting : [],
+      handRaisedAt: typeof message.hand_raised_at === "number" ? message.hand_raised_at : null,
       rejoined,
     });
     if (this._reconnecting) {

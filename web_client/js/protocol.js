@@ -11,7 +11,7 @@
 // Events dispatched by MeetnowCall (all CustomEvent; `detail` shown):
 //   "waiting"             {room, rejoined}          in the lobby: a host must let us in ("joined"
 //                         follows) or turn us away ("ended" with code "denied")
-//   "joined"              {participantId, host, room, participants, waiting, rejoined}  (also after
+//   "joined"              {participantId, host, room, participants, waiting, handRaisedAt, rejoined}  (also after
 //                         each reconnect: `participants` is then the complete list of everyone else,
 //                         and `waiting` (hosts only) the complete lobby: rebuild from them)
 //   "participant-joined"  {participant}

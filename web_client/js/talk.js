@@ -48,10 +48,12 @@ function onJoined(detail) {
   roster.people = new Map(detail.participants.map((participant) => [participant.id, participant]));
   roster.knocks = new Map(detail.host ? detail.waiting.map((knock) => [knock.id, knock.name]) : []);
   forgetPendingChat();
-  // `joined` does not list ourselves: our hand is what this page last heard. Saying it again
-  // keeps a raised hand's place (the server keeps its first time) and, on a page's first join
-  // (perhaps a reload: the server keeps a session's hand), lowers a hand this page cannot show.
-  if (roster.ownHandRaisedAt !== null || !detail.rejoined) state.call?.raiseHand(roster.ownHandRaisedAt !== null);
+  // `joined` says where our own hand is: the server keeps a session's hand across reconnects and
+  // reloads. A page that rejoins with its hand up where the server has none (the call moved to
+  // another node, or the server restarted: hands live in memory) raises it again.
+  const raisedHere = roster.ownHandRaisedAt !== null;
+  roster.ownHandRaisedAt = detail.handRaisedAt;
+  if (detail.rejoined && raisedHere && detail.handRaisedAt === null) state.call?.raiseHand(true);
   showButtons(true);
   render();
 }

@@ -16,8 +16,8 @@ export const PROTOCOL_VERSION = 1;
  * @typedef {{participant: string, kind: "audio" | "video", source?: TrackSource}} TrackInfo
  *
  * @typedef {{type: "joined", version: number, participant_id: string, host?: boolean, room: RoomInfo,
- *   participants: ParticipantInfo[], waiting?: KnockInfo[], ice_servers: IceServerInfo[],
- *   ice_transport_policy?: "all" | "relay"}} JoinedMessage
+ *   participants: ParticipantInfo[], waiting?: KnockInfo[], hand_raised_at?: number | null,
+ *   ice_servers: IceServerInfo[], ice_transport_policy?: "all" | "relay"}} JoinedMessage
  * @typedef {{type: "waiting", room: RoomInfo}} WaitingMessage
  * @typedef {{type: "knock", participant: KnockInfo}} KnockMessage
  * @typedef {{type: "knock_resolved", participant_id: string, admitted: boolean}} KnockResolvedMessage
@@ -53,7 +53,7 @@ export const PROTOCOL_VERSION = 1;
  *   | {type: "lower_hand", participant_id: string}} ClientMessage
  *
  * @typedef {{participantId: string, host: boolean, room: RoomInfo, participants: ParticipantInfo[],
- *   waiting: KnockInfo[], rejoined: boolean}} JoinedDetail
+ *   waiting: KnockInfo[], handRaisedAt: number | null, rejoined: boolean}} JoinedDetail
  * @typedef {{room: RoomInfo, rejoined: boolean}} WaitingDetail
  * @typedef {{participant: KnockInfo}} KnockDetail
  * @typedef {{participantId: string, admitted: boolean}} KnockResolvedDetail
