@@ -232,13 +232,26 @@ class SharedRoomService(RoomService):
         await self.flush()
         made, self._unpublished = self._unpublished, set()
         for room_id in sorted(made):
-            try:
-                stored = await self.shared.find_room(room_id)
-            except RedisError:
-                stored = None
-            if stored is None:
+            if not await self._in_redis(room_id):
                 self._forget(room_id)
                 raise TemporarilyUnavailable(UNAVAILABLE)
+
+    async def _in_redis(self, room_id: str) -> bool:
+        """Whether the room made here is in Redis, writing it once more if it is not: the
+        queued write may have met a dropped connection that the next command no longer
+        meets (a lone failed write must not turn a room away while Redis is there)."""
+        for attempt in range(2):
+            try:
+                if await self.shared.find_room(room_id) is not None:
+                    return True
+                room = self._by_id.get(room_id)
+                if attempt or room is None:
+                    return False
+                await self.shared.save_room(record_of(room))
+            except RedisError:
+                if attempt:
+                    return False
+        return False
 
     def create_room(
         self,
