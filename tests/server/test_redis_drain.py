@@ -18,21 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from signaling.client import ParticipantClient, PatternVideoTrack
+from signaling.client import ParticipantClient
 from signaling.redis_registry import NODE_TTL_SECONDS
 
 from ..support.browser import browser
 from ..support.redis_server import RedisServer, running_redis
 from ..support.serve_process import ServeProcess
-from .test_redis_nodes import (
-    claim_of,
-    create_room,
-    ice_ports,
-    join_through,
-    media_outside,
-    receives_frames,
-    two_nodes,
-)
+from .test_redis_nodes import ada_and_bea, claim_of, meet_again_through, two_nodes
 
 __all__ = ["browser"]
 
@@ -83,25 +75,6 @@ async def stop_rooms_node(
     return Stopped((ada_code, bea_code), claim_at_close, freed, told)
 
 
-async def call_on_a(
-    redis_server: RedisServer, nodes: tuple[ServeProcess, ServeProcess]
-) -> tuple[str, ParticipantClient, ParticipantClient]:
-    """A room made on B, Ada through A (A claims it), Bea through B (forwarded to A), both
-    receiving each other's video."""
-    node_a, node_b = nodes
-    status, body = await create_room(node_b, "198.51.100.40")
-    assert status == 201, body
-    room_id = body["id"]
-    ada = ParticipantClient(node_a.base_url, room_id, "Ada", video=PatternVideoTrack())
-    bea = ParticipantClient(node_b.base_url, room_id, "Bea", video=PatternVideoTrack())
-    await ada.join(timeout=30)
-    await bea.join(timeout=30)
-    assert ada.participant_id is not None and bea.participant_id is not None
-    await receives_frames(ada, bea.participant_id)
-    await receives_frames(bea, ada.participant_id)
-    return room_id, ada, bea
-
-
 async def test_sigterm_drains_the_call_to_the_other_node(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -109,45 +82,27 @@ async def test_sigterm_drains_the_call_to_the_other_node(
     closed; the claim is let go before the pages are sent away; both join again through B by
     their sessions and see each other's video on B's ICE ports."""
     with two_nodes(tmp_path, MEETNOW_REDIS_URL=redis_server.url) as (node_a, node_b):
-        room_id, ada, bea = await call_on_a(redis_server, (node_a, node_b))
-        again: list[ParticipantClient] = []
-        try:
+        async with ada_and_bea(node_a, node_b, "198.51.100.40") as call:
             stopped = await stop_rooms_node(
-                redis_server, node_a, room_id, (ada, bea), signal.SIGTERM
+                redis_server, node_a, call.room_id, (call.ada, call.bea), signal.SIGTERM
             )
             print(f"SIGTERM: claim free after {stopped.seconds_to_free_claim:.3f} s")
             assert stopped.close_codes == (1012, 1012)
             assert stopped.claim_at_close is None  # let go before the page was sent away
             assert not stopped.room_closed
             assert node_a.process.wait(STOP_SECONDS) == 0  # and then it exits, cleanly
-            again.append(await join_through(node_b, room_id, "Ada", ada.session))
-            again.append(await join_through(node_b, room_id, "Bea", bea.session))
-            ada_again, bea_again = again
-            assert ada_again.participant_id is not None
-            assert bea_again.participant_id is not None
-            await receives_frames(ada_again, bea_again.participant_id)
-            await receives_frames(bea_again, ada_again.participant_id)
-            for client in again:
-                assert client.pc is not None and client.pc.remoteDescription is not None
-                assert media_outside(client.pc.remoteDescription.sdp, ice_ports(node_b)) == set()
-        finally:
-            for client in [*again, bea, ada]:
-                await client.close()
+            await meet_again_through(node_b, call)
 
 
 async def test_the_test_sigkill_is_no_drain(redis_server: RedisServer, tmp_path: Path) -> None:
     """The same stop by SIGKILL: Ada's websocket just drops (no 1012), the claim still names the
     dead node when it does, and it is freed only by its expiry."""
     with two_nodes(tmp_path, MEETNOW_REDIS_URL=redis_server.url) as (node_a, node_b):
-        room_id, ada, bea = await call_on_a(redis_server, (node_a, node_b))
-        try:
+        async with ada_and_bea(node_a, node_b, "198.51.100.39") as call:
             stopped = await stop_rooms_node(
-                redis_server, node_a, room_id, (ada, bea), signal.SIGKILL
+                redis_server, node_a, call.room_id, (call.ada, call.bea), signal.SIGKILL
             )
             print(f"SIGKILL: claim free after {stopped.seconds_to_free_claim:.3f} s")
             assert stopped.close_codes[0] != 1012
             assert stopped.claim_at_close is not None  # what the drain test rules out
             assert stopped.seconds_to_free_claim > NODE_TTL_SECONDS / 2
-        finally:
-            await bea.close()
-            await ada.close()

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from signaling.client import ParticipantClient, PatternVideoTrack
-
 from ..support.redis_server import running_redis
-from .test_redis_nodes import create_room, ice_ports, media_outside, receives_frames, two_nodes
+from .test_redis_nodes import ada_and_bea, ice_ports, media_outside, two_nodes
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])
@@ -26,19 +24,6 @@ async def test_a_forwarded_participant_gets_video_in_both_relay_modes(
             node_b,
         ),
     ):
-        status, body = await create_room(node_b, "198.51.100.20")
-        assert status == 201, body
-        room_id = body["id"]
-        ada = ParticipantClient(node_a.base_url, room_id, "Ada", video=PatternVideoTrack())
-        bea = ParticipantClient(node_b.base_url, room_id, "Bea", video=PatternVideoTrack())
-        try:
-            await ada.join(timeout=30)
-            await bea.join(timeout=30)
-            assert ada.participant_id is not None and bea.participant_id is not None
-            await receives_frames(bea, ada.participant_id)
-            await receives_frames(ada, bea.participant_id)
-            assert bea.pc is not None and bea.pc.remoteDescription is not None
-            assert media_outside(bea.pc.remoteDescription.sdp, ice_ports(node_a)) == set()
-        finally:
-            await bea.close()
-            await ada.close()
+        async with ada_and_bea(node_a, node_b, "198.51.100.20") as call:
+            assert call.bea.pc is not None and call.bea.pc.remoteDescription is not None
+            assert media_outside(call.bea.pc.remoteDescription.sdp, ice_ports(node_a)) == set()

@@ -9,7 +9,8 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -218,6 +219,58 @@ async def receives_frames(client: ParticipantClient, sender: str, count: int = 1
         await asyncio.sleep(0.05)
 
 
+@dataclass
+class TwoInACall:
+    """Ada and Bea in a call on Redis nodes (:func:`ada_and_bea`)."""
+
+    room_id: str
+    ada: ParticipantClient
+    bea: ParticipantClient
+    more: list[ParticipantClient] = field(default_factory=list)
+    """Clients that joined later (Bea and Ada again once their node went away, a newcomer):
+    they leave on exit too."""
+
+
+@contextlib.asynccontextmanager
+async def ada_and_bea(
+    ada_node: ServeProcess, bea_node: ServeProcess, client_ip: str
+) -> AsyncIterator[TwoInACall]:
+    """A room made on Bea's node; Ada joins through ``ada_node`` first (its node claims the
+    room), then Bea through ``bea_node`` (forwarded there when it is another node); both receive
+    each other's video. Everyone, ``more`` included, leaves on exit."""
+    status, body = await create_room(bea_node, client_ip)
+    assert status == 201, body
+    room_id = body["id"]
+    ada = ParticipantClient(ada_node.base_url, room_id, "Ada", video=PatternVideoTrack())
+    bea = ParticipantClient(bea_node.base_url, room_id, "Bea", video=PatternVideoTrack())
+    call = TwoInACall(room_id, ada, bea)
+    try:
+        await ada.join(timeout=30)
+        await bea.join(timeout=30)
+        assert ada.participant_id is not None and bea.participant_id is not None
+        await receives_frames(bea, ada.participant_id)
+        await receives_frames(ada, bea.participant_id)
+        yield call
+    finally:
+        for client in [*call.more, bea, ada]:
+            await client.close()
+
+
+async def meet_again_through(node: ServeProcess, call: TwoInACall) -> None:
+    """Bea and Ada join again through ``node`` by their sessions (their node is gone) and
+    receive each other's video there, every ICE candidate one of ``node``'s ports."""
+    bea_again = await join_through(node, call.room_id, "Bea", call.bea.session)
+    call.more.append(bea_again)
+    ada_again = await join_through(node, call.room_id, "Ada", call.ada.session)
+    call.more.append(ada_again)
+    assert ada_again.participant_id is not None and bea_again.participant_id is not None
+    await receives_frames(bea_again, ada_again.participant_id)
+    await receives_frames(ada_again, bea_again.participant_id)
+    for client in (bea_again, ada_again):
+        assert client.pc is not None and client.pc.remoteDescription is not None
+        assert media_outside(client.pc.remoteDescription.sdp, ice_ports(node)) == set()
+
+
 async def test_participants_entering_through_two_nodes_meet_on_the_rooms_node(
     nodes: tuple[ServeProcess, ServeProcess],
 ) -> None:
@@ -225,26 +278,13 @@ async def test_participants_entering_through_two_nodes_meet_on_the_rooms_node(
     signaling to A over Redis, both see each other's video, and every ICE candidate both are
     offered is one of node A's ports (media never goes through B)."""
     node_a, node_b = nodes
-    status, body = await create_room(node_b, "198.51.100.8")
-    assert status == 201, body
-    room_id = body["id"]
-    ada = ParticipantClient(node_a.base_url, room_id, "Ada", video=PatternVideoTrack())
-    bea = ParticipantClient(node_b.base_url, room_id, "Bea", video=PatternVideoTrack())
-    try:
-        await ada.join(timeout=30)
-        await bea.join(timeout=30)
-        assert ada.participant_id is not None and bea.participant_id is not None
-        await receives_frames(ada, bea.participant_id)
-        await receives_frames(bea, ada.participant_id)
-        for client in (ada, bea):
+    async with ada_and_bea(node_a, node_b, "198.51.100.8") as call:
+        for client in (call.ada, call.bea):
             assert client.pc is not None and client.pc.remoteDescription is not None
             sdp = client.pc.remoteDescription.sdp
             assert media_outside(sdp, ice_ports(node_a)) == set()
             # Test of the test: the same SDP judged against node B's ports is all outside.
             assert media_outside(sdp, ice_ports(node_b)) == candidate_ports(sdp)
-    finally:
-        await bea.close()
-        await ada.close()
 
 
 async def frames_advance(client: ParticipantClient, sender: str, count: int = 20) -> None:
@@ -262,17 +302,9 @@ async def test_while_redis_is_away_calls_go_on_and_new_ones_wait(tmp_path: Path)
         (tmp_path / "a").mkdir()
         settings = node_settings(0, MEETNOW_REDIS_URL=redis_server.url)
         with meetnow_serve(tmp_path / "a", **settings) as node:
-            status, body = await create_room(node, "198.51.100.9")
-            assert status == 201, body
-            room_id = body["id"]
-            ada = ParticipantClient(node.base_url, room_id, "Ada", video=PatternVideoTrack())
-            bea = ParticipantClient(node.base_url, room_id, "Bea", video=PatternVideoTrack())
-            try:
-                await ada.join(timeout=30)
-                await bea.join(timeout=30)
+            async with ada_and_bea(node, node, "198.51.100.9") as call:
+                room_id, ada, bea = call.room_id, call.ada, call.bea
                 assert ada.participant_id is not None
-                await receives_frames(bea, ada.participant_id)
-
                 redis_server.stop()
                 await frames_advance(bea, ada.participant_id)
                 assert await page_status(node, room_id, "198.51.100.9") == 200
@@ -292,9 +324,6 @@ async def test_while_redis_is_away_calls_go_on_and_new_ones_wait(tmp_path: Path)
                 status, body = await create_room(node, "198.51.100.10")
                 assert status == 201, body
                 assert await page_status(node, body["id"], "198.51.100.10") == 200
-            finally:
-                await bea.close()
-                await ada.close()
 
 
 async def join_through(
@@ -322,34 +351,11 @@ async def test_a_killed_rooms_node_moves_the_call_to_the_surviving_node(
     Bea's websocket with 1012 once A's heartbeat is gone; both join again through B with their
     sessions, B claims the room, and they see each other's video with B's ICE ports."""
     with two_nodes(tmp_path, MEETNOW_REDIS_URL=redis_server.url) as (node_a, node_b):
-        status, body = await create_room(node_b, "198.51.100.11")
-        assert status == 201, body
-        room_id = body["id"]
-        ada = ParticipantClient(node_a.base_url, room_id, "Ada", video=PatternVideoTrack())
-        bea = ParticipantClient(node_b.base_url, room_id, "Bea", video=PatternVideoTrack())
-        again: list[ParticipantClient] = []
-        try:
-            await ada.join(timeout=30)
-            await bea.join(timeout=30)
-            assert ada.participant_id is not None and bea.participant_id is not None
-            await receives_frames(bea, ada.participant_id)
-            claimed_by_a = await claim_of(redis_server, room_id)
-
+        async with ada_and_bea(node_a, node_b, "198.51.100.11") as call:
+            claimed_by_a = await claim_of(redis_server, call.room_id)
             node_a.process.kill()
             node_a.process.wait(10)
-            assert await bea.wait_closed(timeout=NODE_TTL_SECONDS + 30) == 1012
-            again.append(await join_through(node_b, room_id, "Bea", bea.session))
-            again.append(await join_through(node_b, room_id, "Ada", ada.session))
-            bea_again, ada_again = again
-            assert ada_again.participant_id is not None
-            assert bea_again.participant_id is not None
-            await receives_frames(bea_again, ada_again.participant_id)
-            await receives_frames(ada_again, bea_again.participant_id)
-            claimed_by_b = await claim_of(redis_server, room_id)
+            assert await call.bea.wait_closed(timeout=NODE_TTL_SECONDS + 30) == 1012
+            await meet_again_through(node_b, call)
+            claimed_by_b = await claim_of(redis_server, call.room_id)
             assert claimed_by_b is not None and claimed_by_b != claimed_by_a
-            for client in again:
-                assert client.pc is not None and client.pc.remoteDescription is not None
-                assert media_outside(client.pc.remoteDescription.sdp, ice_ports(node_b)) == set()
-        finally:
-            for client in [*again, bea, ada]:
-                await client.close()

@@ -35,7 +35,7 @@ from ..conftest import FakeClock
 from ..support.redis_server import RedisServer, running_redis
 from ..support.serve_process import ServeProcess
 from .test_redis_nodes import (
-    create_room,
+    ada_and_bea,
     frames_advance,
     ice_ports,
     media_outside,
@@ -86,17 +86,11 @@ async def test_a_call_outlives_a_redis_restarted_empty(tmp_path: Path) -> None:
         running_redis(tmp_path / "redis") as redis_server,
         two_nodes(tmp_path, MEETNOW_REDIS_URL=redis_server.url) as (node_a, node_b),
     ):
-        status, body = await create_room(node_a, CLIENT_IP)
-        assert status == 201, body
-        room_id = body["id"]
-        ada = ParticipantClient(node_a.base_url, room_id, "Ada", video=PatternVideoTrack())
-        bea = ParticipantClient(node_a.base_url, room_id, "Bea", video=PatternVideoTrack())
-        cy = ParticipantClient(node_b.base_url, room_id, "Cy", video=PatternVideoTrack())
-        try:
-            await ada.join(timeout=30)
-            await bea.join(timeout=30)
+        async with ada_and_bea(node_a, node_a, CLIENT_IP) as call:
+            room_id, ada, bea = call.room_id, call.ada, call.bea
+            cy = ParticipantClient(node_b.base_url, room_id, "Cy", video=PatternVideoTrack())
+            call.more.append(cy)
             assert ada.participant_id is not None
-            await receives_frames(bea, ada.participant_id)
 
             node_a.process.send_signal(signal.SIGSTOP)
             try:
@@ -130,9 +124,6 @@ async def test_a_call_outlives_a_redis_restarted_empty(tmp_path: Path) -> None:
             assert cy.pc is not None and cy.pc.remoteDescription is not None
             # Cy's call is node A's (claimed again there): every candidate is one of A's ports.
             assert media_outside(cy.pc.remoteDescription.sdp, ice_ports(node_a)) == set()
-        finally:
-            for client in (cy, bea, ada):
-                await client.close()
 
 
 def shared_node(redis_server: RedisServer, clock: FakeClock) -> SharedRoomService:
