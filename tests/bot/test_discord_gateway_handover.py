@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from signaling.redis_store import connect, text_of
 
 from ..fakes.discord import GUILD_ID, FakeDiscord, GatewayConnection
 from ..server.test_redis_nodes import node_settings
-from ..support.redis_server import RedisServer, running_redis
+from ..support.redis_server import RedisServer
 from ..support.serve_process import STOP_TIMEOUT, ServeProcess, meetnow_serve
 
 LEASE_KEY = "meetnow:lease:discord-gateway"
@@ -197,12 +197,6 @@ def discord_settings(fake: FakeDiscord, redis_server: RedisServer) -> dict[str, 
         "MEETNOW_DISCORD_GUILD_IDS": str(GUILD_ID),
         "MEETNOW_RELAY_WORKERS": "0",  # no call here: spare the shared cores a worker each
     }
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ nodes delivering events) and sees the check report the card updated twice."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,14 +20,8 @@ from signaling.client import ParticipantClient
 
 from ..conftest import RunningServer, start_server, test_settings
 from ..fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
-from ..support.redis_server import RedisServer, running_redis
+from ..support.redis_server import RedisServer
 from .test_cards_restart import command, room_id_of
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server
 
 
 @pytest.fixture

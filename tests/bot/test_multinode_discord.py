@@ -6,9 +6,8 @@ both against the fake Discord."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +18,8 @@ from signaling.client import ParticipantClient
 
 from ..conftest import RunningServer, start_server, test_settings
 from ..fakes.discord import CHANNEL_ID, GUILD_ID, FakeDiscord
-from ..support.redis_server import RedisServer, running_redis
+from ..support.redis_server import RedisServer
 from .test_discord import in_the_call, join_url
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with running_redis(tmp_path / "redis") as server:
-        yield server
 
 
 @pytest.fixture

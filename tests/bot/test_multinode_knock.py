@@ -19,10 +19,10 @@ from signaling.client import ParticipantClient
 from ..conftest import RunningServer
 from ..fakes.slack import FakeSlack, block_actions
 from .test_cards_restart import command
-from .test_multinode_cards import fake, nodes, redis_server
+from .test_multinode_cards import fake, nodes
 from .test_slack import buttons, wait_rows
 
-__all__ = ["fake", "nodes", "redis_server"]  # the fixtures, shared with the cards test
+__all__ = ["fake", "nodes"]  # the fixtures, shared with the cards test
 
 
 async def guest_knocking_on_a(
