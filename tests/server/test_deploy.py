@@ -8,11 +8,8 @@ selected ICE candidate pair show the media went through TURN."""
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ from playwright.async_api import Browser, Page
 
 from ..conftest import REPO, free_port
 from ..support.browser import TEST_HOOKS, browser, join, wait_playing
+from ..support.caddy import CADDY, RunningCaddy, caddy_environment, caddy_running
 from ..support.coturn import run_coturn
 from ..support.serve_process import meetnow_serve
 
@@ -29,7 +27,6 @@ __all__ = ["browser"]  # the fixture, imported for pytest
 
 pytestmark = pytest.mark.browser
 
-CADDY = "/usr/bin/caddy"
 DEPLOY = REPO / "deploy"
 START_TIMEOUT = 15.0
 
@@ -86,31 +83,12 @@ MEDIA_PATH_HOOKS = """
 """
 
 
-def caddy_environment(directory: Path, **variables: str) -> dict[str, str]:
-    """Caddy's environment: its home and XDG directories inside the test's directory."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(directory),
-        "XDG_DATA_HOME": str(directory / "data"),
-        "XDG_CONFIG_HOME": str(directory / "config"),
-        **variables,
-    }
-
-
-@dataclass
-class Caddy:
-    url: str
-    log_file: Path
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-
 @contextlib.contextmanager
-def run_caddy(directory: Path, domain: str, https_port: int, upstream: str) -> Iterator[Caddy]:
+def run_caddy(
+    directory: Path, domain: str, https_port: int, upstream: str
+) -> Iterator[RunningCaddy]:
     """``caddy run`` with deploy/Caddyfile behind the test's global options; stopped by its
     process id on exit."""
-    assert Path(CADDY).exists(), "Debian's caddy is missing: run scripts/test.sh"
     directory.mkdir()
     caddyfile = directory / "Caddyfile"
     options = TEST_GLOBAL_OPTIONS.format(
@@ -120,31 +98,13 @@ def run_caddy(directory: Path, domain: str, https_port: int, upstream: str) -> I
     environment = caddy_environment(
         directory, MEETNOW_DOMAIN=f"{domain}:{https_port}", MEETNOW_UPSTREAM=upstream
     )
-    log_file = directory / "caddy.log"
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [CADDY, "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
-            cwd=directory,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-    caddy = Caddy(f"https://{domain}:{https_port}", log_file)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "certificate obtained successfully" not in caddy.log():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"caddy did not start; its log:\n{caddy.log()}")
-            time.sleep(0.05)
+
+    def ready(caddy: RunningCaddy) -> bool:
+        return "certificate obtained successfully" in caddy.log()
+
+    url = f"https://{domain}:{https_port}"
+    with caddy_running(caddyfile, environment, url, ready, START_TIMEOUT) as caddy:
         yield caddy
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 async def create_room(base_url: str) -> str:

@@ -6,17 +6,14 @@ killed), Caddy sends the next request, or the page's reconnecting websocket, to 
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..conftest import free_port
+from .caddy import RunningCaddy, caddy_environment, caddy_running
 
-CADDY = "/usr/bin/caddy"
 START_TIMEOUT = 15.0
 
 __all__ = ["Balancer", "balancer_port", "caddy_in_front"]
@@ -43,13 +40,8 @@ http://127.0.0.1:{port} {{
 """
 
 
-@dataclass
-class Balancer:
-    url: str
-    log_file: Path
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+Balancer = RunningCaddy
+"""Caddy in front of the nodes: ``url``, its log."""
 
 
 def balancer_port() -> int:
@@ -69,39 +61,14 @@ def _answers(url: str) -> bool:
 def caddy_in_front(directory: Path, port: int, upstreams: list[str]) -> Iterator[Balancer]:
     """``caddy run`` on 127.0.0.1:``port`` in front of ``upstreams`` (``host:port`` each), until
     it answers ``/healthz`` through a node; stopped by its process id on exit."""
-    assert Path(CADDY).exists(), "Debian's caddy is missing: run scripts/test.sh"
     directory.mkdir(parents=True, exist_ok=True)
     caddyfile = directory / "Caddyfile"
     caddyfile.write_text(
         CADDYFILE.format(storage=directory / "storage", port=port, upstreams=" ".join(upstreams))
     )
-    environment = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(directory),
-        "XDG_DATA_HOME": str(directory / "data"),
-        "XDG_CONFIG_HOME": str(directory / "config"),
-    }
-    balancer = Balancer(f"http://127.0.0.1:{port}", directory / "caddy.log")
-    with balancer.log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [CADDY, "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
-            cwd=directory,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(balancer.url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"caddy did not start; its log:\n{balancer.log()}")
-            time.sleep(0.1)
-        yield balancer
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    url = f"http://127.0.0.1:{port}"
+    environment = caddy_environment(directory)
+    with caddy_running(
+        caddyfile, environment, url, lambda _: _answers(url), START_TIMEOUT
+    ) as caddy:
+        yield caddy

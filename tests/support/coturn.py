@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .processes import terminate
+
 TURNSERVER = "/usr/bin/turnserver"
 START_TIMEOUT = 10.0
 
@@ -109,9 +111,4 @@ def run_coturn(
         _wait_listening(coturn)
         yield coturn
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        terminate(process)
