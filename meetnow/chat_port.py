@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 from bot.port import ChatCommandResult, ChatRoomRequest, KnockOutcome
-from signaling.errors import RoomFull
+from signaling.knock import answer_knock
 from signaling.limits import ServerLimits
 from signaling.metrics import ServerMetrics
 from signaling.redis_lease import hold_lease
@@ -71,14 +71,7 @@ class ServerChatPort:
         return self._rooms.rooms()
 
     def answer_knock(self, room: Room, participant_id: str, admit: bool) -> KnockOutcome:
-        try:
-            if admit:
-                answered = self._rooms.admit(room, participant_id) is not None
-            else:
-                answered = self._rooms.deny(room, participant_id) is not None
-        except RoomFull:
-            return "full"
-        return "answered" if answered else "not_waiting"
+        return answer_knock(self._rooms, room, participant_id, admit)
 
     async def answer_knock_anywhere(
         self, room_id: str, participant_id: str, admit: bool

@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from .errors import RoomFull
+from .knock import KnockAnswer, answer_knock
 from .redis_bus import Envelope, NodeBus
 from .tasks import spawn
 
@@ -34,9 +34,6 @@ logger = logging.getLogger(__name__)
 KNOCK_ANSWER_SECONDS = 2.0
 """How long a click waits for the room's node: a bus round trip takes milliseconds, and a chat
 platform wants its answer soon (Discord's HTTP interactions within 3 s)."""
-
-KnockAnswer = Literal["answered", "not_waiting", "full"]
-"""What became of an Admit / Deny (the values of ``bot.port.KnockOutcome``)."""
 
 _OUTCOMES: tuple[KnockAnswer, ...] = ("answered", "not_waiting", "full")
 
@@ -55,16 +52,11 @@ class KnockRelay:
     def answer_here(self, room_id: str, participant_id: str, admit: bool) -> KnockAnswer:
         """Admit or deny on this node (where the room's lobby is, if anywhere)."""
         room = self._rooms.get_room(room_id)
-        if room is None:
-            return "not_waiting"
-        try:
-            if admit:
-                answered = self._rooms.admit(room, participant_id) is not None
-            else:
-                answered = self._rooms.deny(room, participant_id) is not None
-        except RoomFull:
-            return "full"
-        return "answered" if answered else "not_waiting"
+        return (
+            "not_waiting"
+            if room is None
+            else answer_knock(self._rooms, room, participant_id, admit)
+        )
 
     async def answer(self, room_id: str, participant_id: str, admit: bool) -> KnockAnswer:
         """Admit or deny on the room's node, wherever it is."""
