@@ -12,29 +12,20 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from signaling.client import ParticipantClient
 from signaling.redis_registry import NODE_TTL_SECONDS
 
 from ..support.browser import browser
-from ..support.redis_server import RedisServer, running_redis
+from ..support.redis_server import RedisServer
 from ..support.serve_process import ServeProcess
 from .test_redis_nodes import ada_and_bea, claim_of, meet_again_through, two_nodes
 
 __all__ = ["browser"]
 
 STOP_SECONDS = 30.0
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @dataclass

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from signaling.redis_registry import NODE_TTL_SECONDS
 
 from ..support.balancer import balancer_port, caddy_in_front
 from ..support.browser import NetworkLog, browser, join, open_room, wait_playing
-from ..support.redis_server import RedisServer, running_redis
+from ..support.redis_server import RedisServer
 from ..support.serve_process import ServeProcess, meetnow_serve
 from .test_redis_nodes import (
     claim_of,
@@ -58,12 +58,6 @@ async def ended_screen(page: Page) -> str | None:
     closed, not found...), None while it is hidden."""
     text: str | None = await page.evaluate(ENDED_TEXT)
     return text
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @dataclass

@@ -5,9 +5,7 @@ load balancer spreading that client over nodes gives it no more than one node wo
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 
-import pytest
 import redis.asyncio as aioredis
 
 from signaling.errors import RateLimited
@@ -16,17 +14,11 @@ from signaling.redis_limits import RedisKeyedLimiter
 from signaling.redis_store import text_of
 
 from ..conftest import FakeClock
-from ..support.redis_server import RedisServer, running_redis
+from ..support.redis_server import RedisServer
 
 BURST = 3
 CREATIONS = Bucket(burst=BURST, per_second=1 / 60)  # one more a minute after the burst
 LOOKUPS = Bucket(burst=BURST, per_second=1 / 60)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 def node_limits(

@@ -55,12 +55,6 @@ def two_nodes(directory: Path, **settings: str) -> Iterator[tuple[ServeProcess, 
 
 
 @pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def nodes(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServeProcess, ServeProcess]]:
@@ -287,6 +281,18 @@ async def test_participants_entering_through_two_nodes_meet_on_the_rooms_node(
             assert media_outside(sdp, ice_ports(node_b)) == candidate_ports(sdp)
 
 
+async def websocket_refused(node: ServeProcess, room_id: str) -> int:
+    """The HTTP status with which ``node`` refuses a newcomer's websocket to ``room_id`` (the
+    test fails if it is accepted)."""
+    newcomer = ParticipantClient(node.base_url, room_id, "Newcomer")
+    try:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await newcomer.join(timeout=30)
+        return refused.value.status
+    finally:
+        await newcomer.close()
+
+
 async def frames_advance(client: ParticipantClient, sender: str, count: int = 20) -> None:
     """Wait until ``client`` receives ``count`` more video frames from ``sender``."""
     stream = client.video_from(sender)
@@ -311,13 +317,7 @@ async def test_while_redis_is_away_calls_go_on_and_new_ones_wait(tmp_path: Path)
                 status, body = await create_room(node, "198.51.100.9")
                 assert (status, body["error"]) == (503, "temporarily_unavailable"), body
                 assert await page_status(node, new_room_id(), "198.51.100.9") == 503
-                newcomer = ParticipantClient(node.base_url, room_id, "Cy")
-                try:
-                    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                        await newcomer.join(timeout=30)
-                    assert refused.value.status == 503
-                finally:
-                    await newcomer.close()
+                assert await websocket_refused(node, room_id) == 503
                 await frames_advance(bea, ada.participant_id)
 
                 redis_server.start()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,13 +15,7 @@ from signaling.redis_registry import NODE_TTL_SECONDS, NodeRegistry
 from signaling.redis_store import connect
 from signaling.room_model import new_room_id
 
-from ..support.redis_server import RedisServer, running_redis
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
+from ..support.redis_server import RedisServer
 
 
 class Node:

@@ -20,9 +20,6 @@ import signal
 import time
 from pathlib import Path
 
-import aiohttp
-import pytest
-
 from signaling.client import ParticipantClient, PatternVideoTrack
 from signaling.redis_registry import NODE_TTL_SECONDS
 from signaling.redis_rooms import SharedRoomService
@@ -42,6 +39,7 @@ from .test_redis_nodes import (
     page_status,
     receives_frames,
     two_nodes,
+    websocket_refused,
 )
 
 CLIENT_IP = "198.51.100.40"
@@ -99,13 +97,7 @@ async def test_a_call_outlives_a_redis_restarted_empty(tmp_path: Path) -> None:
                 # answers the room's link and a reconnecting page with 404.
                 assert await stored_record(redis_server, room_id) is None
                 assert await page_status(node_b, room_id, CLIENT_IP) == 404
-                early = ParticipantClient(node_b.base_url, room_id, "Early")
-                try:
-                    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                        await early.join(timeout=30)
-                    assert refused.value.status == 404
-                finally:
-                    await early.close()
+                assert await websocket_refused(node_b, room_id) == 404
             finally:
                 node_a.process.send_signal(signal.SIGCONT)
 

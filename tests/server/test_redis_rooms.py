@@ -4,7 +4,6 @@ other with its hosts, lock and end, and a node never closes a room people are in
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,13 +13,7 @@ from signaling.redis_store import RedisRoomStore
 from signaling.rooms import RoomLimits, RoomService
 
 from ..conftest import FakeClock
-from ..support.redis_server import RedisServer, running_redis
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
+from ..support.redis_server import RedisServer
 
 
 @pytest.fixture
