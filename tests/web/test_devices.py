@@ -81,7 +81,8 @@ async def test_prejoin_selects_and_the_choice_survives_a_reload(
     assert await page.locator("#prejoin-devices i").count() == 0
     await expect(microphone.locator("option")).to_have_count(3)
     await expect(speaker.locator("option")).to_have_count(3)
-    assert await page.evaluate(PREVIEW_TRACK) == CHROMIUM_CAMERA
+    # The list can be filled before the preview's stream is attached: wait for it, never read once.
+    await page.wait_for_function(f"() => ({PREVIEW_TRACK})() === {CHROMIUM_CAMERA!r}")
 
     await camera.select_option(label=CANVAS_CAMERA)
     await page.wait_for_function(f"() => ({PREVIEW_TRACK})() === {CANVAS_CAMERA!r}")
