@@ -40,8 +40,17 @@ SERVER_ENV = {
     "MEETNOW_RELAY_WORKERS": "0",
     "MEETNOW_ROOM_MAX_PARTICIPANTS": "200",
     "MEETNOW_METRICS_LISTEN": "",  # several servers may run at once; none takes the default port
+    # Never the developer's data dir: a run makes thousands of rooms, and a store filled by earlier
+    # runs would turn this run's rooms away (the durable store is off the forwarding path).
+    "MEETNOW_STORE": "memory",
     "PYTHONUNBUFFERED": "1",
 }
+
+
+class InvalidMeasurement(RuntimeError):
+    """A benchmark measured something other than what it names (refused commands, cards never
+    posted): it fails rather than report a figure."""
+
 
 CPU_WINDOW_SECONDS = 10
 """Server and generator CPU are read over the last this many seconds of the loadtest's window."""

@@ -20,6 +20,10 @@ Figures, each p50 and p99 over the same number of interactions:
   check, room creation, the answer) as the client sees it.
 
 Discord's deadline is 3 s; on a real network add the round trips to Discord.
+
+What it measures is checked, never assumed: every answer (gateway callback, HTTP response) must
+carry its new room's link, or the run fails (:class:`InvalidMeasurement`) instead of timing
+refusals. The server keeps its rooms in a throwaway data directory of its own.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import asyncio
 import contextlib
 import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,25 +46,42 @@ from meetnow.settings import MeetnowSettings
 from meetnow.wiring import create_app
 from tests.fakes.discord import APPLICATION_ID, GUILD_ID, FakeDiscord
 
-from .common import free_port, percentile, say
+from .common import InvalidMeasurement, free_port, percentile, say
 
 QUICK_INTERACTIONS = 200
 INTERACTIONS = 1000
 WARMUP = 20
 
 
+def _check_answer(answer: Any, room_link: str) -> None:
+    """Raise unless ``answer`` (an interaction callback's or response's body) gives a room."""
+    if room_link not in json.dumps(answer):
+        content = answer.get("data", {}).get("content") if isinstance(answer, dict) else None
+        raise InvalidMeasurement(f"/meetnow was not given a room: {content or answer!r:.200}")
+
+
 def _ms(values: list[float]) -> tuple[float, float]:
     return percentile(values, 0.50) * 1000, percentile(values, 0.99) * 1000
 
 
-async def _gateway_latencies(fake: FakeDiscord, count: int) -> list[float]:
-    """One interaction at a time over the fake's gateway; seconds from send to callback."""
+async def _gateway_latencies(
+    fake: FakeDiscord, count: int, room_link: str | None = None
+) -> list[float]:
+    """One interaction at a time over the fake's gateway; seconds from send to callback (each
+    checked to give a room at ``room_link``, unless None: the baseline's fixed answer)."""
     latencies: list[float] = []
     for index in range(WARMUP + count):
         payload = await fake.send_interaction()
         interaction_id = int(payload["id"])
         answered = fake.callback_at.__contains__
         await fake.wait_for(lambda: answered(interaction_id), timeout=10)  # noqa: B023
+        if room_link is not None:
+            callback = next(
+                call
+                for call in reversed(fake.calls)
+                if call.route == "callback" and call.path.split("/")[-3] == str(interaction_id)
+            )
+            _check_answer(callback.body, room_link)
         if index >= WARMUP:
             latencies.append(fake.callback_at[interaction_id] - fake.sent_at[interaction_id])
     return latencies
@@ -83,7 +106,8 @@ async def _raw_client(fake: FakeDiscord, stop: asyncio.Event) -> None:
 
 
 async def _http_latencies(base_url: str, fake: FakeDiscord, count: int) -> list[float]:
-    """Signed POSTs to the HTTP interactions endpoint; seconds until each response."""
+    """Signed POSTs to the HTTP interactions endpoint; seconds until each response (each
+    checked to give a room)."""
     key = _KEY
     latencies: list[float] = []
     async with aiohttp.ClientSession() as http:
@@ -99,8 +123,9 @@ async def _http_latencies(base_url: str, fake: FakeDiscord, count: int) -> list[
             async with http.post(
                 f"{base_url}/discord/interactions", data=body, headers=headers
             ) as r:
-                await r.read()
+                answer = await r.json()
                 assert r.status == 200, r.status
+            _check_answer(answer, f"{base_url}/r/")
             if index >= WARMUP:
                 latencies.append(time.perf_counter() - started)
     return latencies
@@ -109,8 +134,9 @@ async def _http_latencies(base_url: str, fake: FakeDiscord, count: int) -> list[
 _KEY = Ed25519PrivateKey.generate()
 
 
-async def run(quick: bool) -> dict[str, Any]:
-    """Measure; print the figures as they come; return them."""
+async def run(quick: bool, *, max_rooms: int | None = None) -> dict[str, Any]:
+    """Measure; print the figures as they come; return them. ``max_rooms`` (tests only) caps
+    the server's rooms below what the run makes, so that its commands are refused."""
     count = QUICK_INTERACTIONS if quick else INTERACTIONS
     results: dict[str, Any] = {"interactions": count}
 
@@ -135,12 +161,15 @@ async def run(quick: bool) -> dict[str, Any]:
 
     fake = await FakeDiscord().start()
     port = free_port()
+    data_dir = tempfile.TemporaryDirectory(prefix="meetnow-bench-")
     settings = MeetnowSettings(
         host="127.0.0.1",
         port=port,
         relay_workers=0,
         ice_host_addresses=["127.0.0.1"],
-        max_rooms=100_000,
+        max_rooms=max_rooms or 100_000,
+        data_dir=Path(data_dir.name),  # the default store, never the developer's rooms
+        metrics_listen="",
         # One user sends every command: lift the per-user limit, or this measures refusals.
         limit_rooms_per_user_per_hour=1e9,
         limit_rooms_per_org_per_hour=1e9,
@@ -156,7 +185,7 @@ async def run(quick: bool) -> dict[str, Any]:
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         await asyncio.wait_for(fake.ready.wait(), 15)
-        gateway = await _gateway_latencies(fake, count)
+        gateway = await _gateway_latencies(fake, count, f"http://127.0.0.1:{port}/r/")
         results["gateway_p50_ms"], results["gateway_p99_ms"] = _ms(gateway)
         say(
             f"  gateway bot (INTERACTION_CREATE -> callback): p50 {results['gateway_p50_ms']:.2f} ms, "
@@ -171,6 +200,7 @@ async def run(quick: bool) -> dict[str, Any]:
     finally:
         await runner.cleanup()
         await fake.close()
+        data_dir.cleanup()
     results["ratio_p50"] = results["gateway_p50_ms"] / max(results["baseline_p50_ms"], 1e-9)
     results["ratio_p99"] = results["gateway_p99_ms"] / max(results["baseline_p99_ms"], 1e-9)
     say(
