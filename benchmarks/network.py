@@ -44,7 +44,7 @@ from .common import (
     say,
     stop_process,
 )
-from .network_figures import PathRun, concealed_percent, video_figures
+from .network_figures import PathRun, concealed_percent, guest_videos
 
 GUESTS = 3
 FULL_WINDOW_S = 20.0
@@ -247,10 +247,8 @@ async def watch(pages: list[Page], run: PathRun, window_s: float) -> None:
     )
     run.videos = []
     for start, end, tiles in zip(starts, ends, frames, strict=True):
-        for tile in tiles:
-            run.videos.append(
-                video_figures(tile["name"], tile["times"], tile["counts"], start, end)
-            )
+        seen = [(tile["name"], tile["times"], tile["counts"]) for tile in tiles]
+        run.videos += guest_videos(seen, GUESTS - 1, start, end)
     run.window_s = sum(e - s for s, e in zip(starts, ends, strict=True)) / len(pages) / 1000
     videos = max(1, len(run.videos))
     video_bits = 8 * sum(

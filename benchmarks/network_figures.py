@@ -51,6 +51,24 @@ def video_figures(
     )
 
 
+MISSING = "(never arrived)"
+"""The name of a remote video a guest should have had and never got a tile for."""
+
+
+def guest_videos(
+    tiles: Sequence[tuple[str, Sequence[float], Sequence[int]]],
+    expected: int,
+    start: float,
+    end: float,
+) -> list[VideoFigures]:
+    """One guest's remote videos over the window: each tile's (name, frame times, counts), and
+    for every video it should have had but never got a tile for, a video frozen the whole window
+    (left out, a guest who never entered the call would flatter the figures)."""
+    videos = [video_figures(name, times, counts, start, end) for name, times, counts in tiles]
+    videos += [video_figures(MISSING, [], [], start, end)] * max(0, expected - len(tiles))
+    return videos
+
+
 @dataclass
 class PathRun:
     """One condition on one path (through meetnow, or peer to peer): every remote video."""

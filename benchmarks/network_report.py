@@ -100,7 +100,8 @@ def markdown(result: NetworkResult) -> str:
         "own defaults): both paths cross the same impaired links (guest uplink, guest "
         "downlink), so peer to peer is the baseline. Frames are counted by "
         f"`requestVideoFrameCallback`; a freeze is a gap of more than {FREEZE_MS:.0f} ms between "
-        "presented frames, the window's edges included.",
+        "presented frames, the window's edges included; a remote video a guest never got "
+        "(its sender never entered the call) counts as frozen for the whole window, at 0 fps.",
         "",
     ]
     if result.skipped:

@@ -11,10 +11,12 @@ import pytest
 
 from benchmarks.network import CappedCheck
 from benchmarks.network_figures import (
+    MISSING,
     PathRun,
     VideoFigures,
     capped_target,
     freezes_target,
+    guest_videos,
     video_figures,
 )
 from benchmarks.nfqueue_delay import (
@@ -66,6 +68,19 @@ def test_frames_outside_the_window_do_not_count_and_counts_add_up() -> None:
     figures = video_figures("a", [-500, 100, 600, 1100, 1500], [9, 2, 2, 2, 9], 0, 1000)
     assert figures.fps == 4  # only the frames at 100 and 600
     assert figures.freezes == 0
+
+
+def test_a_video_a_guest_never_got_counts_as_frozen_the_whole_window() -> None:
+    steady = [float(t) for t in range(0, 20_000, 50)]
+    tile = ("Ada", steady, [1] * len(steady))
+    # Both remote videos there: measured as they are.
+    both = guest_videos([tile, ("Bea", steady, [1] * len(steady))], 2, 0, 20_000)
+    assert [(v.name, v.freezes) for v in both] == [("Ada", 0), ("Bea", 0)]
+    # One never arrived (its sender never entered the call): frozen at 0 fps, never left out.
+    one = guest_videos([tile], 2, 0, 20_000)
+    assert [(v.name, v.fps, v.freezes, v.longest_gap_s) for v in one[1:]] == [(MISSING, 0, 1, 20)]
+    run = PathRun("c", "meetnow", window_s=20.0, videos=one)
+    assert run.fps_min == 0 and run.freezes_per_minute == 1.5
 
 
 def test_an_empty_window_is_refused() -> None:
