@@ -233,7 +233,16 @@ async def watch(pages: list[Page], run: PathRun, window_s: float) -> None:
             break
         await asyncio.sleep(0.5)
     else:
-        run.note = f"not every video played within {JOIN_WAIT_S:.0f} s of joining; measured anyway"
+        tiles = await asyncio.gather(
+            *(page.evaluate("() => window.__meetnowTest.remoteFrames().length") for page in pages)
+        )
+        counts = ", ".join(
+            f"guest {number} {count} of {GUESTS - 1}" for number, count in enumerate(tiles, 1)
+        )
+        run.note = (
+            f"not every video played within {JOIN_WAIT_S:.0f} s of joining (remote tiles: "
+            f"{counts}); measured anyway"
+        )
     await asyncio.sleep(SETTLE_S)
     now = "() => performance.now()"
     stats = "() => window.__networkStats()"
