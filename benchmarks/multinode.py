@@ -161,7 +161,11 @@ async def sees_everyone(client: ParticipantClient, others: int) -> None:
         if len(seen) >= others:
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"saw {len(seen)} of {others} within {DEADLINE:.0f} s")
+            listed = len([pid for pid in client.participants if pid != client.participant_id])
+            raise TimeoutError(
+                f"saw {len(seen)} of {others} within {DEADLINE:.0f} s "
+                f"({listed} others listed in its room)"
+            )
         await asyncio.sleep(0.01)
 
 
@@ -227,11 +231,15 @@ async def measure_failovers(redis_url: str, mode: Mode) -> dict[str, list[float]
 
 
 async def back_elsewhere(client: ParticipantClient, other: ServerProcess, room_id: str,
-                         others: int, since: float) -> tuple[ParticipantClient, float]:  # fmt: skip
+                         others: int, since: float,
+                         joined: list[ParticipantClient]) -> float:  # fmt: skip
+    """Milliseconds from ``since`` until ``client`` is back in its call through ``other``
+    (the new client goes into ``joined`` at once, so that it is closed whatever happens)."""
     await client.wait_closed(DEADLINE)
     again = await join_until_in(other, room_id, "Again", client.session)
+    joined.append(again)
     await sees_everyone(again, others)
-    return again, (time.monotonic() - since) * 1000
+    return (time.monotonic() - since) * 1000
 
 
 async def measure_drain(redis_url: str, mode: Mode) -> dict[str, list[float]]:
@@ -246,11 +254,18 @@ async def measure_drain(redis_url: str, mode: Mode) -> dict[str, list[float]]:
         await asyncio.gather(*(sees_everyone(c, mode.people - 1) for _, c in clients))
         stopped_at = time.monotonic()
         draining.process.send_signal(signal.SIGTERM)
-        results = await asyncio.gather(
-            *(back_elsewhere(c, other, room, mode.people - 1, stopped_at) for room, c in clients)
-        )
-        again = [client for client, _ in results]
-        return {"multinode_drain_ms": [ms for _, ms in results]}
+        waits = [
+            asyncio.ensure_future(
+                back_elsewhere(c, other, room, mode.people - 1, stopped_at, again)
+            )
+            for room, c in clients
+        ]
+        try:
+            return {"multinode_drain_ms": list(await asyncio.gather(*waits))}
+        finally:  # one failed: the others stop before their clients are closed below
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
     finally:
         for client in [*again, *(c for _, c in clients)]:
             await client.close()

@@ -109,8 +109,9 @@ class Settings(BaseSettings):
 
     room_max_participants: int = Field(default=20, ge=2, le=500)
     """Participants allowed in one room at once. A room lives on one relay worker, one core:
-    20 is the largest room one core forwarded at 30 fps without a freeze (docs/benchmarks.md,
-    relay density), so the default keeps every call in a room whole rather than degrading all."""
+    20 held at 30 fps without a freeze in the relay density benchmark when this default was set;
+    later runs on 2 cores hold fewer (docs/benchmarks.md, section 1). A cap keeps every
+    call in a room whole rather than degrading all: measure your core with meetnow loadtest."""
     room_max_screen_shares: int = Field(default=3, ge=1, le=50)
     """Screens shared at once in one room; one more is refused with ``too_many_screen_shares``
     (each share is one more forwarded video to every participant)."""
